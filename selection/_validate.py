@@ -95,7 +95,7 @@ def weights(w: Any, psi: torch.Tensor) -> torch.Tensor | None:
 
 
 def radii(k: Any) -> np.ndarray:
-    """Validate the KL-ball radius k: a scalar or a 1-D sweep, finite and >= 0."""
+    """Validate the KL-ball radius k: a scalar or a 1-D sweep, finite and >= 0. Returns (K,)."""
     try:
         arr = np.asarray(k, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -106,4 +106,4 @@ def radii(k: Any) -> np.ndarray:
         raise ValueError("k is empty; pass a radius or a sweep such as [2, 4, 6]")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"k must be finite and >= 0; got {arr.tolist()}")
-    return arr
+    return np.atleast_1d(arr)

@@ -50,6 +50,8 @@ INTERIOR, MEAN, MINIMUM = 0, 1, 2
 
 _CHUNK_ELEMENTS = 1 << 20  # elements of one (rows, radii, columns) work buffer
 _MAX_ITER = 100
+_ROUNDING = 64.0  # rounding error of a pass's sums, in units of the dtype's eps
+_TINY_K = 1e-14  # KL radii below this use the second-order closed form
 
 
 @dataclass(frozen=True)
@@ -418,9 +420,19 @@ def _newton_kl(
     if start is not None:
         u = np.where(np.isfinite(start) & (start > 0), np.log(np.where(start > 0, start, 1.0)), u)
     lo = np.full((b, kk), -np.inf)
-    hi = np.full((b, kk), np.inf)
-    value = np.zeros((b, kk))
-    todo = active.copy()
+    # KL(rho_lambda) = int_0^t s Var_s ds <= t^2 top^2 / 8 (Var of x in [0, top] is at most
+    # top^2 / 4), so lambda = top / sqrt(8k) has KL <= k: the root lies below it.
+    hi = np.log(rows.top[:, None] / np.sqrt(8.0 * np.maximum(kgrid, 1e-300)))
+    u = np.minimum(u, hi)
+    # Below _TINY_K the dual cannot resolve KL = k in floating point (log M has absolute
+    # error ~eps); there V_k = mean - sd * sqrt(2k) + O(k), exact to well below tolerance.
+    tiny = active & (kgrid <= _TINY_K)
+    value = np.where(tiny, rows.mean[:, None] - sd * np.sqrt(2.0 * kgrid), 0.0)
+    u = np.where(tiny, np.log(np.broadcast_to(sd, (b, kk)) / np.sqrt(2.0 * np.maximum(kgrid, 1e-300))), u)
+    eps = float(torch.finfo(rows.x.dtype).eps)
+    reach = np.full((b, kk), 4.0)
+    prev_f = np.full((b, kk), np.inf)
+    todo = active & ~tiny
     for _ in range(_MAX_ITER):
         idx = np.nonzero(todo.any(axis=1))[0]
         if idx.size == 0:
@@ -436,16 +448,26 @@ def _newton_kl(
         h = -lam_i * np.log(m0) - lam_i * kgrid[idx]
         gap = lam_i * np.abs(kl - kgrid[idx])
         value[idx] = np.where(todo[idx], h, value[idx])
-        done = gap <= tol[idx, None]
+        # KL is a difference of terms of size t*E[x] and log M: the gap cannot be
+        # resolved below lambda times their rounding error.
+        kl_error = _ROUNDING * eps * (1.0 + t * e1 + np.abs(np.log(m0)))
         f = kl - kgrid[idx]
+        # Converged: the tilt is on the ball (up to rounding) and attains the dual value.
+        # The first condition matters as lambda -> 0, where the gap vanishes off the ball.
+        done = (np.abs(f) <= kl_error + 1e-9 * kgrid[idx]) & (gap <= tol[idx, None] + lam_i * kl_error)
         lo[idx] = np.where(f > 0, u[idx], lo[idx])
         hi[idx] = np.where(f < 0, u[idx], hi[idx])
-        d1 = -(t**2) * k2
-        d2 = 2.0 * t**2 * k2 - t**3 * k3
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            d1 = -(t**2) * k2
+            d2 = 2.0 * t**2 * k2 - t**3 * k3
             step = np.clip(-2.0 * f * d1 / (2.0 * d1**2 - f * d2), -4.0, 4.0)
-        nxt = u[idx] + np.where(np.isfinite(step), step, np.sign(f) * 4.0)
-        u[idx] = np.where(todo[idx] & ~done, _keep_in_bracket(nxt, lo[idx], hi[idx]), u[idx])
+        nxt = u[idx] + np.where(np.isfinite(step), step, np.nan)
+        # Bisect when the last step did not halve |f| (Halley can stall where KL is flat).
+        nxt = np.where(np.abs(f) > 0.5 * prev_f[idx], np.nan, nxt)
+        prev_f[idx] = np.abs(f)
+        reach_i = reach[idx]
+        u[idx] = np.where(todo[idx] & ~done, _keep_in_bracket(nxt, lo[idx], hi[idx], reach_i), u[idx])
+        reach[idx] = reach_i
         todo[idx] &= ~done
     if todo.any():
         raise RuntimeError(_no_convergence("kl", todo))
@@ -473,6 +495,8 @@ def _newton_chi2(
         eta = np.where(~closed & np.isfinite(start) & (start > 0) & (start < top), start, eta)
     lo = np.zeros((b, kk))
     hi = top.copy()
+    eps = float(torch.finfo(rows.x.dtype).eps)
+    prev_d1 = np.full((b, kk), np.inf)
     todo = active & ~closed
     for _ in range(_MAX_ITER):
         idx = np.nonzero(todo.any(axis=1))[0]
@@ -480,7 +504,7 @@ def _newton_chi2(
             break
         a, bb, mass = _moments(rows, idx, eta[idx], "chi2")
         ri = r[idx]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             root_b = np.sqrt(bb)
             ratio = root_b / a  # sqrt(B)/A; equals r at the optimum
             g = eta[idx] - ri * root_b
@@ -490,10 +514,14 @@ def _newton_chi2(
             nxt = eta[idx] - d1 / d2
         valid = bb > 0
         value[idx] = np.where(todo[idx] & valid, g, value[idx])
-        done = valid & (gap <= tol[idx, None])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            off_ball = np.abs(0.5 * (ratio**2 - 1.0) - kgrid[idx])  # chi2(rho) - k
+        done = valid & (gap <= tol[idx, None]) & (off_ball <= _ROUNDING * eps * (1.0 + ratio**2) + 1e-9 * kgrid[idx])
         lo[idx] = np.where(~valid | (d1 > 0), eta[idx], lo[idx])
         hi[idx] = np.where(valid & (d1 < 0), eta[idx], hi[idx])
-        nxt = np.where(valid & np.isfinite(nxt), nxt, np.nan)
+        stalled = np.abs(d1) > 0.5 * prev_d1[idx]
+        prev_d1[idx] = np.where(valid, np.abs(d1), np.inf)
+        nxt = np.where(valid & np.isfinite(nxt) & ~stalled, nxt, np.nan)
         eta[idx] = np.where(todo[idx] & ~done, _keep_in_bracket(nxt, lo[idx], hi[idx]), eta[idx])
         todo[idx] &= ~done
     if todo.any():
@@ -501,17 +529,21 @@ def _newton_chi2(
     return value, eta
 
 
-def _keep_in_bracket(nxt: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _keep_in_bracket(
+    nxt: np.ndarray, lo: np.ndarray, hi: np.ndarray, reach: np.ndarray | None = None
+) -> np.ndarray:
     """Take the Newton point when it falls strictly inside (lo, hi), else bisect.
 
-    An open side of the bracket (infinite) is approached in steps of e^4 in lambda.
+    With one side of the bracket still open (infinite) the point moves ``reach`` past the
+    closed side; ``reach`` doubles in place each time, so a far-off start costs
+    logarithmically many passes.
     """
     inside = np.isfinite(nxt) & (nxt > lo) & (nxt < hi)
-    mid = np.where(
-        np.isfinite(lo) & np.isfinite(hi),
-        0.5 * (lo + hi),
-        np.where(np.isfinite(lo), lo + 4.0, hi - 4.0),
-    )
+    bracketed = np.isfinite(lo) & np.isfinite(hi)
+    step = 4.0 if reach is None else reach
+    mid = np.where(bracketed, 0.5 * (lo + hi), np.where(np.isfinite(lo), lo + step, hi - step))
+    if reach is not None:
+        reach *= np.where(~inside & ~bracketed, 2.0, 1.0)
     return np.where(inside, nxt, mid)
 
 

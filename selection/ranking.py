@@ -1,0 +1,221 @@
+"""Rankings by worst-case value, and their uncertainty by a group bootstrap.
+
+Steps of one rollout are strongly correlated, so the bootstrap never resamples single
+steps: it resamples whole groups (episodes or envs). With common random numbers (every
+checkpoint evaluated on the same envs, commands and pushes) the resampling is paired: one
+draw of groups is applied to all checkpoints, so their comparison keeps its pairing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from postconv.selection import _validate
+from postconv.selection.estimators import Divergence, Sense, WorstCase, worst_case
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Checkpoints ordered per radius k, best first. B checkpoints, K radii."""
+
+    rank: np.ndarray
+    """(B, K) rank of each checkpoint under the worst-case value at each k; 1 is best."""
+    order: np.ndarray
+    """(K, B) checkpoint indices, best first, per k."""
+    mean_rank: np.ndarray
+    """(B,) rank under the plain mean (the direct simulation estimate)."""
+    value: np.ndarray
+    """(B, K) the worst-case values ranked."""
+    mean: np.ndarray
+    """(B,) the plain means (the tie-breaker)."""
+    sense: str
+
+    @property
+    def best(self) -> np.ndarray:
+        """(K,) index of the top checkpoint at each k."""
+        return self.order[:, 0]
+
+
+def _order(primary: np.ndarray, secondary: np.ndarray, sense: str) -> np.ndarray:
+    """Indices best first: by primary, ties by secondary, then by index (stable)."""
+    sign = -1.0 if sense == "reward" else 1.0
+    return np.lexsort((np.arange(primary.size), sign * secondary, sign * primary))
+
+
+def rank(value, mean=None, sense: Sense = "reward") -> Ranking:
+    """Order checkpoints by worst-case value per k, ties broken by the plain mean.
+
+    Args:
+        value: a :class:`WorstCase` (its value, mean and sense are used), or worst-case
+            values of shape (B,) or (B, K).
+        mean: (B,) plain means; required unless ``value`` is a WorstCase.
+        sense: ``"reward"`` (larger is better) or ``"cost"``; taken from a WorstCase.
+
+    Exact ties in both value and mean keep the checkpoints' given order.
+    """
+    if isinstance(value, WorstCase):
+        if value.value.ndim == 0 or (value.value.ndim == 1 and value.k.size > 1):
+            raise ValueError("rank needs a batch of checkpoints: call worst_case with psi of shape (B, n)")
+        value, mean, sense = value.value, value.mean, value.sense
+    _validate.choice("sense", sense, _validate.SENSES)
+    v = np.asarray(value, dtype=np.float64)
+    if v.ndim == 1:
+        v = v[:, None]
+    if v.ndim != 2:
+        raise ValueError(f"value must have shape (B,) or (B, K); got {np.shape(value)}")
+    if mean is None:
+        raise ValueError("rank needs the plain means to break ties; pass mean= or a WorstCase")
+    m = np.asarray(mean, dtype=np.float64).reshape(-1)
+    if m.shape[0] != v.shape[0]:
+        raise ValueError(f"mean has {m.shape[0]} entries for {v.shape[0]} checkpoints")
+    if not (np.all(np.isfinite(v)) and np.all(np.isfinite(m))):
+        raise ValueError("values and means to rank must be finite")
+    order = np.stack([_order(v[:, j], m, sense) for j in range(v.shape[1])])
+    ranks = np.empty_like(order)
+    for j in range(order.shape[0]):
+        ranks[j, order[j]] = np.arange(1, v.shape[0] + 1)
+    mean_order = _order(m, np.zeros_like(m), sense)
+    mean_rank = np.empty_like(mean_order)
+    mean_rank[mean_order] = np.arange(1, m.size + 1)
+    return Ranking(rank=ranks.T, order=order, mean_rank=mean_rank, value=v, mean=m, sense=sense)
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Group-bootstrap uncertainty of worst-case values. B checkpoints, K radii, R replicates."""
+
+    value_low: np.ndarray
+    """(B, K) lower end of the percentile interval of the worst-case value."""
+    value_high: np.ndarray
+    """(B, K) upper end."""
+    mean_low: np.ndarray
+    """(B,) lower end of the interval of the plain mean."""
+    mean_high: np.ndarray
+    """(B,) upper end."""
+    p_best: np.ndarray
+    """(B, K) share of replicates in which the checkpoint ranks first by worst-case value
+    (ties share the credit); each column sums to 1."""
+    p_best_mean: np.ndarray
+    """(B,) the same under the plain mean."""
+    replicates: np.ndarray
+    """(R, B, K) worst-case values of every replicate."""
+    level: float
+    """Coverage of the intervals, e.g. 0.9."""
+
+
+def bootstrap(
+    psi,
+    groups,
+    k=2.0,
+    divergence: Divergence = "kl",
+    sense: Sense = "reward",
+    weights=None,
+    n_boot: int = 200,
+    level: float = 0.9,
+    paired: bool = True,
+    seed: int = 0,
+) -> Bootstrap:
+    """Percentile intervals and P(best) by resampling whole groups of samples.
+
+    Each replicate draws the G groups with replacement (G draws); a sample's weight in the
+    replicate is its base weight times the number of times its group was drawn, and the
+    worst case is solved under those weights. Replicates are batched through
+    :func:`~postconv.selection.estimators`.
+
+    Args:
+        psi: (B, n) samples of B checkpoints.
+        groups: (n,) or (B, n) group label (episode or env id) per sample.
+        k, divergence, sense, weights: as for :func:`~postconv.selection.estimators`.
+        n_boot: number of replicates R.
+        level: interval coverage in (0, 1).
+        paired: one draw of groups for all checkpoints (right under common random numbers,
+            where group g is the same env/episode for every checkpoint); else one per checkpoint.
+        seed: seed of the resampling.
+    """
+    x = _validate.samples(psi)
+    if x.ndim != 2:
+        raise ValueError("bootstrap needs psi of shape (B, n): one row of samples per checkpoint")
+    b, n = x.shape
+    g = np.asarray(groups)
+    if g.shape not in ((n,), (b, n)):
+        raise ValueError(f"groups shape {g.shape} does not match psi shape {(b, n)}; pass one label per sample")
+    if int(n_boot) != n_boot or n_boot < 2:
+        raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    ks = _validate.radii(k)
+    base = np.ones((b, n)) if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64), (b, n))
+    rng = np.random.default_rng(seed)
+    draw = _paired_draw(g, b, n) if paired else _unpaired_draw(g, b, n)
+
+    values = np.empty((n_boot, b, ks.size))
+    means = np.empty((n_boot, b))
+    per_call = max(1, int(2**24 // max(1, b * n)))  # replicates solved together
+    xs = x.cpu().numpy()
+    for start in range(0, n_boot, per_call):
+        stop = min(n_boot, start + per_call)
+        w = draw(rng, stop - start) * base
+        result = worst_case(
+            np.broadcast_to(xs, (stop - start, b, n)).reshape(-1, n),
+            weights=w.reshape(-1, n),
+            k=ks,
+            divergence=divergence,
+            sense=sense,
+        )
+        values[start:stop] = result.value.reshape(stop - start, b, ks.size)
+        means[start:stop] = result.mean.reshape(stop - start, b)
+
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(values, [alpha, 1.0 - alpha], axis=0)
+    mlo, mhi = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
+    return Bootstrap(
+        value_low=lo,
+        value_high=hi,
+        mean_low=mlo,
+        mean_high=mhi,
+        p_best=_share_best(values, sense),
+        p_best_mean=_share_best(means[..., None], sense)[:, 0],
+        replicates=values,
+        level=level,
+    )
+
+
+def _paired_draw(g: np.ndarray, b: int, n: int):
+    """One draw of groups shared by all checkpoints: weights (r, B, n) = times drawn."""
+    labels, codes = np.unique(np.broadcast_to(g, (b, n)), return_inverse=True)
+    codes = codes.reshape(b, n)
+    if g.ndim == 2 and any(np.unique(codes[i]).size != labels.size for i in range(b)):
+        raise ValueError(
+            "paired bootstrap needs every checkpoint to have samples of every group; "
+            "give all checkpoints the same group labels (common random numbers) or pass paired=False"
+        )
+
+    def draw(rng: np.random.Generator, r: int) -> np.ndarray:
+        counts = rng.multinomial(labels.size, np.full(labels.size, 1.0 / labels.size), size=r)
+        return counts[:, codes].astype(np.float64)  # (r, B, n)
+
+    return draw
+
+
+def _unpaired_draw(g: np.ndarray, b: int, n: int):
+    """Independent draws per checkpoint, each over its own groups."""
+    per_row = [np.unique(row, return_inverse=True) for row in np.broadcast_to(g, (b, n))]
+
+    def draw(rng: np.random.Generator, r: int) -> np.ndarray:
+        out = np.empty((r, b, n))
+        for i, (labels, codes) in enumerate(per_row):
+            counts = rng.multinomial(labels.size, np.full(labels.size, 1.0 / labels.size), size=r)
+            out[:, i] = counts[:, codes.reshape(-1)]
+        return out
+
+    return draw
+
+
+def _share_best(values: np.ndarray, sense: str) -> np.ndarray:
+    """(R, B, K) -> (B, K): share of replicates each checkpoint is best in; ties split."""
+    signed = values if sense == "reward" else -values
+    top = signed.max(axis=1, keepdims=True)
+    winners = signed == top
+    return (winners / winners.sum(axis=1, keepdims=True)).mean(axis=0)
