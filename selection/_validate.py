@@ -104,6 +104,7 @@ def radii(k: Any) -> np.ndarray:
         raise ValueError(f"k must be a scalar or a 1-D sweep; got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError("k is empty; pass a radius or a sweep such as [2, 4, 6]")
+    arr = np.atleast_1d(arr)
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"k must be finite and >= 0; got {arr.tolist()}")
-    return np.atleast_1d(arr)
+    return arr

@@ -25,7 +25,9 @@ def _pair(pred, real) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(pred, dtype=np.float64).reshape(-1)
     r = np.asarray(real, dtype=np.float64).reshape(-1)
     if p.size != r.size:
-        raise ValueError(f"{p.size} predicted scores for {r.size} real outcomes; pass one of each per checkpoint")
+        raise ValueError(
+            f"{p.size} predicted scores for {r.size} real outcomes; pass one of each per checkpoint"
+        )
     if p.size < 2:
         raise ValueError("agreement needs at least 2 checkpoints with real outcomes")
     if not (np.all(np.isfinite(p)) and np.all(np.isfinite(r))):

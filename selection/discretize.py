@@ -147,13 +147,17 @@ def _rows(x: ArrayLike, name: str, ndim: int = 1) -> list[np.ndarray]:
         if x.ndim == ndim:
             x = x[None]
         if x.ndim != ndim + 1:
-            raise ValueError(f"{name} must have {ndim + 1} dimensions (checkpoints, samples...); got {x.ndim}")
+            raise ValueError(
+                f"{name} must have {ndim + 1} dimensions (checkpoints, samples...); got {x.ndim}"
+            )
         rows = list(x)
     else:
         rows = [np.asarray(r, dtype=np.float64) for r in x]
     for r in rows:
         if r.ndim != ndim or r.shape[0] == 0:
-            raise ValueError(f"each checkpoint's {name} must be a non-empty {ndim}-D array; got shape {r.shape}")
+            raise ValueError(
+                f"each checkpoint's {name} must be a non-empty {ndim}-D array; got shape {r.shape}"
+            )
         if not np.all(np.isfinite(r)):
             raise ValueError(f"{name} contains NaN or inf; drop or repair those samples before binning")
     return [np.asarray(r, dtype=np.float64) for r in rows]

@@ -516,7 +516,11 @@ def _newton_chi2(
         value[idx] = np.where(todo[idx] & valid, g, value[idx])
         with np.errstate(divide="ignore", invalid="ignore"):
             off_ball = np.abs(0.5 * (ratio**2 - 1.0) - kgrid[idx])  # chi2(rho) - k
-        done = valid & (gap <= tol[idx, None]) & (off_ball <= _ROUNDING * eps * (1.0 + ratio**2) + 1e-9 * kgrid[idx])
+        done = (
+            valid
+            & (gap <= tol[idx, None])
+            & (off_ball <= _ROUNDING * eps * (1.0 + ratio**2) + 1e-9 * kgrid[idx])
+        )
         lo[idx] = np.where(~valid | (d1 > 0), eta[idx], lo[idx])
         hi[idx] = np.where(valid & (d1 < 0), eta[idx], hi[idx])
         stalled = np.abs(d1) > 0.5 * prev_d1[idx]

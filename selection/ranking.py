@@ -140,25 +140,28 @@ def bootstrap(
     b, n = x.shape
     g = np.asarray(groups)
     if g.shape not in ((n,), (b, n)):
-        raise ValueError(f"groups shape {g.shape} does not match psi shape {(b, n)}; pass one label per sample")
+        raise ValueError(
+            f"groups shape {g.shape} does not match psi shape {(b, n)}; pass one label per sample"
+        )
     if int(n_boot) != n_boot or n_boot < 2:
         raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1); got {level!r}")
     ks = _validate.radii(k)
-    base = np.ones((b, n)) if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64), (b, n))
+    base = (
+        np.ones((b, n)) if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64), (b, n))
+    )
     rng = np.random.default_rng(seed)
     draw = _paired_draw(g, b, n) if paired else _unpaired_draw(g, b, n)
 
     values = np.empty((n_boot, b, ks.size))
     means = np.empty((n_boot, b))
     per_call = max(1, int(2**24 // max(1, b * n)))  # replicates solved together
-    xs = x.cpu().numpy()
     for start in range(0, n_boot, per_call):
         stop = min(n_boot, start + per_call)
         w = draw(rng, stop - start) * base
         result = worst_case(
-            np.broadcast_to(xs, (stop - start, b, n)).reshape(-1, n),
+            x.repeat(stop - start, 1),
             weights=w.reshape(-1, n),
             k=ks,
             divergence=divergence,

@@ -25,10 +25,7 @@ def _formulations(ps: np.ndarray, qs: np.ndarray, k: float, divergence: str):
     n = ps.size
     scaled = n * qs  # weights of order 1 keep the conic solver well scaled
     w = cp.Variable(n, nonneg=True)
-    if divergence == "kl":
-        ball = scaled @ cp.entr(w) >= -k * n
-    else:
-        ball = scaled @ cp.square(w - 1.0) <= 2.0 * k * n
+    ball = scaled @ cp.entr(w) >= -k * n if divergence == "kl" else scaled @ cp.square(w - 1.0) <= 2.0 * k * n
     yield cp.Problem(cp.Minimize((scaled * ps) @ w / n), [scaled @ w == n, ball]), lambda: qs * w.value
     if divergence == "kl":
         rho = cp.Variable(n, nonneg=True)

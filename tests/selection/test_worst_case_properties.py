@@ -56,7 +56,9 @@ def test_value_is_non_increasing_in_k_and_between_min_and_mean(divergence, psi, 
 def test_shift_and_scale_equivariance(divergence, psi, k, shift, scale):
     base = worst_case(psi, k=k, divergence=divergence).value
     moved = worst_case(scale * psi + shift, k=k, divergence=divergence).value
-    assert moved == pytest.approx(scale * base + shift, abs=1e-8 * (abs(shift) + scale * (1 + np.abs(psi).max())))
+    assert moved == pytest.approx(
+        scale * base + shift, abs=1e-8 * (abs(shift) + scale * (1 + np.abs(psi).max()))
+    )
 
 
 @pytest.mark.parametrize("divergence", DIVERGENCES)
@@ -109,12 +111,19 @@ def test_batched_rows_equal_single_solves(divergence):
     batch = worst_case(psi, k=ks, divergence=divergence)
     assert batch.value.shape == (5, 3)
     for i in range(5):
-        np.testing.assert_allclose(batch.value[i], worst_case(psi[i], k=ks, divergence=divergence).value, atol=1e-12)
+        np.testing.assert_allclose(
+            batch.value[i], worst_case(psi[i], k=ks, divergence=divergence).value, atol=1e-12
+        )
 
 
 @pytest.mark.parametrize(
     ("psi_shape", "k", "value_shape", "weights_shape"),
-    [((7,), 1.0, (), (7,)), ((7,), [1.0, 2.0], (2,), (2, 7)), ((3, 7), 1.0, (3,), (3, 7)), ((3, 7), [1.0], (3, 1), (3, 1, 7))],
+    [
+        ((7,), 1.0, (), (7,)),
+        ((7,), [1.0, 2.0], (2,), (2, 7)),
+        ((3, 7), 1.0, (3,), (3, 7)),
+        ((3, 7), [1.0], (3, 1), (3, 1, 7)),
+    ],
 )
 def test_output_shapes_follow_the_inputs(psi_shape, k, value_shape, weights_shape):
     psi = np.random.default_rng(0).normal(size=psi_shape)
@@ -141,7 +150,8 @@ def test_kl_reaches_the_minimum_exactly_at_minus_log_of_its_mass():
     assert below > 0.0
     assert at == 0.0
     r = worst_case(psi, k=threshold + 1, divergence="kl")
-    assert r.status == MINIMUM and r.multiplier == 0.0
+    assert r.status == MINIMUM
+    assert r.multiplier == 0.0
     np.testing.assert_allclose(r.weights, [0.5, 0.5, 0, 0, 0, 0, 0, 0])
 
 
@@ -190,7 +200,9 @@ def test_zero_weight_atoms_never_carry_mass():
 def test_status_codes_mark_the_closed_forms():
     r = worst_case(np.arange(10.0), k=[0.0, 1.0, 100.0])
     assert r.status.tolist() == [MEAN, INTERIOR, MINIMUM]
-    assert np.isinf(r.multiplier[0]) and r.multiplier[1] > 0 and r.multiplier[2] == 0
+    assert np.isinf(r.multiplier[0])
+    assert r.multiplier[1] > 0
+    assert r.multiplier[2] == 0
 
 
 @pytest.mark.parametrize("divergence", DIVERGENCES)
@@ -213,6 +225,6 @@ def test_warm_started_large_problem_matches_its_dual_certificate(divergence):
     for i in range(2):
         for j, k in enumerate([1.0, 4.0]):
             assert float(rho[i, j] @ psi[i]) == pytest.approx(r.value[i, j], abs=1e-9)
-            assert divergence_of(rho[i, j], np.full(psi.shape[1], 1 / psi.shape[1]), divergence) == pytest.approx(
-                k, rel=1e-6
-            )
+            assert divergence_of(
+                rho[i, j], np.full(psi.shape[1], 1 / psi.shape[1]), divergence
+            ) == pytest.approx(k, rel=1e-6)

@@ -1,0 +1,67 @@
+"""Rankings by worst case with mean tie-breaks, and the group bootstrap."""
+
+import numpy as np
+import pytest
+
+from postconv.selection import bootstrap, rank, worst_case
+
+
+def test_worst_case_can_reverse_the_mean_ranking():
+    rng = np.random.default_rng(0)
+    steady = rng.normal(1.0, 0.1, 4000)  # lower mean, no bad tail
+    risky = np.where(rng.random(4000) < 0.05, -8.0, 1.6) + rng.normal(0, 0.1, 4000)  # higher mean, falls
+    r = rank(worst_case(np.stack([steady, risky]), k=[0.0, 2.0]))
+    assert risky.mean() > steady.mean()
+    assert r.mean_rank.tolist() == [2, 1]
+    assert r.rank[:, 0].tolist() == [2, 1]  # k = 0 is the mean
+    assert r.rank[:, 1].tolist() == [1, 2]  # the worst case prefers the steady policy
+    assert r.best.tolist() == [1, 0]
+
+
+def test_ties_in_value_are_broken_by_the_mean_then_by_index():
+    value = np.array([1.0, 1.0, 0.5, 1.0])
+    mean = np.array([2.0, 3.0, 9.0, 2.0])
+    r = rank(value, mean)
+    assert r.order[0].tolist() == [1, 0, 3, 2]
+    assert r.rank[:, 0].tolist() == [2, 1, 4, 3]
+
+
+def test_cost_sense_ranks_small_first():
+    r = rank(worst_case(np.array([[3.0, 3.1], [1.0, 1.2]]), k=0.5, sense="cost"))
+    assert r.rank[:, 0].tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_bootstrap_intervals_cover_the_estimate_and_p_best_sums_to_one(paired):
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(40), 25)  # 40 episodes of 25 steps
+    episode_effect = rng.normal(0, 1, (3, 40))[:, groups]
+    psi = np.array([[0.0], [0.3], [1.5]]) + episode_effect + rng.normal(0, 0.3, (3, 1000))
+    ks = [0.5, 2.0]
+    point = worst_case(psi, k=ks).value
+    bs = bootstrap(psi, groups, k=ks, n_boot=100, paired=paired, seed=4)
+    assert bs.replicates.shape == (100, 3, 2)
+    assert np.all(bs.value_low <= point + 1e-12)
+    assert np.all(point <= bs.value_high + 1e-12)
+    np.testing.assert_allclose(bs.p_best.sum(axis=0), 1.0)
+    assert bs.p_best[2].min() > 0.9  # the clearly best checkpoint
+    assert bs.p_best_mean.sum() == pytest.approx(1.0)
+
+
+def test_group_bootstrap_is_wider_than_a_step_bootstrap_under_correlation():
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(20), 100)
+    psi = rng.normal(0, 1, (1, 20))[:, groups] + rng.normal(0, 0.1, (1, 2000))
+    by_episode = bootstrap(psi, groups, k=1.0, n_boot=200, seed=0)
+    by_step = bootstrap(psi, np.arange(2000), k=1.0, n_boot=200, seed=0)
+    width = lambda b: float(b.value_high[0, 0] - b.value_low[0, 0])  # noqa: E731
+    assert width(by_episode) > 3 * width(by_step)
+
+
+def test_bootstrap_is_reproducible_from_its_seed():
+    rng = np.random.default_rng(3)
+    psi = rng.normal(size=(2, 200))
+    groups = np.repeat(np.arange(10), 20)
+    a = bootstrap(psi, groups, k=1.0, n_boot=20, seed=9)
+    b = bootstrap(psi, groups, k=1.0, n_boot=20, seed=9)
+    np.testing.assert_array_equal(a.replicates, b.replicates)
