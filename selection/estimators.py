@@ -50,6 +50,7 @@ INTERIOR, MEAN, MINIMUM = 0, 1, 2
 
 _CHUNK_ELEMENTS = 1 << 20  # elements of one (rows, radii, columns) work buffer
 _MAX_ITER = 100
+_KEEP_BASIS_ELEMENTS = 1 << 22
 _ROUNDING = 64.0  # rounding error of a pass's sums, in units of the dtype's eps
 _TINY_K = 1e-14  # KL radii below this use the second-order closed form
 
@@ -222,6 +223,7 @@ class _Rows:
     var: np.ndarray  # Var_q[x]
     top: np.ndarray  # maximum of x over the support
     q_min: np.ndarray  # q-mass of the minimizers (x == 0 on the support)
+    basis: torch.Tensor | None = None  # (B, m, n) q * x^j, kept for small problems
 
 
 def _chunk_columns(rows: int, radii: int, n: int) -> int:
@@ -287,28 +289,36 @@ def _moments(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tup
     neg_p = -p
     all_rows = len(idx) == x_all.shape[0]
     idx_t = torch.as_tensor(idx, device=dev)
+    m = 4 if kind == "kl" else 1
     total = torch.zeros((r, kk, 4 if kind == "kl" else 3), dtype=torch.float64, device=dev)
     step = _chunk_columns(r, kk, n)
     buf = torch.empty((r, kk, step), dtype=dt, device=dev)
-    powers = torch.empty((r, 4 if kind == "kl" else 1, step), dtype=dt, device=dev)
-    if q_all is None:
-        powers[:, 0].fill_(1.0)
+    kept = _kept_basis(rows, m)
+    if kept is None:
+        powers = torch.empty((r, m, step), dtype=dt, device=dev)
+        if q_all is None:
+            powers[:, 0].fill_(1.0)
+    elif not all_rows:
+        kept = kept[idx_t]
     for start in range(0, n, step):
         stop = min(n, start + step)
         w = stop - start
         xc = x_all[:, start:stop] if all_rows else x_all[idx_t, start:stop]
-        basis = powers[..., :w]  # (R, m, c): q * x^j, written in place
-        if q_all is not None:
-            shared = q_all.shape[0] == 1 or all_rows
-            qc = q_all[:, start:stop] if shared else q_all[idx_t, start:stop]
-            basis[:, 0].copy_(qc.expand_as(xc))
+        if kept is not None:
+            basis = kept[..., start:stop]
+        else:
+            basis = powers[..., :w]  # (R, m, c): q * x^j, written in place
+            if q_all is not None:
+                shared = q_all.shape[0] == 1 or all_rows
+                qc = q_all[:, start:stop] if shared else q_all[idx_t, start:stop]
+                basis[:, 0].copy_(qc.expand_as(xc))
+            for j in range(1, m):
+                torch.mul(basis[:, j - 1], xc, out=basis[:, j])
         xb = xc[:, None, :]
         e = buf[..., :w]
         # Reductions as (R, m, c) @ (R, c, K) products: with the long axis contiguous in
         # both operands this runs about 3x faster than the (R, K, c) @ (R, c, m) layout.
         if kind == "kl":
-            for j in (1, 2, 3):
-                torch.mul(basis[:, j - 1], xc, out=basis[:, j])
             torch.mul(xb, neg_p, out=e)
             e.exp_()
             total += torch.bmm(basis, e.transpose(1, 2)).transpose(1, 2)
@@ -323,6 +333,27 @@ def _moments(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tup
         total /= n
     out = total.cpu().numpy()
     return tuple(out[..., i] for i in range(4 if kind == "kl" else 3))
+
+
+def _kept_basis(rows: _Rows, m: int) -> torch.Tensor | None:
+    """The (B, m, n) basis q * x^j for all samples, built once per solve when it is small.
+
+    Small problems are dominated by per-pass overhead; large ones rebuild the basis per
+    chunk rather than hold m copies of the samples.
+    """
+    if rows.x.numel() * m > _KEEP_BASIS_ELEMENTS:
+        return None
+    if rows.basis is None or rows.basis.shape[1] < m:
+        b, n = rows.x.shape
+        basis = torch.empty((b, m, n), dtype=rows.x.dtype, device=rows.x.device)
+        if rows.q is None:
+            basis[:, 0].fill_(1.0)
+        else:
+            basis[:, 0].copy_(rows.q.expand(b, n))
+        for j in range(1, m):
+            torch.mul(basis[:, j - 1], rows.x, out=basis[:, j])
+        rows.basis = basis
+    return rows.basis[:, :m]
 
 
 def _tolerance(rows: _Rows, rtol: float) -> np.ndarray:
@@ -369,7 +400,8 @@ def _warm_start(
         return None
     start = _warm_start(sub_signed, sub_q, sub, kgrid, divergence)
     solve = _newton_kl if divergence == "kl" else _newton_chi2
-    _, mult = solve(sub, kgrid, active, _tolerance(sub, 1e-5), start)
+    with np.errstate(all="ignore"):
+        _, mult = solve(sub, kgrid, active, _tolerance(sub, 1e-5), start)
     if divergence == "chi2":
         mult = mult + (sub.low - rows.low)[:, None]  # the subsample's minimum is higher
     return np.where(active, mult, np.nan)
@@ -389,7 +421,9 @@ def _solve_fast(
         start = _warm_start(signed, q, rows, kgrid, divergence)
         solve = _newton_kl if divergence == "kl" else _newton_chi2
         rtol = 1e-12 if signed.dtype == torch.float64 else 1e-6
-        v, m = solve(rows, kgrid, interior, _tolerance(rows, rtol), start)
+        # inf/nan from flat or empty regions are caught by the bracket safeguards
+        with np.errstate(all="ignore"):
+            v, m = solve(rows, kgrid, interior, _tolerance(rows, rtol), start)
         value = np.where(interior, v, value)
         mult = np.where(interior, m, mult)
     value = value + rows.low[:, None]
@@ -457,10 +491,9 @@ def _newton_kl(
         done = (np.abs(f) <= kl_error + 1e-9 * kgrid[idx]) & (gap <= tol[idx, None] + lam_i * kl_error)
         lo[idx] = np.where(f > 0, u[idx], lo[idx])
         hi[idx] = np.where(f < 0, u[idx], hi[idx])
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            d1 = -(t**2) * k2
-            d2 = 2.0 * t**2 * k2 - t**3 * k3
-            step = np.clip(-2.0 * f * d1 / (2.0 * d1**2 - f * d2), -4.0, 4.0)
+        d1 = -(t**2) * k2
+        d2 = 2.0 * t**2 * k2 - t**3 * k3
+        step = np.clip(-2.0 * f * d1 / (2.0 * d1**2 - f * d2), -4.0, 4.0)
         nxt = u[idx] + np.where(np.isfinite(step), step, np.nan)
         # Bisect when the last step did not halve |f| (Halley can stall where KL is flat).
         nxt = np.where(np.abs(f) > 0.5 * prev_f[idx], np.nan, nxt)
@@ -504,18 +537,16 @@ def _newton_chi2(
             break
         a, bb, mass = _moments(rows, idx, eta[idx], "chi2")
         ri = r[idx]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            root_b = np.sqrt(bb)
-            ratio = root_b / a  # sqrt(B)/A; equals r at the optimum
-            g = eta[idx] - ri * root_b
-            gap = np.abs(root_b * (ri - ratio))  # E_rho[x] - g(eta) for rho ~ q (eta - x)_+
-            d1 = 1.0 - ri * a / root_b
-            d2 = -ri * (mass * bb - a**2) / bb**1.5
-            nxt = eta[idx] - d1 / d2
+        root_b = np.sqrt(bb)
+        ratio = root_b / a  # sqrt(B)/A; equals r at the optimum
+        g = eta[idx] - ri * root_b
+        gap = np.abs(root_b * (ri - ratio))  # E_rho[x] - g(eta) for rho ~ q (eta - x)_+
+        d1 = 1.0 - ri * a / root_b
+        d2 = -ri * (mass * bb - a**2) / bb**1.5
+        nxt = eta[idx] - d1 / d2
         valid = bb > 0
         value[idx] = np.where(todo[idx] & valid, g, value[idx])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            off_ball = np.abs(0.5 * (ratio**2 - 1.0) - kgrid[idx])  # chi2(rho) - k
+        off_ball = np.abs(0.5 * (ratio**2 - 1.0) - kgrid[idx])  # chi2(rho) - k
         done = (
             valid
             & (gap <= tol[idx, None])
