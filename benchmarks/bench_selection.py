@@ -25,11 +25,12 @@ from postconv.selection import worst_case
 console = Console()
 
 
-def best_time(fn, repeat: int) -> tuple[float, object]:
+def best_time(repeat: int, *args, **kwargs) -> tuple[float, object]:
+    """Best wall time of ``worst_case(*args, **kwargs)`` over ``repeat`` runs, and its result."""
     best, out = float("inf"), None
     for _ in range(repeat):
         start = time.perf_counter()
-        out = fn()
+        out = worst_case(*args, **kwargs)
         best = min(best, time.perf_counter() - start)
     return best, out
 
@@ -49,8 +50,8 @@ def against_cvxpy(sizes: list[int], k: float) -> None:
     for divergence in ("kl", "chi2"):
         for n in sizes:
             psi = samples(n, seed=n)
-            t_ref, ref = best_time(lambda: worst_case(psi, k=k, divergence=divergence, solver="cvxpy"), 1)
-            t_fast, fast = best_time(lambda: worst_case(psi, k=k, divergence=divergence), 20)
+            t_ref, ref = best_time(1, psi, k=k, divergence=divergence, solver="cvxpy")
+            t_fast, fast = best_time(20, psi, k=k, divergence=divergence)
             rel = abs(float(fast.value) - float(ref.value)) / abs(float(ref.value))
             table.add_row(
                 divergence, f"{n:,}", f"{t_ref:.3f}", f"{t_fast:.5f}", f"{t_ref / t_fast:,.0f}x", f"{rel:.1e}"
@@ -65,7 +66,7 @@ def ours_alone(sizes: list[int], ks: list[float]) -> None:
     for divergence in ("kl", "chi2"):
         for n in sizes:
             psi = samples(n, seed=n)
-            t, _ = best_time(lambda: worst_case(psi, k=ks, divergence=divergence), 3 if n <= 10**6 else 1)
+            t, _ = best_time(3 if n <= 10**6 else 1, psi, k=ks, divergence=divergence)
             table.add_row(divergence, f"{n:,}", f"{t:.3f}", f"{t / n / len(ks) * 1e9:.1f}")
     console.print(table)
 
@@ -78,7 +79,7 @@ def batch(checkpoints: int, n: int, ks: list[float]) -> None:
     for threads in (1, 2):
         torch.set_num_threads(threads)
         for divergence in ("kl", "chi2"):
-            t, _ = best_time(lambda: worst_case(psi, k=ks, divergence=divergence), 2)
+            t, _ = best_time(2, psi, k=ks, divergence=divergence)
             table.add_row(divergence, str(threads), f"{t:.2f}", f"{t / psi.numel() / len(ks) * 1e9:.2f}")
     console.print(table)
 

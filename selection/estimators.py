@@ -216,14 +216,14 @@ def worst_case(
 class _Rows:
     """Per-checkpoint data the solvers share. Shapes: x (B, n); the rest (B,)."""
 
-    x: torch.Tensor  # psi - low on the support, 0 off it
-    q: torch.Tensor | None  # normalized weights (B, n) or (1, n), None for uniform
+    x: torch.Tensor | np.ndarray  # psi - low on the support, 0 off it (numpy: small problems)
+    q: torch.Tensor | np.ndarray | None  # normalized weights (B, n) or (1, n), None for uniform
     low: np.ndarray  # minimum over the support
     mean: np.ndarray  # E_q[x]
     var: np.ndarray  # Var_q[x]
     top: np.ndarray  # maximum of x over the support
     q_min: np.ndarray  # q-mass of the minimizers (x == 0 on the support)
-    basis: torch.Tensor | None = None  # (B, m, n) q * x^j, kept for small problems
+    basis: torch.Tensor | np.ndarray | None = None  # (B, m, n) q * x^j, kept for small problems
 
 
 def _chunk_columns(rows: int, radii: int, n: int) -> int:
@@ -281,6 +281,8 @@ def _moments(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tup
     d = (eta - x)_+. Each chunk is reduced by a batched matrix product with the basis
     [q, q*x, q*x^2, q*x^3]; chunk sums are accumulated in float64. Shapes (R, K).
     """
+    if isinstance(rows.x, np.ndarray):
+        return _moments_small(rows, idx, params, kind)
     x_all, q_all = rows.x, rows.q
     r, kk = params.shape
     n = x_all.shape[-1]
@@ -356,6 +358,88 @@ def _kept_basis(rows: _Rows, m: int) -> torch.Tensor | None:
     return rows.basis[:, :m]
 
 
+# Below this many (samples x radii) per solve, per-operation overhead dominates: the rows
+# are kept as numpy arrays (about 1 us per op against torch's 5 to 10) and only the
+# exponential goes through torch, whose vectorized exp is ~4x numpy's here.
+_SMALL_PROBLEM = 1 << 17
+
+
+def _rows(signed: torch.Tensor, q: torch.Tensor | None, radii: int) -> _Rows:
+    if signed.device.type == "cpu" and signed.numel() * radii <= _SMALL_PROBLEM:
+        return _row_stats_small(signed.numpy(), None if q is None else q.numpy())
+    return _row_stats(signed, q)
+
+
+def _eps(rows: _Rows) -> float:
+    dtype = rows.x.dtype
+    return float(np.finfo(dtype).eps if isinstance(rows.x, np.ndarray) else torch.finfo(dtype).eps)
+
+
+def _row_stats_small(signed: np.ndarray, q: np.ndarray | None) -> _Rows:
+    """:func:`_row_stats` on numpy arrays, for small problems."""
+    if q is None:
+        low = signed.min(axis=1)
+        x = signed - low[:, None]
+        basis = np.stack((np.ones_like(x), x, x * x, x * x * x), axis=1)
+        sums = basis.sum(axis=2, dtype=np.float64) / x.shape[1]
+        q_min = (x == 0).mean(axis=1)
+        top = x.max(axis=1)
+    else:
+        support = q > 0
+        low = np.where(support, signed, np.inf).min(axis=1)
+        x = np.where(support, signed - low[:, None], 0).astype(signed.dtype)
+        qx = q * x
+        qxx = qx * x
+        basis = np.stack((np.broadcast_to(q, x.shape), qx, qxx, qxx * x), axis=1)
+        sums = basis.sum(axis=2, dtype=np.float64)
+        q_min = (q * ((x == 0) & support)).sum(axis=1, dtype=np.float64)
+        top = np.where(support, x, 0).max(axis=1)
+    mean = sums[:, 1]
+    return _Rows(
+        x=x,
+        q=q,
+        low=low.astype(np.float64),
+        mean=mean,
+        var=np.maximum(sums[:, 2] - mean**2, 0.0),
+        top=top.astype(np.float64),
+        q_min=np.clip(q_min, 0.0, 1.0),
+        basis=basis,
+    )
+
+
+def _moments_small(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tuple[np.ndarray, ...]:
+    """:func:`_moments` on numpy arrays, for small problems."""
+    x = rows.x[idx][:, None, :]  # (R, 1, n)
+    p = params.astype(x.dtype)[:, :, None]  # (R, K, 1)
+    scale = 1.0 / x.shape[-1] if rows.q is None else 1.0
+    if kind == "kl":
+        e = torch.exp(torch.from_numpy(x * -p)).numpy()
+        total = np.matmul(rows.basis[idx], e.transpose(0, 2, 1)).transpose(0, 2, 1)  # (R, K, 4)
+        return tuple(total[..., j].astype(np.float64) * scale for j in range(4))
+    d = np.maximum(p - x, 0)
+    weight = rows.basis[idx][:, :1]  # (R, 1, n): q, or ones
+    sums = [np.matmul(weight, a.transpose(0, 2, 1))[:, 0] for a in (d, d * d, np.sign(d))]
+    return tuple(v.astype(np.float64) * scale for v in sums)
+
+
+def _pass(rows: _Rows, todo: np.ndarray, params: np.ndarray, kind: str) -> tuple[np.ndarray, ...]:
+    """Moments for all (B, K) pairs, computed only for checkpoints with a pair still to do.
+
+    Rows not computed get neutral values (1 for the first moment, else 0 or 1) that the
+    callers mask out, so the Newton updates run on whole (B, K) arrays without indexing.
+    """
+    idx = np.nonzero(todo.any(axis=1))[0]
+    sums = _moments(rows, idx, params[idx], kind)
+    if idx.size == todo.shape[0]:
+        return sums
+    full = []
+    for j, part in enumerate(sums):
+        out = np.full(todo.shape, 1.0 if (j == 0 or kind == "chi2") else 0.0)
+        out[idx] = part
+        full.append(out)
+    return tuple(full)
+
+
 def _tolerance(rows: _Rows, rtol: float) -> np.ndarray:
     return rtol * np.maximum(rows.top, np.finfo(np.float64).tiny)
 
@@ -394,7 +478,7 @@ def _warm_start(
             return None
         sub_q = sub_q / mass
     sub_signed = signed[:, ::stride].contiguous()
-    sub = _row_stats(sub_signed, sub_q)
+    sub = _rows(sub_signed, sub_q, kgrid.shape[1])
     active = _classify(sub, kgrid, divergence) == INTERIOR
     if not active.any():
         return None
@@ -410,7 +494,7 @@ def _warm_start(
 def _solve_fast(
     signed: torch.Tensor, q: torch.Tensor | None, ks: np.ndarray, divergence: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rows = _row_stats(signed, q)
+    rows = _rows(signed, q, ks.size)
     b, kk = signed.shape[0], ks.size
     kgrid = np.broadcast_to(ks, (b, kk))
     status = _classify(rows, kgrid, divergence)
@@ -420,7 +504,7 @@ def _solve_fast(
     if interior.any():
         start = _warm_start(signed, q, rows, kgrid, divergence)
         solve = _newton_kl if divergence == "kl" else _newton_chi2
-        rtol = 1e-12 if signed.dtype == torch.float64 else 1e-6
+        rtol = 1e-10 if signed.dtype == torch.float64 else 1e-6
         # inf/nan from flat or empty regions are caught by the bracket safeguards
         with np.errstate(all="ignore"):
             v, m = solve(rows, kgrid, interior, _tolerance(rows, rtol), start)
@@ -463,45 +547,39 @@ def _newton_kl(
     tiny = active & (kgrid <= _TINY_K)
     value = np.where(tiny, rows.mean[:, None] - sd * np.sqrt(2.0 * kgrid), 0.0)
     u = np.where(tiny, np.log(np.broadcast_to(sd, (b, kk)) / np.sqrt(2.0 * np.maximum(kgrid, 1e-300))), u)
-    eps = float(torch.finfo(rows.x.dtype).eps)
+    eps = _eps(rows)
     reach = np.full((b, kk), 4.0)
     prev_f = np.full((b, kk), np.inf)
     todo = active & ~tiny
     for _ in range(_MAX_ITER):
-        idx = np.nonzero(todo.any(axis=1))[0]
-        if idx.size == 0:
+        if not todo.any():
             break
         lam = np.exp(u)
-        m0, m1, m2, m3 = _moments(rows, idx, 1.0 / lam[idx], "kl")
+        t = 1.0 / lam
+        m0, m1, m2, m3 = _pass(rows, todo, t, "kl")
         e1, e2, e3 = m1 / m0, m2 / m0, m3 / m0
         k2 = np.maximum(e2 - e1**2, 0.0)
         k3 = e3 - 3.0 * e1 * e2 + 2.0 * e1**3
-        lam_i = lam[idx]
-        t = 1.0 / lam_i
-        kl = -t * e1 - np.log(m0)
-        h = -lam_i * np.log(m0) - lam_i * kgrid[idx]
-        gap = lam_i * np.abs(kl - kgrid[idx])
-        value[idx] = np.where(todo[idx], h, value[idx])
-        # KL is a difference of terms of size t*E[x] and log M: the gap cannot be
-        # resolved below lambda times their rounding error.
-        kl_error = _ROUNDING * eps * (1.0 + t * e1 + np.abs(np.log(m0)))
-        f = kl - kgrid[idx]
-        # Converged: the tilt is on the ball (up to rounding) and attains the dual value.
-        # The first condition matters as lambda -> 0, where the gap vanishes off the ball.
-        done = (np.abs(f) <= kl_error + 1e-9 * kgrid[idx]) & (gap <= tol[idx, None] + lam_i * kl_error)
-        lo[idx] = np.where(f > 0, u[idx], lo[idx])
-        hi[idx] = np.where(f < 0, u[idx], hi[idx])
+        log_m = np.log(m0)
+        f = -t * e1 - log_m - kgrid  # KL(rho_lambda || q) - k
+        value = np.where(todo, -lam * log_m - lam * kgrid, value)
+        # KL is a difference of terms of size t*E[x] and log M: it cannot be resolved
+        # below their rounding error. Converged: the tilt is on the ball (up to rounding)
+        # and attains the dual value; the first test matters as lambda -> 0, where the
+        # primal-dual gap lambda * |f| vanishes off the ball.
+        kl_error = _ROUNDING * eps * (1.0 + t * e1 + np.abs(log_m))
+        done = (np.abs(f) <= kl_error + 1e-9 * kgrid) & (lam * np.abs(f) <= tol[:, None] + lam * kl_error)
+        lo = np.where(todo & (f > 0), u, lo)
+        hi = np.where(todo & (f < 0), u, hi)
         d1 = -(t**2) * k2
         d2 = 2.0 * t**2 * k2 - t**3 * k3
-        step = np.clip(-2.0 * f * d1 / (2.0 * d1**2 - f * d2), -4.0, 4.0)
-        nxt = u[idx] + np.where(np.isfinite(step), step, np.nan)
+        step = np.minimum(np.maximum(-2.0 * f * d1 / (2.0 * d1**2 - f * d2), -4.0), 4.0)
         # Bisect when the last step did not halve |f| (Halley can stall where KL is flat).
-        nxt = np.where(np.abs(f) > 0.5 * prev_f[idx], np.nan, nxt)
-        prev_f[idx] = np.abs(f)
-        reach_i = reach[idx]
-        u[idx] = np.where(todo[idx] & ~done, _keep_in_bracket(nxt, lo[idx], hi[idx], reach_i), u[idx])
-        reach[idx] = reach_i
-        todo[idx] &= ~done
+        nxt = np.where(np.abs(f) > 0.5 * prev_f, np.nan, u + step)
+        prev_f = np.where(todo, np.abs(f), prev_f)
+        move = todo & ~done
+        u = np.where(move, _keep_in_bracket(nxt, lo, hi, reach, move), u)
+        todo = move
     if todo.any():
         raise RuntimeError(_no_convergence("kl", todo))
     return value, np.exp(u)
@@ -528,44 +606,41 @@ def _newton_chi2(
         eta = np.where(~closed & np.isfinite(start) & (start > 0) & (start < top), start, eta)
     lo = np.zeros((b, kk))
     hi = top.copy()
-    eps = float(torch.finfo(rows.x.dtype).eps)
+    eps = _eps(rows)
     prev_d1 = np.full((b, kk), np.inf)
     todo = active & ~closed
     for _ in range(_MAX_ITER):
-        idx = np.nonzero(todo.any(axis=1))[0]
-        if idx.size == 0:
+        if not todo.any():
             break
-        a, bb, mass = _moments(rows, idx, eta[idx], "chi2")
-        ri = r[idx]
+        a, bb, mass = _pass(rows, todo, eta, "chi2")
         root_b = np.sqrt(bb)
         ratio = root_b / a  # sqrt(B)/A; equals r at the optimum
-        g = eta[idx] - ri * root_b
-        gap = np.abs(root_b * (ri - ratio))  # E_rho[x] - g(eta) for rho ~ q (eta - x)_+
-        d1 = 1.0 - ri * a / root_b
-        d2 = -ri * (mass * bb - a**2) / bb**1.5
-        nxt = eta[idx] - d1 / d2
         valid = bb > 0
-        value[idx] = np.where(todo[idx] & valid, g, value[idx])
-        off_ball = np.abs(0.5 * (ratio**2 - 1.0) - kgrid[idx])  # chi2(rho) - k
-        done = (
-            valid
-            & (gap <= tol[idx, None])
-            & (off_ball <= _ROUNDING * eps * (1.0 + ratio**2) + 1e-9 * kgrid[idx])
-        )
-        lo[idx] = np.where(~valid | (d1 > 0), eta[idx], lo[idx])
-        hi[idx] = np.where(valid & (d1 < 0), eta[idx], hi[idx])
-        stalled = np.abs(d1) > 0.5 * prev_d1[idx]
-        prev_d1[idx] = np.where(valid, np.abs(d1), np.inf)
-        nxt = np.where(valid & np.isfinite(nxt) & ~stalled, nxt, np.nan)
-        eta[idx] = np.where(todo[idx] & ~done, _keep_in_bracket(nxt, lo[idx], hi[idx]), eta[idx])
-        todo[idx] &= ~done
+        value = np.where(todo & valid, eta - r * root_b, value)
+        gap = np.abs(root_b * (r - ratio))  # E_rho[x] - g(eta) for rho ~ q (eta - x)_+
+        off_ball = np.abs(0.5 * (ratio**2 - 1.0) - kgrid)  # chi2(rho) - k
+        done = valid & (gap <= tol[:, None]) & (off_ball <= _ROUNDING * eps * (1.0 + ratio**2) + 1e-9 * kgrid)
+        d1 = 1.0 - r * a / root_b
+        d2 = -r * (mass * bb - a**2) / bb**1.5
+        lo = np.where(todo & (~valid | (d1 > 0)), eta, lo)
+        hi = np.where(todo & valid & (d1 < 0), eta, hi)
+        stalled = np.abs(d1) > 0.5 * prev_d1
+        prev_d1 = np.where(todo, np.where(valid, np.abs(d1), np.inf), prev_d1)
+        nxt = np.where(valid & ~stalled, eta - d1 / d2, np.nan)
+        move = todo & ~done
+        eta = np.where(move, _keep_in_bracket(nxt, lo, hi), eta)
+        todo = move
     if todo.any():
         raise RuntimeError(_no_convergence("chi2", todo))
     return value, eta
 
 
 def _keep_in_bracket(
-    nxt: np.ndarray, lo: np.ndarray, hi: np.ndarray, reach: np.ndarray | None = None
+    nxt: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    reach: np.ndarray | None = None,
+    moving: np.ndarray | None = None,
 ) -> np.ndarray:
     """Take the Newton point when it falls strictly inside (lo, hi), else bisect.
 
@@ -578,7 +653,7 @@ def _keep_in_bracket(
     step = 4.0 if reach is None else reach
     mid = np.where(bracketed, 0.5 * (lo + hi), np.where(np.isfinite(lo), lo + step, hi - step))
     if reach is not None:
-        reach *= np.where(~inside & ~bracketed, 2.0, 1.0)
+        reach *= np.where(~inside & ~bracketed & (True if moving is None else moving), 2.0, 1.0)
     return np.where(inside, nxt, mid)
 
 
