@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from math import comb
 
 import numpy as np
-from scipy import stats
 
 
 def _pair(pred, real) -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +39,8 @@ def spearman(pred, real) -> float:
     p, r = _pair(pred, real)
     if np.ptp(p) == 0 or np.ptp(r) == 0:
         return float("nan")
+    from scipy import stats  # scipy.stats costs ~1 s to import: only when asked
+
     return float(stats.spearmanr(p, r).statistic)
 
 
@@ -48,6 +49,8 @@ def kendall(pred, real) -> float:
     p, r = _pair(pred, real)
     if np.ptp(p) == 0 or np.ptp(r) == 0:
         return float("nan")
+    from scipy import stats
+
     return float(stats.kendalltau(p, r, variant="b").statistic)
 
 

@@ -1,0 +1,191 @@
+"""Selection on a sample set, and its results as files and as a table.
+
+Data flows one way: samples -> worst-case estimates -> ranking and bootstrap -> a
+:class:`SelectionResult` -> JSON and CSV on disk -> a printed table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from postconv import __version__
+from postconv.samples_file import SampleSet, atomic_write
+from postconv.selection import bootstrap, rank, worst_case
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How the checkpoints are compared."""
+
+    k: tuple[float, ...] = (1.0, 2.0, 4.0, 6.0)
+    """Radii of the divergence ball to report (the paper finds 2 to 6 works well)."""
+    primary_k: float = 4.0
+    """The radius that picks the checkpoint; must be one of ``k``."""
+    divergence: str = "kl"
+    """"kl" (exact KL) or "chi2" (the paper's quadratic form)."""
+    n_boot: int = 200
+    """Bootstrap replicates for intervals and P(best); 0 turns the bootstrap off."""
+    level: float = 0.9
+    """Coverage of the bootstrap intervals."""
+    seed: int = 0
+    """Seed of the bootstrap's resampling."""
+
+    def __post_init__(self) -> None:
+        if self.primary_k not in self.k:
+            raise ValueError(
+                f"primary k {self.primary_k} is not in the k sweep {list(self.k)}; add it to --k"
+            )
+
+
+@dataclass(frozen=True)
+class CheckpointResult:
+    """One checkpoint's numbers. Lists run over the k sweep."""
+
+    name: str
+    mean: float
+    mean_rank: int
+    worst_case: list[float]
+    rank: list[int]
+    interval: list[list[float]] | None = None
+    p_best: list[float] | None = None
+    p_best_mean: float | None = None
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """Everything the selection decided, in a form that serializes to JSON."""
+
+    config: SelectionConfig
+    sense: str
+    samples_per_checkpoint: int
+    checkpoints: list[CheckpointResult]
+    chosen: str
+    chosen_by_mean: str
+    version: str = field(default=__version__)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        ks = self.config.k
+        header = ["checkpoint", "mean", "mean_rank"]
+        header += [f"worst_case_k{k:g}" for k in ks] + [f"rank_k{k:g}" for k in ks]
+        header += [f"p_best_k{k:g}" for k in ks]
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for c in self.checkpoints:
+            p_best = c.p_best if c.p_best is not None else [""] * len(ks)
+            writer.writerow([c.name, c.mean, c.mean_rank, *c.worst_case, *c.rank, *p_best])
+        return out.getvalue()
+
+
+def select(samples: SampleSet, config: SelectionConfig | None = None) -> SelectionResult:
+    """Worst-case values, ranks and (optionally) bootstrap intervals for every checkpoint."""
+    config = config or SelectionConfig()
+    ks = np.asarray(config.k, dtype=np.float64)
+    estimate = worst_case(
+        samples.psi, samples.weights, k=ks, divergence=config.divergence, sense=samples.sense
+    )
+    ranking = rank(estimate)
+    boot = None
+    if config.n_boot:
+        boot = bootstrap(
+            samples.psi,
+            samples.groups,
+            k=ks,
+            divergence=config.divergence,
+            sense=samples.sense,
+            weights=samples.weights,
+            n_boot=config.n_boot,
+            level=config.level,
+            seed=config.seed,
+        )
+    primary = int(np.flatnonzero(ks == config.primary_k)[0])
+    rows = [
+        CheckpointResult(
+            name=name,
+            mean=float(estimate.mean[i]),
+            mean_rank=int(ranking.mean_rank[i]),
+            worst_case=[float(v) for v in estimate.value[i]],
+            rank=[int(r) for r in ranking.rank[i]],
+            interval=None
+            if boot is None
+            else [[float(boot.value_low[i, j]), float(boot.value_high[i, j])] for j in range(ks.size)],
+            p_best=None if boot is None else [float(p) for p in boot.p_best[i]],
+            p_best_mean=None if boot is None else float(boot.p_best_mean[i]),
+        )
+        for i, name in enumerate(samples.names)
+    ]
+    return SelectionResult(
+        config=config,
+        sense=samples.sense,
+        samples_per_checkpoint=int(samples.psi.shape[1]),
+        checkpoints=rows,
+        chosen=samples.names[int(ranking.order[primary, 0])],
+        chosen_by_mean=samples.names[int(np.argmin(ranking.mean_rank))],
+    )
+
+
+def write_results(result: SelectionResult, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``selection.json`` and ``selection.csv`` atomically into ``out_dir``."""
+    out_dir = Path(out_dir)
+    json_path = atomic_write(out_dir / "selection.json", lambda f: f.write(result.to_json().encode()))
+    csv_path = atomic_write(out_dir / "selection.csv", lambda f: f.write(result.to_csv().encode()))
+    return json_path, csv_path
+
+
+def wide_console() -> Console:
+    """A console that keeps the ranking table on one line per checkpoint in logs and pipes."""
+    console = Console()
+    return console if console.is_terminal else Console(width=132)
+
+
+def ranking_table(result: SelectionResult) -> Table:
+    """The ranking as a rich table, checkpoints ordered by the primary k."""
+    ks = result.config.k
+    primary = ks.index(result.config.primary_k)
+    better = "higher" if result.sense == "reward" else "lower"
+    table = Table(
+        title=f"Checkpoints ranked by worst-case {result.config.divergence.upper()} value at k = {ks[primary]:g} "
+        f"({better} is better; rank in brackets)",
+        caption=f"{result.samples_per_checkpoint:,} samples per checkpoint; interval and P(best) at k = {ks[primary]:g} "
+        f"from {result.config.n_boot} group-bootstrap replicates",
+    )
+    table.add_column("checkpoint", no_wrap=True)
+    table.add_column("mean", justify="right", no_wrap=True)
+    for k in ks:
+        table.add_column(
+            f"k={k:g}", justify="right", no_wrap=True, style="bold" if k == ks[primary] else None
+        )
+    if result.checkpoints[0].interval is not None:
+        table.add_column(f"{result.config.level:.0%} CI", justify="right", no_wrap=True)
+        table.add_column("P(best)", justify="right", no_wrap=True)
+    for c in sorted(result.checkpoints, key=lambda c: c.rank[primary]):
+        cells = [c.name, f"{c.mean:.3g} [{c.mean_rank}]"]
+        cells += [f"{v:.3g} [{r}]" for v, r in zip(c.worst_case, c.rank, strict=True)]
+        if c.interval is not None:
+            lo, hi = c.interval[primary]
+            cells += [f"{lo:.3g}..{hi:.3g}", f"{c.p_best[primary]:.2f}"]
+        table.add_row(*cells, style="green" if c.name == result.chosen else None)
+    return table
+
+
+def print_summary(result: SelectionResult, paths: tuple[Path, ...], console: Console | None = None) -> None:
+    console = console or wide_console()
+    console.print(ranking_table(result))
+    console.print(
+        f"chosen checkpoint: [bold green]{result.chosen}[/] (best worst case at k = {result.config.primary_k:g})"
+    )
+    if result.chosen_by_mean != result.chosen:
+        console.print(f"the plain simulation mean would have chosen {result.chosen_by_mean}")
+    for p in paths:
+        console.print(f"wrote {p}")

@@ -1,0 +1,99 @@
+"""A file of per-checkpoint performance samples (npz): what the selection reads.
+
+Arrays in the file:
+
+- ``psi``: (B, n) float, the performance of every sample (a step's reward, by default) for
+  B checkpoints. Required.
+- ``names``: (B,) str, the checkpoints' names (default ``ckpt_0`` ...).
+- ``groups``: (n,) or (B, n) int, the episode or env each sample belongs to; the bootstrap
+  resamples whole groups. Default: every sample its own group (no correlation assumed).
+- ``weights``: (B, n) float, sample weights; zero marks padding of shorter checkpoints.
+- ``sense``: scalar str, ``"reward"`` (larger is better, the default) or ``"cost"``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """Samples of B checkpoints, n samples each (shorter ones padded with zero weight)."""
+
+    psi: np.ndarray
+    """(B, n) performance per sample."""
+    names: tuple[str, ...]
+    """(B,) checkpoint names."""
+    groups: np.ndarray
+    """(n,) or (B, n) episode/env id per sample."""
+    weights: np.ndarray | None = None
+    """(B, n) sample weights, or None for uniform."""
+    sense: str = "reward"
+    """"reward" (larger is better) or "cost"."""
+
+
+def load_samples(path: str | Path) -> SampleSet:
+    """Read and check a samples file; errors name the file, the array and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such samples file; run `postconv select --demo` to see the format"
+        )
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable npz file ({err}); write it with numpy.savez") from err
+    with data:
+        if "psi" not in data:
+            raise ValueError(f"{path}: no 'psi' array; store the (checkpoints, samples) performance as psi")
+        psi = np.asarray(data["psi"], dtype=np.float64)
+        if psi.ndim != 2:
+            raise ValueError(f"{path}: psi must be 2-D (checkpoints, samples); got shape {psi.shape}")
+        b, n = psi.shape
+        names = (
+            tuple(str(s) for s in data["names"]) if "names" in data else tuple(f"ckpt_{i}" for i in range(b))
+        )
+        if len(names) != b:
+            raise ValueError(f"{path}: {len(names)} names for {b} checkpoints in psi")
+        if len(set(names)) != b:
+            raise ValueError(f"{path}: checkpoint names repeat; give each checkpoint its own name")
+        groups = np.asarray(data["groups"]) if "groups" in data else np.arange(n)
+        if groups.shape not in ((n,), (b, n)):
+            raise ValueError(f"{path}: groups has shape {groups.shape}; expected ({n},) or ({b}, {n})")
+        weights = np.asarray(data["weights"], dtype=np.float64) if "weights" in data else None
+        if weights is not None and weights.shape != (b, n):
+            raise ValueError(f"{path}: weights has shape {weights.shape}; expected ({b}, {n})")
+        sense = str(data["sense"]) if "sense" in data else "reward"
+    return SampleSet(psi=psi, names=names, groups=groups, weights=weights, sense=sense)
+
+
+def save_samples(path: str | Path, samples: SampleSet) -> Path:
+    """Write a samples file atomically (a reader never sees a half-written file)."""
+    arrays = {
+        "psi": samples.psi,
+        "names": np.asarray(samples.names, dtype=str),
+        "groups": samples.groups,
+        "sense": np.asarray(samples.sense),
+    }
+    if samples.weights is not None:
+        arrays["weights"] = samples.weights
+    return atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+
+
+def atomic_write(path: Path, write) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

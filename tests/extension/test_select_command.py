@@ -1,0 +1,79 @@
+"""The select command end to end on a samples file: files on disk, table, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from postconv.cli import main
+from postconv.demo import demo_samples
+from postconv.report import SelectionConfig, select
+from postconv.samples_file import SampleSet, load_samples, save_samples
+
+
+def test_samples_file_round_trips(tmp_path):
+    original = demo_samples(seed=1)
+    loaded = load_samples(save_samples(tmp_path / "s.npz", original))
+    np.testing.assert_array_equal(loaded.psi, original.psi)
+    np.testing.assert_array_equal(loaded.groups, original.groups)
+    assert loaded.names == original.names
+    assert loaded.sense == "reward"
+    assert not list(tmp_path.glob(".*.tmp")), "atomic write leaves no temporary file"
+
+
+def test_select_command_writes_results_and_prints_the_ranking(tmp_path, capsys):
+    path = save_samples(tmp_path / "samples.npz", demo_samples(seed=2))
+    assert main(["select", str(path), "--k", "1", "4", "--primary-k", "4", "--n-boot", "20"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "selection.json").read_text())
+    assert result["chosen"] in out
+    assert "chosen checkpoint" in out
+    ranks = [c["rank"][1] for c in result["checkpoints"]]
+    assert sorted(ranks) == list(range(1, 7))
+    best = min(result["checkpoints"], key=lambda c: c["rank"][1])
+    assert best["name"] == result["chosen"]
+    assert best["worst_case"][1] == max(c["worst_case"][1] for c in result["checkpoints"])
+    assert all(c["worst_case"][1] <= c["mean"] for c in result["checkpoints"])
+    csv_lines = (tmp_path / "selection.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("checkpoint,mean,mean_rank,worst_case_k1,worst_case_k4")
+    assert len(csv_lines) == 7
+
+
+def test_worst_case_selection_can_disagree_with_the_mean():
+    # One checkpoint with the higher mean but rare catastrophic episodes.
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(50), 20)
+    safe = 1.0 + rng.normal(0, 0.05, 1000)
+    risky = 1.1 + rng.normal(0, 0.05, 1000)
+    risky[groups < 1] = -2.0  # 1 of 50 episodes fails: mean 1.04 against 1.0
+    result = select(
+        SampleSet(psi=np.stack([safe, risky]), names=("safe", "risky"), groups=groups),
+        SelectionConfig(k=(0.5, 2.0), primary_k=2.0, n_boot=50),
+    )
+    assert result.chosen == "safe"
+    assert result.chosen_by_mean == "risky"
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x": np.zeros(3)}, "no 'psi' array"),
+        ({"psi": np.zeros(3)}, "psi must be 2-D (checkpoints, samples); got shape (3,)"),
+        ({"psi": np.zeros((2, 3)), "names": np.array(["a"])}, "1 names for 2 checkpoints in psi"),
+        ({"psi": np.zeros((2, 3)), "names": np.array(["a", "a"])}, "checkpoint names repeat"),
+        ({"psi": np.zeros((2, 3)), "groups": np.zeros(4)}, "groups has shape (4,); expected (3,) or (2, 3)"),
+    ],
+)
+def test_bad_samples_files_are_named_with_the_problem(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_samples(path)
+
+
+def test_command_reports_errors_without_a_traceback(tmp_path, capsys):
+    assert main(["select", str(tmp_path / "missing.npz")]) == 2
+    assert "no such samples file" in capsys.readouterr().out
+    path = save_samples(tmp_path / "s.npz", demo_samples())
+    assert main(["select", str(path), "--k", "1", "2", "--primary-k", "4"]) == 2
+    assert "primary k 4.0 is not in the k sweep [1.0, 2.0]" in capsys.readouterr().out
