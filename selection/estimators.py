@@ -24,9 +24,9 @@ distribution :math:`q` restricted to the minimizers (KL: :math:`k \ge -\log q(\a
 chi2: :math:`(1+2k)\,q(\arg\min) \ge 1`) the value is the minimum over the support. Atoms with
 zero weight are outside the support and never carry worst-case mass.
 
-The fast solver runs a safeguarded Newton iteration on each dual (bracketed, falling back to
-bisection), batched over checkpoints and radii, streaming over samples in chunks so memory
-stays bounded. The reported value is the dual objective at the final multiplier, which is a
+The fast solver runs safeguarded Halley (KL) and Newton (chi2) iterations on the duals
+(bracketed, falling back to bisection), batched over checkpoints and radii, streaming over
+samples in chunks so memory stays bounded. The reported value is the dual objective at the final multiplier, which is a
 valid lower bound on :math:`V_k` for any multiplier and equals it at the optimum; the
 returned weights attain it to the solver tolerance.
 """
@@ -83,6 +83,7 @@ class WorstCase:
     _q: torch.Tensor | None = field(repr=False)
     _squeeze_batch: bool = field(repr=False)
     _squeeze_k: bool = field(repr=False)
+    _rho: np.ndarray | None = field(default=None, repr=False)  # (B, K, n) from the cvxpy solver
 
     @property
     def weights(self) -> np.ndarray:
@@ -90,6 +91,8 @@ class WorstCase:
 
         It is B * K * n floats: for large batches ask for a slice of the samples instead.
         """
+        if self._rho is not None:
+            return self._squeezed(self._rho)
         psi = self._psi.to(torch.float64)
         signed = psi if self.sense == "reward" else -psi
         n = signed.shape[-1]
@@ -117,12 +120,12 @@ class WorstCase:
         rho_min = rho_min / rho_min.sum(-1, keepdim=True)
         rho = torch.where((status == MEAN)[..., None], q[:, None, :], rho)
         rho = torch.where((status == MINIMUM)[..., None], rho_min[:, None, :], rho)
-        out = rho.cpu().numpy()
+        return self._squeezed(rho.cpu().numpy())
+
+    def _squeezed(self, rho: np.ndarray) -> np.ndarray:
         if self._squeeze_k:
-            out = out[:, 0]
-        if self._squeeze_batch:
-            out = out[0]
-        return out
+            rho = rho[:, 0]
+        return rho[0] if self._squeeze_batch else rho
 
 
 def _unsqueeze(a: np.ndarray, r: WorstCase) -> np.ndarray:
@@ -175,10 +178,11 @@ def worst_case(
     q2 = None if q is None else (q.reshape(1, -1) if q.ndim == 1 else q)
     signed = x2 if sense == "reward" else -x2
 
+    rho = None
     if solver == "cvxpy":
         from postconv.selection.reference import solve_cvxpy
 
-        value, mult, status, mean = solve_cvxpy(signed, q2, ks, divergence)
+        value, mult, status, mean, rho = solve_cvxpy(signed, q2, ks, divergence)
     else:
         value, mult, status, mean = _solve_fast(signed, q2, ks, divergence)
     if sense == "cost":
@@ -203,6 +207,7 @@ def worst_case(
         _q=q2,
         _squeeze_batch=squeeze_batch,
         _squeeze_k=squeeze_k,
+        _rho=rho,
     )
 
 

@@ -64,8 +64,8 @@ def solve_one(psi: np.ndarray, q: np.ndarray, k: float, divergence: str) -> tupl
 
 def solve_cvxpy(
     signed: torch.Tensor, q: torch.Tensor | None, ks: np.ndarray, divergence: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Batched front end with the fast solver's return layout (value, multiplier, status, mean).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Batched front end: (value, multiplier, status, mean) as the fast solver, and rho (B, K, n).
 
     The multiplier is not recovered from cvxpy's duals: it is NaN, and status is the
     interior code 0 for every pair.
@@ -74,8 +74,9 @@ def solve_cvxpy(
     b, n = x.shape
     qq = np.full((b, n), 1.0 / n) if q is None else np.broadcast_to(q.to(torch.float64).cpu().numpy(), (b, n))
     value = np.empty((b, ks.size))
+    rho = np.empty((b, ks.size, n))
     for i in range(b):
         for j, k in enumerate(ks):
-            value[i, j], _ = solve_one(x[i], qq[i] / qq[i].sum(), float(k), divergence)
+            value[i, j], rho[i, j] = solve_one(x[i], qq[i] / qq[i].sum(), float(k), divergence)
     mean = (qq * x).sum(1) / qq.sum(1)
-    return value, np.full((b, ks.size), np.nan), np.zeros((b, ks.size), np.int8), mean
+    return value, np.full((b, ks.size), np.nan), np.zeros((b, ks.size), np.int8), mean, rho

@@ -55,3 +55,5 @@ def test_cvxpy_returns_the_same_shapes_as_fast(divergence):
     ref = worst_case(psi[0], k=1.0, divergence=divergence, solver="cvxpy")
     assert np.shape(fast.value) == np.shape(ref.value) == ()
     assert abs(float(fast.value) - float(ref.value)) < RTOL * np.ptp(psi)
+    assert ref.weights.shape == fast.weights.shape == (50,)
+    assert float(ref.weights @ psi[0]) == pytest.approx(float(ref.value), abs=1e-7)
