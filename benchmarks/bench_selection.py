@@ -43,16 +43,16 @@ def samples(n: int, batch: int = 1, seed: int = 0, dtype=np.float64) -> np.ndarr
     return out if batch > 1 else out[0]
 
 
-def against_cvxpy(sizes: list[int], k: float) -> None:
+def against_cvxpy(sizes: list[int], k) -> None:
     table = Table(title=f"one checkpoint, k = {k}: ours vs cvxpy (Clarabel), float64")
-    for col in ("divergence", "n", "cvxpy s", "ours s", "speed-up", "rel. diff"):
+    for col in ("divergence", "n", "cvxpy s", "ours s", "speed-up", "max rel. diff"):
         table.add_column(col, justify="right")
     for divergence in ("kl", "chi2"):
         for n in sizes:
             psi = samples(n, seed=n)
-            t_ref, ref = best_time(1, psi, k=k, divergence=divergence, solver="cvxpy")
+            t_ref, ref = best_time(2, psi, k=k, divergence=divergence, solver="cvxpy")
             t_fast, fast = best_time(20, psi, k=k, divergence=divergence)
-            rel = abs(float(fast.value) - float(ref.value)) / abs(float(ref.value))
+            rel = np.max(np.abs(fast.value - ref.value) / np.abs(ref.value))
             table.add_row(
                 divergence, f"{n:,}", f"{t_ref:.3f}", f"{t_fast:.5f}", f"{t_ref / t_fast:,.0f}x", f"{rel:.1e}"
             )
@@ -98,6 +98,7 @@ def main() -> None:
         batch(10, 10**5, ks=[0.5, 1, 2, 4, 6])
     else:
         against_cvxpy([100, 1000, 10_000], k=2.0)
+        against_cvxpy([10_000], k=[0.5, 1, 2, 4, 6])
         ours_alone([10**5, 10**6, 10**7], ks=[0.5, 1, 2, 4, 6])
         batch(100, 10**6, ks=[0.5, 1, 2, 4, 6])
 

@@ -226,6 +226,7 @@ class _Rows:
     low: np.ndarray  # minimum over the support
     mean: np.ndarray  # E_q[x]
     var: np.ndarray  # Var_q[x]
+    third: np.ndarray  # third central moment E_q[(x - mean)^3]
     top: np.ndarray  # maximum of x over the support
     q_min: np.ndarray  # q-mass of the minimizers (x == 0 on the support)
     basis: torch.Tensor | np.ndarray | None = None  # (B, m, n) q * x^j, kept for small problems
@@ -247,32 +248,35 @@ def _row_stats(signed: torch.Tensor, q: torch.Tensor | None) -> _Rows:
     f64 = torch.float64
     s1 = torch.zeros(b, dtype=f64, device=x.device)
     s2 = torch.zeros_like(s1)
+    s3 = torch.zeros_like(s1)
     qmin = torch.zeros_like(s1)
     top = torch.zeros_like(s1)
     step = _chunk_columns(b, 1, n)
     for start in range(0, n, step):
         xc = x[:, start : start + step]
+        qx = xc if q is None else q[:, start : start + step] * xc
+        qxx = qx * xc
+        s1 += qx.sum(-1, dtype=f64)
+        s2 += qxx.sum(-1, dtype=f64)
+        s3 += (qxx * xc).sum(-1, dtype=f64)
         if q is None:
-            s1 += xc.sum(-1, dtype=f64)
-            s2 += (xc * xc).sum(-1, dtype=f64)
             qmin += (xc == 0).sum(-1)
             top = torch.maximum(top, xc.amax(-1).to(f64))
         else:
             qc = q[:, start : start + step]
-            qx = qc * xc
-            s1 += qx.sum(-1, dtype=f64)
-            s2 += (qx * xc).sum(-1, dtype=f64)
             qmin += (qc * ((xc == 0) & (qc > 0))).sum(-1, dtype=f64)
             top = torch.maximum(top, torch.where(qc > 0, xc, 0.0).amax(-1).to(f64))
     if q is None:
-        s1, s2, qmin = s1 / n, s2 / n, qmin / n
+        s1, s2, s3, qmin = s1 / n, s2 / n, s3 / n, qmin / n
     var = torch.clamp_min(s2 - s1.square(), 0.0)
+    third = s3 - 3.0 * s1 * s2 + 2.0 * s1**3
     return _Rows(
         x=x,
         q=q,
         low=low_t.to(f64).cpu().numpy(),
         mean=s1.cpu().numpy(),
         var=var.cpu().numpy(),
+        third=third.cpu().numpy(),
         top=top.cpu().numpy(),
         q_min=qmin.clamp(0.0, 1.0).cpu().numpy(),
     )
@@ -406,6 +410,7 @@ def _row_stats_small(signed: np.ndarray, q: np.ndarray | None) -> _Rows:
         low=low.astype(np.float64),
         mean=mean,
         var=np.maximum(sums[:, 2] - mean**2, 0.0),
+        third=sums[:, 3] - 3.0 * mean * sums[:, 2] + 2.0 * mean**3,
         top=top.astype(np.float64),
         q_min=np.clip(q_min, 0.0, 1.0),
         basis=basis,
@@ -538,8 +543,7 @@ def _newton_kl(
     """
     b, kk = kgrid.shape
     sd = np.sqrt(np.maximum(rows.var, 1e-300))[:, None]
-    # Start from the Gaussian answer lambda = sd / sqrt(2k): exact for normal psi.
-    u = np.log(np.broadcast_to(sd, (b, kk)) / np.sqrt(2.0 * np.maximum(kgrid, 1e-300)))
+    u = -np.log(_skew_aware_start(rows, kgrid))
     if start is not None:
         u = np.where(np.isfinite(start) & (start > 0), np.log(np.where(start > 0, start, 1.0)), u)
     lo = np.full((b, kk), -np.inf)
@@ -588,6 +592,24 @@ def _newton_kl(
     if todo.any():
         raise RuntimeError(_no_convergence("kl", todo))
     return value, np.exp(u)
+
+
+def _skew_aware_start(rows: _Rows, kgrid: np.ndarray) -> np.ndarray:
+    """A starting t = 1/lambda from the cumulant expansion KL(t) = t^2 k2 / 2 - t^3 k3 / 3 + O(t^4).
+
+    The Gaussian answer t = sqrt(2k / k2) ignores skew, which per-step rewards with a bad
+    tail have plenty of; a few scalar Newton steps on the cubic save passes over the data.
+    Where the cubic has no root (k past its maximum) the Gaussian answer stands.
+    """
+    k2 = np.maximum(rows.var, 1e-300)[:, None]
+    k3 = rows.third[:, None]
+    gauss = np.sqrt(2.0 * np.maximum(kgrid, 1e-300) / k2)
+    t = gauss
+    for _ in range(4):
+        f = t**2 * k2 / 2.0 - t**3 * k3 / 3.0 - kgrid
+        t = t - f / (t * k2 - t**2 * k3)
+    ok = np.isfinite(t) & (t > 0) & (t < k2 / np.maximum(k3, 1e-300))  # left of the cubic's maximum
+    return np.where(ok, t, gauss)
 
 
 def _newton_chi2(
