@@ -1,0 +1,228 @@
+"""G1 velocity tracking on flat ground, calm and under pushes, as Isaac Lab 3.0 env configs.
+
+Isaac Lab's velocity MDP (commands, observations, rewards, terminations) with its G1
+reward terms, adapted to the 29-DoF robot: every term names joints and bodies that exist
+(waist, elbow, wrists). Newton's MuJoCo-Warp solver is the default physics preset (PhysX
+stays available when Isaac Sim is installed); the ground is a local plane, so nothing is
+fetched from Isaac Lab's asset server.
+
+- :class:`G1FlatEnvCfg` (``PostConv-Velocity-Flat-G1``): the flat task.
+- :class:`G1DisturbedEnvCfg` (``PostConv-Velocity-Disturbed-G1``): the same under velocity
+  pushes every 1 to 3 s of simulated time, counted across resets, so they fire even in the
+  ~1 s episodes of an untrained policy.
+- :func:`make_eval_cfg`: the evaluation variant of either task for one push scenario,
+  without training-time randomization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from isaaclab_tasks.core.velocity import mdp
+from isaaclab_tasks.core.velocity.velocity_env_cfg import LocomotionVelocityRoughEnvCfg, RewardsCfg
+from isaaclab_tasks.utils import resolve_presets
+
+from isaaclab.managers import EventTermCfg as EventTerm
+from isaaclab.managers import RewardTermCfg as RewTerm
+from isaaclab.managers import SceneEntityCfg
+from isaaclab.utils import configclass
+from postconv.tasks import g1
+from postconv.tasks.terrain import local_plane_terrain
+
+# Contact-buffer sizes per world for this asset's foot capsules (Isaac Lab's 10 / 95
+# overflow with it; these were seen to hold with margin).
+NCONMAX = 48
+NJMAX = 250
+
+
+@configclass
+class G1Rewards(RewardsCfg):
+    """Isaac Lab's G1 velocity rewards on the 29-DoF joint names."""
+
+    termination_penalty = RewTerm(func=mdp.is_terminated, weight=-200.0)
+    track_lin_vel_xy_exp = RewTerm(
+        func=mdp.track_lin_vel_xy_yaw_frame_exp, weight=1.0, params={"command_name": "base_velocity", "std": 0.5}
+    )
+    track_ang_vel_z_exp = RewTerm(
+        func=mdp.track_ang_vel_z_world_exp, weight=1.0, params={"command_name": "base_velocity", "std": 0.5}
+    )
+    feet_air_time = RewTerm(
+        func=mdp.feet_air_time_positive_biped,
+        weight=0.75,
+        params={
+            "command_name": "base_velocity",
+            "sensor_cfg": SceneEntityCfg("contact_forces", body_names=".*_ankle_roll_link"),
+            "threshold": 0.4,
+        },
+    )
+    feet_slide = RewTerm(
+        func=mdp.feet_slide,
+        weight=-0.1,
+        params={
+            "sensor_cfg": SceneEntityCfg("contact_forces", body_names=".*_ankle_roll_link"),
+            "asset_cfg": SceneEntityCfg("robot", body_names=".*_ankle_roll_link"),
+        },
+    )
+    dof_pos_limits = RewTerm(
+        func=mdp.joint_pos_limits,
+        weight=-1.0,
+        params={"asset_cfg": SceneEntityCfg("robot", joint_names=[".*_ankle_pitch_joint", ".*_ankle_roll_joint"])},
+    )
+    joint_deviation_hip = RewTerm(
+        func=mdp.joint_deviation_l1,
+        weight=-0.1,
+        params={"asset_cfg": SceneEntityCfg("robot", joint_names=[".*_hip_yaw_joint", ".*_hip_roll_joint"])},
+    )
+    joint_deviation_arms = RewTerm(
+        func=mdp.joint_deviation_l1,
+        weight=-0.1,
+        params={
+            "asset_cfg": SceneEntityCfg(
+                "robot",
+                joint_names=[
+                    ".*_shoulder_pitch_joint",
+                    ".*_shoulder_roll_joint",
+                    ".*_shoulder_yaw_joint",
+                    ".*_elbow_joint",
+                    ".*_wrist_roll_joint",
+                ],
+            )
+        },
+    )
+    joint_deviation_wrists = RewTerm(
+        func=mdp.joint_deviation_l1,
+        weight=-0.05,
+        params={"asset_cfg": SceneEntityCfg("robot", joint_names=[".*_wrist_pitch_joint", ".*_wrist_yaw_joint"])},
+    )
+    joint_deviation_waist = RewTerm(
+        func=mdp.joint_deviation_l1,
+        weight=-0.1,
+        params={"asset_cfg": SceneEntityCfg("robot", joint_names="waist_.*_joint")},
+    )
+
+
+@configclass
+class G1FlatEnvCfg(LocomotionVelocityRoughEnvCfg):
+    """``PostConv-Velocity-Flat-G1``: 29-DoF G1 velocity tracking on flat ground."""
+
+    rewards: G1Rewards = G1Rewards()
+
+    def __post_init__(self):
+        super().__post_init__()
+        # physics: MuJoCo-Warp stays the default preset, with contact buffers for this asset
+        newton = self.sim.physics.newton_mjwarp
+        newton.solver_cfg.njmax = NJMAX
+        newton.solver_cfg.nconmax = NCONMAX
+        self.sim.physics.default = newton
+        # scene
+        self.scene.robot = g1.g1_articulation_cfg()
+        self.scene.terrain = local_plane_terrain(self.scene.terrain)
+        self.scene.height_scanner = None
+        self.scene.sky_light = None
+        self.observations.policy.height_scan = None
+        self.curriculum.terrain_levels = None
+        # actions: per-joint scale from each motor's effort limit and stiffness
+        self.actions.joint_pos.scale = g1.action_scale()
+        # commands
+        command = self.commands.base_velocity
+        command.vel_yaw_success_threshold = 0.8
+        command.marker_pos_offset = (0.0, 0.0, 0.75)
+        command.ranges.lin_vel_x = (0.0, 1.0)
+        command.ranges.lin_vel_y = (-0.5, 0.5)
+        command.ranges.ang_vel_z = (-1.0, 1.0)
+        # rewards (Isaac Lab's G1 flat weights)
+        rewards = self.rewards
+        rewards.lin_vel_z_l2.weight = -0.2
+        rewards.undesired_contacts = None
+        rewards.flat_orientation_l2.weight = -1.0
+        rewards.action_rate_l2.weight = -0.005
+        rewards.dof_acc_l2.weight = -1.0e-7
+        rewards.dof_acc_l2.params["asset_cfg"] = SceneEntityCfg("robot", joint_names=[".*_hip_.*", ".*_knee_joint"])
+        rewards.dof_torques_l2.weight = -2.0e-6
+        rewards.dof_torques_l2.params["asset_cfg"] = SceneEntityCfg("robot", joint_names=[".*_hip_.*", ".*_knee_joint"])
+        # terminations: the torso touching anything
+        self.terminations.base_contact.params["sensor_cfg"].body_names = "torso_link"
+        # events
+        self.events.add_base_mass.params["asset_cfg"].body_names = "torso_link"
+        self.events.base_com = None
+        self.events.base_external_force_torque.params["asset_cfg"].body_names = "torso_link"
+        self.events.reset_robot_joints.params["position_range"] = (1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class PushScenario:
+    """A push disturbance: planar velocity kicks at random intervals, or none."""
+
+    name: str
+    """Label in results, e.g. ``"push_0.5"``."""
+    interval_s: tuple[float, float] | None
+    """Seconds between pushes, drawn uniformly per env; None turns pushes off."""
+    velocity: float = 0.0
+    """Largest kick (m/s): each push adds a velocity uniform in [-v, v] to x and y."""
+
+    def __post_init__(self) -> None:
+        if self.interval_s is not None:
+            lo, hi = self.interval_s
+            if not 0 < lo <= hi:
+                raise ValueError(f"push interval must satisfy 0 < low <= high; got {self.interval_s}")
+            if self.velocity <= 0:
+                raise ValueError(f"push velocity must be > 0 when pushes are on; got {self.velocity}")
+
+
+NO_PUSH = PushScenario("no_push", None)
+TRAINING_PUSH = PushScenario("push_0.5", (1.0, 3.0), 0.5)
+
+
+def push_event(scenario: PushScenario) -> EventTerm | None:
+    """The interval event that applies ``scenario``, or None for no pushes.
+
+    The interval clock runs across resets: with Isaac Lab's default (resample on reset)
+    a push interval longer than an episode never fires.
+    """
+    if scenario.interval_s is None:
+        return None
+    v = scenario.velocity
+    return EventTerm(
+        func=mdp.push_by_setting_velocity,
+        mode="interval",
+        interval_range_s=scenario.interval_s,
+        resample_interval_on_reset=False,
+        params={"velocity_range": {"x": (-v, v), "y": (-v, v)}},
+    )
+
+
+@configclass
+class G1DisturbedEnvCfg(G1FlatEnvCfg):
+    """``PostConv-Velocity-Disturbed-G1``: the flat task trained under frequent pushes."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.events.push_robot = push_event(TRAINING_PUSH)
+
+
+TASKS = {"flat": G1FlatEnvCfg, "disturbed": G1DisturbedEnvCfg}
+
+
+def make_eval_cfg(
+    task: str, scenario: PushScenario, num_envs: int = 64, seed: int = 0, presets: tuple[str, ...] = ()
+) -> G1FlatEnvCfg:
+    """The evaluation variant of ``task`` ("flat" or "disturbed") under one push scenario.
+
+    Training-time randomization that would blur a comparison between checkpoints is off
+    (friction, mass and center-of-mass draws, observation noise); what remains random
+    (initial poses, commands, push times) comes from ``seed``, so every checkpoint
+    evaluated with the same seed sees the same world. ``presets`` picks among the config's
+    alternatives as Isaac Lab's ``presets=`` does (default: Newton MuJoCo-Warp).
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(map(repr, TASKS))}")
+    cfg = resolve_presets(TASKS[task](), selected=presets)
+    cfg.scene.num_envs = num_envs
+    cfg.seed = seed
+    cfg.observations.policy.enable_corruption = False
+    cfg.events.physics_material = None
+    cfg.events.add_base_mass = None
+    cfg.events.base_com = None
+    cfg.events.base_external_force_torque = None
+    cfg.events.push_robot = push_event(scenario)
+    return cfg
