@@ -74,26 +74,34 @@ class JointGroup:
 
 
 JOINT_GROUPS: dict[str, JointGroup] = {
-    "hip_pitch_yaw_waist_yaw": JointGroup((".*_hip_pitch_joint", ".*_hip_yaw_joint", "waist_yaw_joint"), MOTOR_7520_14),
+    "hip_pitch_yaw_waist_yaw": JointGroup(
+        (".*_hip_pitch_joint", ".*_hip_yaw_joint", "waist_yaw_joint"), MOTOR_7520_14
+    ),
     "hip_roll_knee": JointGroup((".*_hip_roll_joint", ".*_knee_joint"), MOTOR_7520_22),
     "ankle": JointGroup((".*_ankle_pitch_joint", ".*_ankle_roll_joint"), MOTOR_5020, motors=2),
     "waist_roll_pitch": JointGroup(("waist_roll_joint", "waist_pitch_joint"), MOTOR_5020, motors=2),
     "arm": JointGroup(
-        (".*_shoulder_pitch_joint", ".*_shoulder_roll_joint", ".*_shoulder_yaw_joint", ".*_elbow_joint", ".*_wrist_roll_joint"),
+        (
+            ".*_shoulder_pitch_joint",
+            ".*_shoulder_roll_joint",
+            ".*_shoulder_yaw_joint",
+            ".*_elbow_joint",
+            ".*_wrist_roll_joint",
+        ),
         MOTOR_5020,
     ),
     "wrist_pitch_yaw": JointGroup((".*_wrist_pitch_joint", ".*_wrist_yaw_joint"), MOTOR_4010),
 }
 """Every one of the 29 joints in exactly one group."""
 
-JOINT_NAMES: tuple[str, ...] = tuple(
-    f"{side}_{joint}_joint"
-    for side in ("left", "right")
-    for joint in ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle_pitch", "ankle_roll")
-) + ("waist_yaw_joint", "waist_roll_joint", "waist_pitch_joint") + tuple(
-    f"{side}_{joint}_joint"
-    for side in ("left", "right")
-    for joint in ("shoulder_pitch", "shoulder_roll", "shoulder_yaw", "elbow", "wrist_roll", "wrist_pitch", "wrist_yaw")
+_LEG = ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle_pitch", "ankle_roll")
+_ARM = ("shoulder_pitch", "shoulder_roll", "shoulder_yaw", "elbow", "wrist_roll", "wrist_pitch", "wrist_yaw")
+JOINT_NAMES: tuple[str, ...] = (
+    *(f"{side}_{joint}_joint" for side in ("left", "right") for joint in _LEG),
+    "waist_yaw_joint",
+    "waist_roll_joint",
+    "waist_pitch_joint",
+    *(f"{side}_{joint}_joint" for side in ("left", "right") for joint in _ARM),
 )
 """The 29 joint names of the G1 (order as grouped here, not the simulator's order)."""
 
@@ -119,12 +127,11 @@ def action_scale() -> dict[str, float]:
 
 def g1_articulation_cfg(prim_path: str = "{ENV_REGEX_NS}/Robot"):
     """The G1 ``ArticulationCfg``: local USD, standing pose, one implicit PD group per motor kind."""
-    from isaaclab_newton.sim.schemas import NewtonArticulationCfg
-    from isaaclab_physx.sim.schemas import PhysxArticulationCfg, PhysxRigidBodyCfg
-
     import isaaclab.sim as sim_utils
     from isaaclab.actuators import ImplicitActuatorCfg
     from isaaclab.assets.articulation import ArticulationCfg
+    from isaaclab_newton.sim.schemas import NewtonArticulationCfg
+    from isaaclab_physx.sim.schemas import PhysxArticulationCfg, PhysxRigidBodyCfg
 
     if not G1_USD.is_file():
         raise FileNotFoundError(
@@ -147,7 +154,9 @@ def g1_articulation_cfg(prim_path: str = "{ENV_REGEX_NS}/Robot"):
             ),
             articulation_props=[
                 PhysxArticulationCfg(
-                    enabled_self_collisions=False, solver_position_iteration_count=8, solver_velocity_iteration_count=4
+                    enabled_self_collisions=False,
+                    solver_position_iteration_count=8,
+                    solver_velocity_iteration_count=4,
                 ),
                 NewtonArticulationCfg(self_collision_enabled=False),
             ],

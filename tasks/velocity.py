@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from isaaclab_tasks.core.velocity import mdp
-from isaaclab_tasks.core.velocity.velocity_env_cfg import LocomotionVelocityRoughEnvCfg, RewardsCfg
-from isaaclab_tasks.utils import resolve_presets
-
 from isaaclab.managers import EventTermCfg as EventTerm
 from isaaclab.managers import RewardTermCfg as RewTerm
 from isaaclab.managers import SceneEntityCfg
 from isaaclab.utils import configclass
+from isaaclab_tasks.core.velocity import mdp
+from isaaclab_tasks.core.velocity.velocity_env_cfg import LocomotionVelocityRoughEnvCfg, RewardsCfg
+from isaaclab_tasks.utils import resolve_presets
+
 from postconv.tasks import g1
 from postconv.tasks.terrain import local_plane_terrain
 
@@ -41,7 +41,9 @@ class G1Rewards(RewardsCfg):
 
     termination_penalty = RewTerm(func=mdp.is_terminated, weight=-200.0)
     track_lin_vel_xy_exp = RewTerm(
-        func=mdp.track_lin_vel_xy_yaw_frame_exp, weight=1.0, params={"command_name": "base_velocity", "std": 0.5}
+        func=mdp.track_lin_vel_xy_yaw_frame_exp,
+        weight=1.0,
+        params={"command_name": "base_velocity", "std": 0.5},
     )
     track_ang_vel_z_exp = RewTerm(
         func=mdp.track_ang_vel_z_world_exp, weight=1.0, params={"command_name": "base_velocity", "std": 0.5}
@@ -66,7 +68,9 @@ class G1Rewards(RewardsCfg):
     dof_pos_limits = RewTerm(
         func=mdp.joint_pos_limits,
         weight=-1.0,
-        params={"asset_cfg": SceneEntityCfg("robot", joint_names=[".*_ankle_pitch_joint", ".*_ankle_roll_joint"])},
+        params={
+            "asset_cfg": SceneEntityCfg("robot", joint_names=[".*_ankle_pitch_joint", ".*_ankle_roll_joint"])
+        },
     )
     joint_deviation_hip = RewTerm(
         func=mdp.joint_deviation_l1,
@@ -92,7 +96,9 @@ class G1Rewards(RewardsCfg):
     joint_deviation_wrists = RewTerm(
         func=mdp.joint_deviation_l1,
         weight=-0.05,
-        params={"asset_cfg": SceneEntityCfg("robot", joint_names=[".*_wrist_pitch_joint", ".*_wrist_yaw_joint"])},
+        params={
+            "asset_cfg": SceneEntityCfg("robot", joint_names=[".*_wrist_pitch_joint", ".*_wrist_yaw_joint"])
+        },
     )
     joint_deviation_waist = RewTerm(
         func=mdp.joint_deviation_l1,
@@ -137,9 +143,13 @@ class G1FlatEnvCfg(LocomotionVelocityRoughEnvCfg):
         rewards.flat_orientation_l2.weight = -1.0
         rewards.action_rate_l2.weight = -0.005
         rewards.dof_acc_l2.weight = -1.0e-7
-        rewards.dof_acc_l2.params["asset_cfg"] = SceneEntityCfg("robot", joint_names=[".*_hip_.*", ".*_knee_joint"])
+        rewards.dof_acc_l2.params["asset_cfg"] = SceneEntityCfg(
+            "robot", joint_names=[".*_hip_.*", ".*_knee_joint"]
+        )
         rewards.dof_torques_l2.weight = -2.0e-6
-        rewards.dof_torques_l2.params["asset_cfg"] = SceneEntityCfg("robot", joint_names=[".*_hip_.*", ".*_knee_joint"])
+        rewards.dof_torques_l2.params["asset_cfg"] = SceneEntityCfg(
+            "robot", joint_names=[".*_hip_.*", ".*_knee_joint"]
+        )
         # terminations: the torso touching anything
         self.terminations.base_contact.params["sensor_cfg"].body_names = "torso_link"
         # events

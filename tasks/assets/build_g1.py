@@ -97,7 +97,7 @@ def flatten_bodies(src: Path, dst: Path) -> FlattenReport:
 
     layer.Traverse(Sdf.Path.absoluteRootPath, visit)
     root_spec = layer.GetPrimAtPath(root)
-    rest = [name for name in root_spec.nameChildren.keys() if name not in order]
+    rest = [name for name in root_spec.nameChildren.keys() if name not in order]  # noqa: SIM118 (a pxr view)
     root_spec.nameChildrenOrder = order + rest  # pelvis first, as in the MJCF
     dst.parent.mkdir(parents=True, exist_ok=True)
     layer.Export(str(dst))
@@ -106,7 +106,10 @@ def flatten_bodies(src: Path, dst: Path) -> FlattenReport:
     check = UsdGeom.XformCache()
     error = max(
         (
-            (check.GetLocalToWorldTransform(out.GetPrimAtPath(new)).ExtractTranslation() - world[old].ExtractTranslation()).GetLength()
+            (
+                check.GetLocalToWorldTransform(out.GetPrimAtPath(new)).ExtractTranslation()
+                - world[old].ExtractTranslation()
+            ).GetLength()
             for old, new in moved.items()
         ),
         default=0.0,
@@ -119,7 +122,7 @@ def flatten_bodies(src: Path, dst: Path) -> FlattenReport:
     )
 
 
-def _set_pose(spec, pose, Sdf, Gf) -> None:  # noqa: N803 (pxr modules passed in)
+def _set_pose(spec, pose, Sdf, Gf) -> None:
     """Author translate / orient / scale ops holding ``pose`` on a prim spec."""
     values = [
         ("xformOp:translate", Gf.Vec3d(pose.GetTranslation()), Sdf.ValueTypeNames.Double3),
@@ -143,7 +146,18 @@ def _run(cmd: list[str]) -> None:
 def build(out_dir: Path, work: Path) -> FlattenReport:
     """The whole pipeline: download, convert in a venv of its own, flatten, write license notice."""
     wheel_dir = work / "wheel"
-    _run([sys.executable, "-m", "pip", "download", "--no-deps", f"mjlab=={MJLAB_VERSION}", "-d", str(wheel_dir)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            f"mjlab=={MJLAB_VERSION}",
+            "-d",
+            str(wheel_dir),
+        ]
+    )
     wheel = next(wheel_dir.glob("mjlab-*.whl"))
     with zipfile.ZipFile(wheel) as z:
         members = [m for m in z.namelist() if m.startswith(G1_XML_DIR) or "/licenses/" in m]
@@ -152,7 +166,14 @@ def build(out_dir: Path, work: Path) -> FlattenReport:
     _run([sys.executable, "-m", "venv", str(venv)])
     _run([str(venv / "bin" / "pip"), "install", "--quiet", f"mujoco-usd-converter=={CONVERTER_VERSION}"])
     converted = work / "usd"
-    _run([str(venv / "bin" / "mujoco_usd_converter"), "--no-physics-scene", str(work / "mjlab" / G1_XML_DIR / "g1.xml"), str(converted)])
+    _run(
+        [
+            str(venv / "bin" / "mujoco_usd_converter"),
+            "--no-physics-scene",
+            str(work / "mjlab" / G1_XML_DIR / "g1.xml"),
+            str(converted),
+        ]
+    )
     src = next(converted.glob("*.usda"))
     report = flatten_bodies(src, out_dir / USD_NAME)
     license_file = next((work / "mjlab").glob("mjlab-*.dist-info/licenses/LICENSE"))
