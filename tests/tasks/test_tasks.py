@@ -1,0 +1,100 @@
+"""The G1 tasks build, step, stand, get pushed and train, kit-less on the CPU (Newton)."""
+
+import importlib.metadata
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from probes import run_probe
+
+from postconv.tasks import DISTURBED_TASK, FLAT_TASK, g1
+
+pytestmark = pytest.mark.needs_sim
+NUM_ENVS = 4
+
+
+@pytest.fixture(scope="module")
+def flat():
+    return run_probe("flat", NUM_ENVS, 100)
+
+
+@pytest.fixture(scope="module")
+def disturbed():
+    return run_probe("disturbed", NUM_ENVS, 150)
+
+
+def test_every_joint_is_driven_by_exactly_one_actuator_group():
+    for name in g1.JOINT_NAMES:
+        groups = [k for k, grp in g1.JOINT_GROUPS.items() if any(re.fullmatch(p, name) for p in grp.joints)]
+        assert len(groups) == 1, (name, groups)
+    assert len(g1.JOINT_NAMES) == 29
+
+
+def test_gains_follow_from_the_motors():
+    knee = g1.JOINT_GROUPS["hip_roll_knee"]
+    # 7520-22 reflected inertia through 4.5 x 5 stages; 10 Hz natural frequency
+    assert knee.armature == pytest.approx(0.489e-4 * 22.5**2 + 0.109e-4 * 25 + 0.738e-4)
+    assert knee.stiffness == pytest.approx(knee.armature * (2 * 3.141592653589793 * 10) ** 2)
+    assert g1.JOINT_GROUPS["ankle"].effort_limit == 50.0  # two 5020 motors through the linkage
+
+
+def test_tasks_are_registered_for_gymnasium_and_isaaclab_train():
+    import gymnasium as gym
+
+    for task in (FLAT_TASK, DISTURBED_TASK):
+        spec = gym.spec(task)
+        assert spec.kwargs["env_cfg_entry_point"].startswith("postconv.tasks.velocity:")
+        assert spec.kwargs["rsl_rl_cfg_entry_point"].startswith("postconv.tasks.agents:")
+    names = [ep.value for ep in importlib.metadata.entry_points(group="isaaclab.tasks")]
+    assert "postconv.tasks" in names
+
+
+def test_flat_task_has_the_configured_sizes_and_29_dof_names(flat):
+    assert flat["obs_dim"] == [3 + 3 + 3 + 3 + 29 + 29 + 29]
+    assert flat["action_dim"] == 29
+    assert flat["num_bodies"] == 30
+    assert sorted(flat["joint_names"]) == sorted(g1.JOINT_NAMES)
+    assert "joint_deviation_waist" in flat["reward_terms"]
+    assert flat["rewards_finite"]
+
+
+def test_standing_robot_with_zero_action_stays_up_for_its_first_second(flat):
+    assert flat["still_terminations"] == 0
+    assert flat["still_min_height"] > 0.6  # pelvis starts at 0.76 m; a fall ends near 0.1 m
+
+
+def test_disturbed_task_pushes_within_the_first_episodes_by_the_configured_amount(disturbed):
+    assert disturbed["rewards_finite"]
+    pushes = disturbed["pushes"]
+    assert pushes, "no push in 3 s of simulated time"
+    assert min(p["step"] for p in pushes) * disturbed["step_dt"] <= 3.0
+    limit = disturbed["push_velocity_range"]["x"][1]
+    kicks = [abs(c) for p in pushes for dv in p["dv"] for c in dv]
+    assert max(kicks) <= limit + 1e-3
+    assert max(kicks) > 0.2 * limit  # a push changes the velocity, within the range
+
+
+def test_evaluation_variant_without_pushes_never_pushes():
+    probe = run_probe("nopush", NUM_ENVS, 150)
+    assert probe["pushes"] == []
+    assert probe["push_velocity_range"] is None
+
+
+def test_isaaclab_train_writes_checkpoints_in_isaaclab_log_layout(tmp_path):
+    isaaclab = Path(sys.executable).with_name("isaaclab")
+    cmd = [
+        str(isaaclab), "train", "--task", FLAT_TASK, "--num_envs", str(NUM_ENVS), "--max_iterations", "2",
+        "--device", "cpu", "agent.device=cpu", "agent.num_steps_per_env=8", "agent.save_interval=1",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = list((tmp_path / "logs" / "rsl_rl" / "g1_flat").iterdir())
+    assert len(runs) == 1
+    run = runs[0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", run.name)
+    assert {p.name for p in run.glob("model_*.pt")} == {"model_0.pt", "model_1.pt"}
+    assert (run / "params" / "env.yaml").is_file()
+    assert (run / "params" / "agent.yaml").is_file()
+    assert list(run.glob("events.out.tfevents.*")), "TensorBoard events (the training curve)"
