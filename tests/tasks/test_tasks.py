@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HAS_SIM
 from probes import run_probe
+
+if not HAS_SIM:
+    pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
 from postconv.tasks import DISTURBED_TASK, FLAT_TASK, g1
 
