@@ -2,9 +2,6 @@
 
 import importlib.metadata
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from conftest import HAS_SIM
@@ -86,19 +83,9 @@ def test_evaluation_variant_without_pushes_never_pushes():
     assert probe["push_velocity_range"] is None
 
 
-def test_isaaclab_train_writes_checkpoints_in_isaaclab_log_layout(tmp_path):
-    isaaclab = Path(sys.executable).with_name("isaaclab")
-    cmd = [
-        str(isaaclab), "train", "--task", FLAT_TASK, "--num_envs", str(NUM_ENVS), "--max_iterations", "2",
-        "--device", "cpu", "agent.device=cpu", "agent.num_steps_per_env=8", "agent.save_interval=1",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    runs = list((tmp_path / "logs" / "rsl_rl" / "g1_flat").iterdir())
-    assert len(runs) == 1
-    run = runs[0]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", run.name)
-    assert {p.name for p in run.glob("model_*.pt")} == {"model_0.pt", "model_1.pt"}
-    assert (run / "params" / "env.yaml").is_file()
-    assert (run / "params" / "agent.yaml").is_file()
-    assert list(run.glob("events.out.tfevents.*")), "TensorBoard events (the training curve)"
+def test_isaaclab_train_writes_checkpoints_in_isaaclab_log_layout(trained_run):
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", trained_run.name)
+    assert {p.name for p in trained_run.glob("model_*.pt")} == {"model_0.pt", "model_1.pt"}
+    assert (trained_run / "params" / "env.yaml").is_file()
+    assert (trained_run / "params" / "agent.yaml").is_file()
+    assert list(trained_run.glob("events.out.tfevents.*")), "TensorBoard events (the training curve)"

@@ -1,0 +1,164 @@
+"""Candidate checkpoints of an rsl_rl run in Isaac Lab's log layout.
+
+A run folder is ``logs/rsl_rl/<experiment>/<timestamp>/`` holding ``model_<iter>.pt``,
+``params/agent.yaml`` and ``params/env.yaml``, TensorBoard event files and (Isaac Lab 3)
+``run.json``. The candidates are all checkpoints, those from an iteration on, every n-th,
+or those after convergence, detected from the training curve by :func:`converged_from`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_MODEL = re.compile(r"model_(\d+)\.pt")
+REWARD_TAG = "Train/mean_reward"
+"""The training-curve scalar rsl_rl writes once episodes finish."""
+
+
+class RunError(ValueError):
+    """A run folder that cannot be evaluated, with what to do about it."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One saved policy of a run."""
+
+    path: Path
+    iteration: int
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the stage needs from a run folder."""
+
+    path: Path
+    checkpoints: tuple[Checkpoint, ...]
+    """Sorted by iteration."""
+    agent_cfg: dict
+    """``params/agent.yaml`` as saved by Isaac Lab."""
+    task: str | None
+    """The task id from ``run.json`` (Isaac Lab 3), if present."""
+
+
+def open_run(path: str | Path) -> Run:
+    """Read a run folder; raise :class:`RunError` naming the problem if it is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"{path}: no such run folder; pass logs/rsl_rl/<experiment>/<timestamp>")
+    checkpoints = sorted(
+        (Checkpoint(p, int(m.group(1))) for p in path.iterdir() if (m := _MODEL.fullmatch(p.name))),
+        key=lambda c: c.iteration,
+    )
+    if not checkpoints:
+        raise RunError(
+            f"{path}: no model_<iter>.pt checkpoints; is this an rsl_rl run folder, and did training save?"
+        )
+    agent_yaml = path / "params" / "agent.yaml"
+    if not agent_yaml.is_file():
+        raise RunError(
+            f"{path}: no params/agent.yaml; the actor's architecture is read from it (Isaac Lab writes it)"
+        )
+    task = None
+    if (path / "run.json").is_file():
+        task = json.loads((path / "run.json").read_text()).get("task")
+    return Run(path=path, checkpoints=tuple(checkpoints), agent_cfg=_read_yaml(agent_yaml), task=task)
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        """Isaac Lab dumps tuples as python/tuple tags: read them as lists, nothing else unsafe."""
+
+    _Loader.add_constructor(
+        "tag:yaml.org,2002:python/tuple", lambda loader, node: loader.construct_sequence(node)
+    )
+    return yaml.load(path.read_text(), Loader=_Loader) or {}
+
+
+def training_curve(run: Run, tag: str = REWARD_TAG) -> tuple[np.ndarray, np.ndarray] | None:
+    """(iterations, values) of a scalar from the run's TensorBoard event files, or None if absent."""
+    files = sorted(run.path.glob("events.out.tfevents.*"))
+    if not files:
+        return None
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps, values = [], []
+    for f in files:
+        events = EventAccumulator(str(f), size_guidance={"scalars": 0})
+        events.Reload()
+        if tag in events.Tags().get("scalars", []):
+            for e in events.Scalars(tag):
+                steps.append(e.step)
+                values.append(e.value)
+    if not steps:
+        return None
+    order = np.argsort(steps, kind="stable")
+    return np.asarray(steps)[order], np.asarray(values, dtype=np.float64)[order]
+
+
+def converged_from(
+    iterations: np.ndarray, values: np.ndarray, window: float = 0.05, band: float = 0.05
+) -> int:
+    """The first iteration from which the smoothed training curve stays near its plateau.
+
+    Rule: smooth with a centered moving average over ``window`` of the run (at least 5
+    points); the plateau is the smoothed value at the end; the run has converged from the
+    first iteration after which the smoothed curve never again falls below the plateau
+    minus ``band`` of the curve's smoothed range. A curve that never settles converges at
+    its last point.
+    """
+    it = np.asarray(iterations)
+    v = np.asarray(values, dtype=np.float64)
+    if it.size == 0 or it.size != v.size:
+        raise ValueError("the training curve needs matching, non-empty iterations and values")
+    width = max(5, round(window * v.size))
+    if v.size < width:
+        return int(it[0])
+    kernel = np.ones(width) / width
+    padded = np.pad(v, (width // 2, width - 1 - width // 2), mode="edge")
+    smooth = np.convolve(padded, kernel, mode="valid")
+    floor = smooth[-1] - band * (smooth.max() - smooth.min())
+    below = np.flatnonzero(smooth < floor)
+    start = 0 if below.size == 0 else below[-1] + 1
+    return int(it[min(start, it.size - 1)])
+
+
+def select_candidates(
+    run: Run, from_iter: int | None = None, every: int | None = None, after_convergence: bool = True
+) -> tuple[tuple[Checkpoint, ...], str]:
+    """The checkpoints to evaluate, and a sentence saying how they were chosen.
+
+    ``from_iter`` overrides the convergence rule; ``every`` keeps every n-th of the rest
+    (the last one always stays). Without a training curve, all checkpoints are candidates.
+    """
+    if every is not None and every < 1:
+        raise RunError(f"every must be >= 1; got {every}")
+    chosen = run.checkpoints
+    if from_iter is not None:
+        reason = f"from iteration {from_iter} (--from-iter)"
+    elif after_convergence and (curve := training_curve(run)) is not None:
+        from_iter = converged_from(*curve)
+        reason = f"after convergence at iteration {from_iter} ({REWARD_TAG} within 5% of its plateau)"
+    else:
+        from_iter = chosen[0].iteration
+        reason = "all checkpoints" + ("" if not after_convergence else f" (no {REWARD_TAG} curve in the run)")
+    chosen = tuple(c for c in chosen if c.iteration >= from_iter)
+    if not chosen:
+        raise RunError(
+            f"{run.path}: no checkpoint at or after iteration {from_iter}; the last is {run.checkpoints[-1].iteration}"
+        )
+    if every:
+        kept = chosen[::-1][::every][::-1]  # count back from the last checkpoint
+        reason += f", one in every {every}"
+        chosen = kept
+    return chosen, reason

@@ -1,0 +1,97 @@
+"""Candidate checkpoints: run-folder checks, the convergence rule, --from-iter / --every."""
+
+import re
+
+import numpy as np
+import pytest
+
+from postconv.checkpoints import RunError, converged_from, open_run, select_candidates, training_curve
+
+
+def make_run(tmp_path, iterations, rewards=None):
+    """A run folder in Isaac Lab's layout. The model files are empty stand-ins: these tests
+    choose checkpoints and never load them (loading is tested on real ones in tests/tasks)."""
+    run = tmp_path / "2026-01-01_00-00-00"
+    (run / "params").mkdir(parents=True)
+    (run / "params" / "agent.yaml").write_text(
+        "actor:\n  activation: elu\n  std_range: !!python/tuple\n  - 1.0\n  - 2.0\n"
+    )
+    for i in iterations:
+        (run / f"model_{i}.pt").write_bytes(b"")
+    if rewards is not None:
+        from torch.utils.tensorboard import SummaryWriter  # the writer rsl_rl logs with
+
+        writer = SummaryWriter(log_dir=str(run))
+        for step, value in rewards:
+            writer.add_scalar("Train/mean_reward", value, step)
+        writer.close()
+    return run
+
+
+def plateau_curve(n=400, knee=200, seed=0):
+    rng = np.random.default_rng(seed)
+    it = np.arange(n)
+    clean = np.minimum(it / knee, 1.0) * 20.0
+    return it, clean + rng.normal(0, 0.3, n)
+
+
+def test_convergence_is_detected_near_the_knee_of_a_noisy_curve():
+    it, v = plateau_curve()
+    start = converged_from(it, v)
+    assert 170 <= start <= 230
+
+
+def test_a_curve_that_keeps_rising_converges_only_at_its_end():
+    it = np.arange(100)
+    assert converged_from(it, it * 1.0) >= 90
+
+
+def test_a_flat_curve_has_converged_from_the_start():
+    it = np.arange(50)
+    assert converged_from(it, np.full(50, 3.0)) == 0
+
+
+def test_convergence_rule_rejects_mismatched_curves():
+    with pytest.raises(ValueError, match="matching, non-empty iterations and values"):
+        converged_from(np.arange(3), np.arange(4))
+
+
+def test_run_folder_errors_name_the_folder_and_the_fix(tmp_path):
+    with pytest.raises(RunError, match="no such run folder"):
+        open_run(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunError, match=re.escape("no model_<iter>.pt checkpoints")):
+        open_run(tmp_path / "empty")
+    (tmp_path / "noparams").mkdir()
+    (tmp_path / "noparams" / "model_0.pt").write_bytes(b"")
+    with pytest.raises(RunError, match=re.escape("no params/agent.yaml")):
+        open_run(tmp_path / "noparams")
+
+
+def test_checkpoints_are_ordered_by_iteration_not_by_name(tmp_path):
+    run = open_run(make_run(tmp_path, [100, 5, 50, 1000]))
+    assert [c.iteration for c in run.checkpoints] == [5, 50, 100, 1000]
+    assert run.agent_cfg["actor"]["std_range"] == [1.0, 2.0]  # Isaac Lab's tuple tags read safely
+
+
+def test_candidates_after_convergence_from_the_tensorboard_curve(tmp_path):
+    it, v = plateau_curve()
+    run = open_run(make_run(tmp_path, range(0, 400, 50), rewards=zip(it.tolist(), v.tolist(), strict=True)))
+    steps, values = training_curve(run)
+    assert steps.tolist() == it.tolist()
+    np.testing.assert_allclose(values, v, rtol=1e-6)  # stored as float32
+    chosen, reason = select_candidates(run)
+    assert [c.iteration for c in chosen] == [i for i in range(0, 400, 50) if i >= converged_from(it, v)]
+    assert "after convergence" in reason
+
+
+def test_from_iter_and_every_override_the_rule(tmp_path):
+    run = open_run(make_run(tmp_path, range(0, 1000, 50)))
+    chosen, reason = select_candidates(run, from_iter=500, every=3)
+    assert [c.iteration for c in chosen] == [500, 650, 800, 950]
+    assert reason.endswith("one in every 3")
+    everything, why = select_candidates(run)
+    assert len(everything) == 20
+    assert "no Train/mean_reward curve" in why
+    with pytest.raises(RunError, match="no checkpoint at or after iteration 5000"):
+        select_candidates(run, from_iter=5000)
