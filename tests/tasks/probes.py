@@ -1,4 +1,4 @@
-"""Run probe_env.py in a process of its own (Isaac Lab keeps one simulation per process)."""
+"""Simulator work in processes of their own (Isaac Lab keeps one simulation per process)."""
 
 import json
 import os
@@ -22,3 +22,18 @@ def run_probe(kind: str, num_envs: int, steps: int) -> dict:
     if proc.returncode != 0:
         raise AssertionError(f"probe {kind} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def train(task: str, cwd: Path, iterations: int = 2) -> Path:
+    """Run `isaaclab train` on ``task`` (4 envs, 8 steps an iteration) and return its run folder."""
+    cmd = [
+        str(Path(sys.executable).with_name("isaaclab")), "train", "--task", task,
+        "--num_envs", "4", "--max_iterations", str(iterations), "--device", "cpu",
+        "agent.device=cpu", "agent.num_steps_per_env=8", "agent.save_interval=1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = [run for experiment in (cwd / "logs" / "rsl_rl").iterdir() for run in experiment.iterdir()]
+    assert len(runs) == 1, runs
+    return runs[0]

@@ -5,7 +5,7 @@ import re
 
 import pytest
 from conftest import HAS_SIM
-from probes import run_probe
+from probes import run_probe, train
 
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
@@ -81,6 +81,12 @@ def test_evaluation_variant_without_pushes_never_pushes():
     probe = run_probe("nopush", NUM_ENVS, 150)
     assert probe["pushes"] == []
     assert probe["push_velocity_range"] is None
+
+
+def test_disturbed_task_trains_with_isaaclab_train(tmp_path):
+    run = train(DISTURBED_TASK, tmp_path, iterations=1)
+    assert run.parent.name == "g1_disturbed"
+    assert (run / "model_0.pt").is_file()
 
 
 def test_isaaclab_train_writes_checkpoints_in_isaaclab_log_layout(trained_run):
