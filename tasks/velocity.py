@@ -35,6 +35,11 @@ NCONMAX = 48
 NJMAX = 250
 
 
+def _joints(*names: str) -> dict:
+    """Reward-term params selecting the robot's joints matching ``names``."""
+    return {"asset_cfg": SceneEntityCfg("robot", joint_names=list(names))}
+
+
 @configclass
 class G1Rewards(RewardsCfg):
     """Isaac Lab's G1 velocity rewards on the 29-DoF joint names."""
@@ -66,44 +71,30 @@ class G1Rewards(RewardsCfg):
         },
     )
     dof_pos_limits = RewTerm(
-        func=mdp.joint_pos_limits,
-        weight=-1.0,
-        params={
-            "asset_cfg": SceneEntityCfg("robot", joint_names=[".*_ankle_pitch_joint", ".*_ankle_roll_joint"])
-        },
+        func=mdp.joint_pos_limits, weight=-1.0, params=_joints(".*_ankle_pitch_joint", ".*_ankle_roll_joint")
     )
+    # joints that locomotion does not need stay near their default
     joint_deviation_hip = RewTerm(
-        func=mdp.joint_deviation_l1,
-        weight=-0.1,
-        params={"asset_cfg": SceneEntityCfg("robot", joint_names=[".*_hip_yaw_joint", ".*_hip_roll_joint"])},
+        func=mdp.joint_deviation_l1, weight=-0.1, params=_joints(".*_hip_yaw_joint", ".*_hip_roll_joint")
     )
     joint_deviation_arms = RewTerm(
         func=mdp.joint_deviation_l1,
         weight=-0.1,
-        params={
-            "asset_cfg": SceneEntityCfg(
-                "robot",
-                joint_names=[
-                    ".*_shoulder_pitch_joint",
-                    ".*_shoulder_roll_joint",
-                    ".*_shoulder_yaw_joint",
-                    ".*_elbow_joint",
-                    ".*_wrist_roll_joint",
-                ],
-            )
-        },
+        params=_joints(
+            ".*_shoulder_pitch_joint",
+            ".*_shoulder_roll_joint",
+            ".*_shoulder_yaw_joint",
+            ".*_elbow_joint",
+            ".*_wrist_roll_joint",
+        ),
     )
     joint_deviation_wrists = RewTerm(
         func=mdp.joint_deviation_l1,
         weight=-0.05,
-        params={
-            "asset_cfg": SceneEntityCfg("robot", joint_names=[".*_wrist_pitch_joint", ".*_wrist_yaw_joint"])
-        },
+        params=_joints(".*_wrist_pitch_joint", ".*_wrist_yaw_joint"),
     )
     joint_deviation_waist = RewTerm(
-        func=mdp.joint_deviation_l1,
-        weight=-0.1,
-        params={"asset_cfg": SceneEntityCfg("robot", joint_names="waist_.*_joint")},
+        func=mdp.joint_deviation_l1, weight=-0.1, params=_joints("waist_.*_joint")
     )
 
 
