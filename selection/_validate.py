@@ -27,8 +27,8 @@ def choice(name: str, value: Any, allowed: tuple[str, ...], hint: str = "") -> s
 def as_tensor(x: Any, name: str) -> torch.Tensor:
     """Accept numpy arrays, torch tensors and nested sequences of numbers.
 
-    Floating tensors keep their dtype and device (a float32 GPU tensor is solved on the
-    GPU in float32); everything else becomes float64 on the CPU.
+    Floating arrays and tensors keep their dtype, tensors their device (float32 samples are
+    streamed in float32, with float64 sums); everything else becomes float64 on the CPU.
     """
     if isinstance(x, torch.Tensor):
         t = x.detach()

@@ -228,3 +228,13 @@ def test_warm_started_large_problem_matches_its_dual_certificate(divergence):
             assert divergence_of(
                 rho[i, j], np.full(psi.shape[1], 1 / psi.shape[1]), divergence
             ) == pytest.approx(k, rel=1e-6)
+
+
+@pytest.mark.parametrize("n", [1_000, 300_000])  # the small (numpy) and the streaming (torch) paths
+@pytest.mark.parametrize("k", [2e-14, 1e-12, 1e-8, 1e-4])
+def test_float32_kl_stays_accurate_at_tiny_radii(n, k):
+    psi = np.random.default_rng(0).normal(size=n)
+    double = float(worst_case(psi, k=k).value)
+    single = float(worst_case(torch.from_numpy(psi.astype(np.float32)), k=k).value)
+    assert abs(single - double) <= 2e-6 * np.ptp(psi)
+    assert single <= psi.mean() + 2e-6 * np.ptp(psi)
