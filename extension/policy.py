@@ -6,8 +6,9 @@ unpickling is refused unless the caller trusts it. Formats:
 
 - rsl_rl 4.x / 5.x: ``actor_state_dict`` with ``mlp.<i>.weight|bias``, and
   ``obs_normalizer._mean|_std`` when observation normalization was on;
-- rsl_rl 3.x: ``model_state_dict`` with ``actor.<i>.weight|bias``, the normalizer in
-  ``obs_norm_state_dict``.
+- rsl_rl 3.x: ``model_state_dict`` with ``actor.<i>.weight|bias`` and
+  ``actor_obs_normalizer._mean|_std``;
+- rsl_rl 2.x: the same actor keys, the normalizer in ``obs_norm_state_dict``.
 
 The actor is rebuilt from the checkpoint's layer shapes and the activation named in the
 run's ``params/agent.yaml``; the action is the policy's mean (no sampling).
@@ -51,12 +52,16 @@ class ActorLayout:
 
     state_key: str
     layer_prefix: str
-    normalizer: tuple[str, str] | None  # (state dict key, key prefix inside it)
+    normalizers: tuple[tuple[str, str], ...]  # (state dict key, key prefix inside it), first found wins
 
 
 _LAYOUTS = (
-    ActorLayout("actor_state_dict", "mlp.", ("actor_state_dict", "obs_normalizer.")),  # rsl_rl >= 4
-    ActorLayout("model_state_dict", "actor.", ("obs_norm_state_dict", "")),  # rsl_rl 3.x
+    ActorLayout("actor_state_dict", "mlp.", (("actor_state_dict", "obs_normalizer."),)),  # rsl_rl >= 4
+    ActorLayout(
+        "model_state_dict",
+        "actor.",
+        (("model_state_dict", "actor_obs_normalizer."), ("obs_norm_state_dict", "")),  # rsl_rl 3.x, 2.x
+    ),
 )
 
 
@@ -101,13 +106,20 @@ def read_checkpoint(path: Path, trust: bool = False) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise CheckpointError(f"{path.name}: not a readable torch checkpoint ({err})") from err
         if not trust:
             raise CheckpointError(
                 f"{path.name}: holds Python objects beyond tensors, so loading it would run code from the file; "
-                "refused. If you trust its source, pass --trust-checkpoints"
+                "refused. Load it with trust=True only if you trust its source"
             ) from err
-        return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # a truncated or foreign file: zip, EOF and runtime errors alike
+        raise CheckpointError(
+            f"{path.name}: not a readable torch checkpoint ({type(err).__name__}: {err})"
+        ) from err
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
         raise CheckpointError(
             f"{path.name}: not a readable torch checkpoint ({type(err).__name__}: {err})"
         ) from err
@@ -128,11 +140,19 @@ def load_actor(
         )
     layers = _linear_layers(data[layout.state_key], layout.layer_prefix, path)
     mean = std = None
-    if layout.normalizer and layout.normalizer[0] in data:
-        norm, prefix = data[layout.normalizer[0]], layout.normalizer[1]
+    for key, prefix in layout.normalizers:
+        norm = data.get(key) or {}
         if f"{prefix}_mean" in norm:
             mean, std = norm[f"{prefix}_mean"].reshape(-1).float(), norm[f"{prefix}_std"].reshape(-1).float()
+            break
     actor_cfg = agent_cfg.get("actor") or agent_cfg.get("policy") or {}
+    if mean is None and (
+        actor_cfg.get("obs_normalization") or agent_cfg.get("empirical_normalization") is True
+    ):
+        raise CheckpointError(
+            f"{path.name}: the run normalized observations (params/agent.yaml) but the checkpoint holds no "
+            "normalizer statistics; its actions would be wrong"
+        )
     actor = DeterministicActor(layers, str(actor_cfg.get("activation", "elu")), mean, std)
     if (actor.obs_dim, actor.act_dim) != (obs_dim, act_dim):
         raise CheckpointError(

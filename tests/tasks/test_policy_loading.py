@@ -1,7 +1,6 @@
 """Actors from real rsl_rl checkpoints: same actions as rsl_rl's own model, bad files named."""
 
 import argparse
-import shutil
 
 import pytest
 import torch
@@ -60,23 +59,62 @@ def test_checkpoints_that_need_unpickling_are_refused_unless_trusted(trained_run
     data["infos"] = argparse.Namespace(note="an arbitrary Python object")
     risky = tmp_path / "model_9.pt"
     torch.save(data, risky)
-    with pytest.raises(CheckpointError, match=r"model_9\.pt: holds Python objects .* --trust-checkpoints"):
+    with pytest.raises(CheckpointError, match=r"model_9\.pt: holds Python objects .* trust=True"):
         load_actor(risky, run.agent_cfg, OBS, ACT)
     assert load_actor(risky, run.agent_cfg, OBS, ACT, trust=True).act_dim == ACT
 
 
-def test_rsl_rl_3_checkpoints_load_with_their_normalizer(trained_run, tmp_path):
-    # rsl_rl 3.x kept the actor in model_state_dict as actor.<i> and the normalizer apart
-    run = open_run(trained_run)
-    actor_state = torch.load(run.checkpoints[-1].path, weights_only=True)["actor_state_dict"]
-    old = {f"actor.{k[4:]}": v for k, v in actor_state.items() if k.startswith("mlp.")}
-    mean, std = torch.full((1, OBS), 0.5), torch.full((1, OBS), 2.0)
-    legacy = tmp_path / "model_3.pt"
-    torch.save(
-        {"model_state_dict": old, "obs_norm_state_dict": {"_mean": mean, "_std": std}, "iter": 3}, legacy
+def _rsl_rl_model(obs_normalization: bool):
+    """rsl_rl 5's own actor model, with its normalizer given non-trivial statistics."""
+    from rsl_rl.models import MLPModel
+    from tensordict import TensorDict
+
+    torch.manual_seed(0)
+    obs = TensorDict({"policy": torch.randn(8, OBS)}, batch_size=[8])
+    model = MLPModel(
+        obs, {"actor": ["policy"]}, "actor", ACT, hidden_dims=[32, 16], obs_normalization=obs_normalization
     )
-    shutil.copy(legacy, tmp_path / "copy.pt")
-    actor = load_actor(legacy, run.agent_cfg, OBS, ACT)
-    modern = load_actor(run.checkpoints[-1].path, run.agent_cfg, OBS, ACT)
-    obs = torch.randn(4, OBS, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(actor(obs), modern((obs - 0.5) / (2.0 + 1e-2)))
+    if obs_normalization:
+        model.obs_normalizer._mean.copy_(torch.randn(1, OBS))
+        model.obs_normalizer._std.copy_(torch.rand(1, OBS) + 0.5)
+    return model, obs
+
+
+def test_normalized_actor_matches_rsl_rl(tmp_path):
+    model, obs = _rsl_rl_model(obs_normalization=True)
+    path = tmp_path / "model_4.pt"
+    torch.save({"actor_state_dict": model.state_dict(), "iter": 4}, path)
+    cfg = {"actor": {"activation": "elu", "obs_normalization": True}}
+    actor = load_actor(path, cfg, OBS, ACT)
+    torch.testing.assert_close(actor(obs["policy"]), model(obs).detach())
+
+
+@pytest.mark.parametrize("version", ["3.x", "2.x"])
+def test_older_rsl_rl_layouts_load_with_their_normalizer(tmp_path, version):
+    model, obs = _rsl_rl_model(obs_normalization=True)
+    state = model.state_dict()
+    old = {f"actor.{k[4:]}": v for k, v in state.items() if k.startswith("mlp.")}
+    norm = {"_mean": state["obs_normalizer._mean"], "_std": state["obs_normalizer._std"]}
+    if version == "3.x":  # actor_obs_normalizer.* inside model_state_dict
+        data = {"model_state_dict": {**old, **{f"actor_obs_normalizer.{k}": v for k, v in norm.items()}}}
+    else:  # a state dict of its own
+        data = {"model_state_dict": old, "obs_norm_state_dict": norm}
+    path = tmp_path / "model_2.pt"
+    torch.save(data, path)
+    actor = load_actor(path, {"policy": {"activation": "elu"}}, OBS, ACT)
+    torch.testing.assert_close(actor(obs["policy"]), model(obs).detach())
+
+
+def test_missing_normalizer_statistics_are_an_error_not_wrong_actions(tmp_path):
+    model, _ = _rsl_rl_model(obs_normalization=False)
+    path = tmp_path / "model_5.pt"
+    torch.save({"actor_state_dict": model.state_dict()}, path)
+    with pytest.raises(CheckpointError, match=r"normalized observations .* holds no normalizer statistics"):
+        load_actor(path, {"actor": {"obs_normalization": True}}, OBS, ACT)
+
+
+def test_a_git_lfs_pointer_is_named_as_unreadable(tmp_path):
+    pointer = tmp_path / "model_6.pt"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1866199\n")
+    with pytest.raises(CheckpointError, match=r"model_6\.pt: not a readable torch checkpoint"):
+        load_actor(pointer, {}, OBS, ACT, trust=True)
