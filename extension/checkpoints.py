@@ -69,7 +69,12 @@ def open_run(path: str | Path) -> Run:
         )
     task = None
     if (path / "run.json").is_file():
-        task = json.loads((path / "run.json").read_text()).get("task")
+        try:
+            task = json.loads((path / "run.json").read_text()).get("task")
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise RunError(
+                f"{path / 'run.json'}: not the JSON manifest Isaac Lab writes ({err}); fix or remove it"
+            ) from err
     return Run(path=path, checkpoints=tuple(checkpoints), agent_cfg=_read_yaml(agent_yaml), task=task)
 
 
@@ -112,7 +117,8 @@ def converged_from(
     """The first iteration from which the smoothed training curve stays near its plateau.
 
     Rule: smooth with a centered moving average over ``window`` of the run (at least 5
-    points); the plateau is the smoothed value at the end; the run has converged from the
+    points, the window shrinking at the ends); the plateau is the smoothed value at the
+    end; the run has converged from the
     first iteration after which the smoothed curve never again falls below the plateau
     minus ``band`` of the curve's smoothed range. A curve that never settles converges at
     its last point.
@@ -124,13 +130,12 @@ def converged_from(
     width = max(5, round(window * v.size))
     if v.size < width:
         return int(it[0])
-    kernel = np.ones(width) / width
-    padded = np.pad(v, (width // 2, width - 1 - width // 2), mode="edge")
-    smooth = np.convolve(padded, kernel, mode="valid")
+    kernel = np.ones(width)
+    # a centered mean whose window shrinks at the ends, so the last points are not over-weighted
+    smooth = np.convolve(v, kernel, mode="same") / np.convolve(np.ones_like(v), kernel, mode="same")
     floor = smooth[-1] - band * (smooth.max() - smooth.min())
     below = np.flatnonzero(smooth < floor)
-    start = 0 if below.size == 0 else below[-1] + 1
-    return int(it[min(start, it.size - 1)])
+    return int(it[0] if below.size == 0 else it[min(below[-1] + 1, it.size - 1)])
 
 
 def select_candidates(
@@ -148,7 +153,10 @@ def select_candidates(
         reason = f"from iteration {from_iter} (--from-iter)"
     elif after_convergence and (curve := training_curve(run)) is not None:
         from_iter = converged_from(*curve)
-        reason = f"after convergence at iteration {from_iter} ({REWARD_TAG} within 5% of its plateau)"
+        reason = (
+            f"after convergence at iteration {from_iter} (smoothed {REWARD_TAG} never again more than "
+            "5% of its range below its final value)"
+        )
     else:
         from_iter = chosen[0].iteration
         reason = "all checkpoints" + ("" if not after_convergence else f" (no {REWARD_TAG} curve in the run)")

@@ -1,10 +1,10 @@
 """A synthetic sample set that shows what the selection does, until real rollouts exist.
 
 The samples are generated, not simulated: each "checkpoint" has per-step rewards from 64
-envs x 40 episode chunks with an episode-level effect (steps of one episode are
-correlated) and a chance per episode of a fall that costs a stretch of bad steps. Later
-checkpoints have a higher mean but fall more often, the trap the worst case is meant to
-catch. The file says it is synthetic in its checkpoint names.
+episodes of 40 steps with an episode-level effect (steps of one episode are correlated)
+and a chance per episode of a fall that costs the rest of the episode. The checkpoints
+trade a higher base reward against more falls, so the plain mean and the worst case can
+disagree about the best one. The checkpoint names say the data is synthetic.
 """
 
 from __future__ import annotations

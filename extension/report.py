@@ -107,6 +107,8 @@ def select(samples: SampleSet, config: SelectionConfig | None = None) -> Selecti
             weights=samples.weights,
             n_boot=config.n_boot,
             level=config.level,
+            # ragged sample sets (zero-weight padding) cannot share one draw of groups
+            paired=samples.weights is None,
             seed=config.seed,
         )
     primary = int(np.flatnonzero(ks == config.primary_k)[0])
@@ -157,8 +159,12 @@ def ranking_table(result: SelectionResult) -> Table:
     table = Table(
         title=f"Checkpoints ranked by worst-case {result.config.divergence.upper()} value at k = {ks[primary]:g} "
         f"({better} is better; rank in brackets)",
-        caption=f"{result.samples_per_checkpoint:,} samples per checkpoint; interval and P(best) at k = {ks[primary]:g} "
-        f"from {result.config.n_boot} group-bootstrap replicates",
+        caption=f"{result.samples_per_checkpoint:,} samples per checkpoint"
+        + (
+            f"; interval and P(best) at k = {ks[primary]:g} from {result.config.n_boot} group-bootstrap replicates"
+            if result.config.n_boot
+            else "; no bootstrap (--n-boot 0)"
+        ),
     )
     table.add_column("checkpoint", no_wrap=True)
     table.add_column("mean", justify="right", no_wrap=True)

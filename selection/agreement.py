@@ -108,9 +108,9 @@ class BestK:
     loo_score: np.ndarray
     """(K,) mean of the metric over the B leave-one-out subsets."""
     loo_choice: np.ndarray
-    """(B,) the k chosen when checkpoint i is left out."""
+    """(B,) the k chosen when checkpoint i is left out (NaN where the rest all tie)."""
     stability: float
-    """Share of folds that chose ``k``."""
+    """Share of the informative folds that chose ``k``."""
     metric: str
 
 
@@ -152,8 +152,13 @@ def best_k(values, real, ks, metric: str = "spearman") -> BestK:
     everyone = np.arange(v.shape[0])
     full = scores(everyone)
     folds = np.array([scores(np.delete(everyone, i)) for i in everyone])  # (B, K)
+    informative = np.isfinite(folds).any(axis=1)  # a fold whose outcomes are all equal says nothing
+    if not informative.any():
+        raise ValueError(
+            "the real outcomes do not vary enough to compare radii; record more distinct outcomes"
+        )
     choice = folds.argmax(axis=1)
-    votes = np.bincount(choice, minlength=ks.size)
+    votes = np.bincount(choice[informative], minlength=ks.size)
     winner = int(np.lexsort((-full, -votes))[0])
     sign = -1.0 if metric == "regret" else 1.0
     finite_folds = np.where(np.isinf(folds), np.nan, folds)
@@ -164,7 +169,7 @@ def best_k(values, real, ks, metric: str = "spearman") -> BestK:
         k=float(ks[winner]),
         score=sign * np.where(np.isinf(full), np.nan, full),
         loo_score=loo,
-        loo_choice=ks[choice],
-        stability=float(votes[winner] / v.shape[0]),
+        loo_choice=np.where(informative, ks[choice], np.nan),
+        stability=float(votes[winner] / informative.sum()),
         metric=metric,
     )

@@ -59,8 +59,9 @@ def stack(psi: ArrayLike) -> tuple[np.ndarray, np.ndarray | None]:
 def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
     """Inner edges at the 1/bins, ..., (bins-1)/bins quantiles of pooled values.
 
-    Repeated edges (values with atoms, such as a term that is often exactly 0) are merged,
-    so fewer than ``bins`` bins may result; every bin holds pooled samples.
+    The quantiles are sample values (no interpolation), and repeated edges (values with
+    atoms, such as a term that is often exactly 0) are merged, so fewer than ``bins`` bins
+    may result; every bin holds pooled samples.
     """
     if int(bins) != bins or bins < 1:
         raise ValueError(f"bins must be a positive integer; got {bins!r}")
@@ -69,7 +70,7 @@ def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
         raise ValueError("cannot compute quantile edges of zero samples")
     if not np.all(np.isfinite(values)):
         raise ValueError("values to bin contain NaN or inf; drop or repair those samples first")
-    inner = np.quantile(values, np.arange(1, int(bins)) / bins)
+    inner = np.quantile(values, np.arange(1, int(bins)) / bins, method="inverted_cdf")
     # Merge repeated edges, and drop one at the minimum: a bin (-inf, min) would be empty.
     return np.unique(inner[inner > values.min()])
 

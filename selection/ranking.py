@@ -152,7 +152,7 @@ def bootstrap(
         np.ones((b, n)) if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64), (b, n))
     )
     rng = np.random.default_rng(seed)
-    draw = _paired_draw(g, b, n) if paired else _unpaired_draw(g, b, n)
+    draw = _paired_draw(g, base) if paired else _unpaired_draw(g, base)
 
     values = np.empty((n_boot, b, ks.size))
     means = np.empty((n_boot, b))
@@ -185,32 +185,51 @@ def bootstrap(
     )
 
 
-def _paired_draw(g: np.ndarray, b: int, n: int):
+def _live_groups(g: np.ndarray, base: np.ndarray) -> list[np.ndarray]:
+    """Per checkpoint, the sorted group labels that carry positive weight (padding does not)."""
+    labels = np.broadcast_to(g, base.shape)
+    return [np.unique(labels[i][base[i] > 0]) for i in range(base.shape[0])]
+
+
+def _counts_per_sample(labels: np.ndarray, live: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Times each sample's group was drawn: counts (r, G) over ``live`` -> (r, n); 0 off ``live``."""
+    idx = np.clip(np.searchsorted(live, labels), 0, live.size - 1)
+    on = live[idx] == labels
+    return np.where(on, counts[:, idx], 0.0)
+
+
+def _paired_draw(g: np.ndarray, base: np.ndarray):
     """One draw of groups shared by all checkpoints: weights (r, B, n) = times drawn."""
-    labels, codes = np.unique(np.broadcast_to(g, (b, n)), return_inverse=True)
-    codes = codes.reshape(b, n)
-    if g.ndim == 2 and any(np.unique(codes[i]).size != labels.size for i in range(b)):
+    live = _live_groups(g, base)
+    if any(not np.array_equal(live[0], other) for other in live[1:]):
         raise ValueError(
             "paired bootstrap needs every checkpoint to have samples of every group; "
             "give all checkpoints the same group labels (common random numbers) or pass paired=False"
         )
+    labels = np.broadcast_to(g, base.shape)
+    groups = live[0]
 
     def draw(rng: np.random.Generator, r: int) -> np.ndarray:
-        counts = rng.multinomial(labels.size, np.full(labels.size, 1.0 / labels.size), size=r)
-        return counts[:, codes].astype(np.float64)  # (r, B, n)
+        counts = rng.multinomial(groups.size, np.full(groups.size, 1.0 / groups.size), size=r).astype(
+            np.float64
+        )
+        return np.stack([_counts_per_sample(labels[i], groups, counts) for i in range(base.shape[0])], axis=1)
 
     return draw
 
 
-def _unpaired_draw(g: np.ndarray, b: int, n: int):
+def _unpaired_draw(g: np.ndarray, base: np.ndarray):
     """Independent draws per checkpoint, each over its own groups."""
-    per_row = [np.unique(row, return_inverse=True) for row in np.broadcast_to(g, (b, n))]
+    live = _live_groups(g, base)
+    labels = np.broadcast_to(g, base.shape)
 
     def draw(rng: np.random.Generator, r: int) -> np.ndarray:
-        out = np.empty((r, b, n))
-        for i, (labels, codes) in enumerate(per_row):
-            counts = rng.multinomial(labels.size, np.full(labels.size, 1.0 / labels.size), size=r)
-            out[:, i] = counts[:, codes.reshape(-1)]
+        out = np.empty((r, *base.shape))
+        for i, groups in enumerate(live):
+            counts = rng.multinomial(groups.size, np.full(groups.size, 1.0 / groups.size), size=r).astype(
+                np.float64
+            )
+            out[:, i] = _counts_per_sample(labels[i], groups, counts)
         return out
 
     return draw

@@ -95,3 +95,12 @@ def test_from_iter_and_every_override_the_rule(tmp_path):
     assert "no Train/mean_reward curve" in why
     with pytest.raises(RunError, match="no checkpoint at or after iteration 5000"):
         select_candidates(run, from_iter=5000)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_convergence_rule_keeps_the_plateau_under_heavy_noise(seed):
+    # noise at 10% of the curve's range: the rule must still find the knee, not the last point
+    rng = np.random.default_rng(seed)
+    it = np.arange(1500)
+    v = np.minimum(it / 600, 1.0) * 20.0 + rng.normal(0, 2.0, it.size)
+    assert converged_from(it, v) < 1000

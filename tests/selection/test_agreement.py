@@ -54,3 +54,13 @@ def test_best_k_with_regret_metric_reports_regret_not_its_negative():
     choice = best_k(values, real, ks=[1.0, 3.0], metric="regret")
     assert choice.k == 1.0
     assert choice.score.tolist() == [0.0, 3.0]
+
+
+def test_best_k_ignores_folds_whose_outcomes_all_tie():
+    values = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]])
+    choice = best_k(values, [1.0, 1.0, 2.0], ks=[1.0, 4.0])
+    assert choice.k == 1.0
+    assert np.isnan(choice.loo_choice[2])  # leaving out the 2 leaves two equal outcomes
+    assert choice.stability == 1.0  # both informative folds chose k = 1
+    with pytest.raises(ValueError, match="do not vary enough"):
+        best_k(values, [1.0, 1.0, 1.0], ks=[1.0, 4.0])

@@ -52,18 +52,18 @@ def test_given_edges_bin_new_checkpoints_like_earlier_ones():
 
 def test_empty_bins_are_outside_the_support():
     psi = np.array([[0.0, 0.0, 1.0, 1.0], [5.0, 5.0, 5.0, 6.0]])
-    bins = discretize(psi, bins=4)  # pooled edges 0.75, 3, 5: row 1 fills only the top bin
-    assert bins.q[1].tolist() == [0.0, 0.0, 0.0, 1.0]
-    assert bins.psi[1, 3] == 5.25
+    bins = discretize(psi, bins=4)  # pooled edges 1 and 5: row 1 fills only the top bin
+    assert bins.q[1].tolist() == [0.0, 0.0, 1.0]
+    assert bins.psi[1, 2] == 5.25
     r = worst_case(bins.psi, bins.q, k=50.0)
     np.testing.assert_allclose(r.value, [0.0, 5.25])  # minimum over occupied bins only
 
 
 def test_quantile_edges_merge_repeated_values():
-    values = np.r_[np.zeros(90), np.arange(1.0, 11.0)]  # a term that is mostly exactly 0
-    edges = quantile_edges(values, 10)
-    assert np.all(np.diff(edges) > 0)
-    assert edges.min() > 0  # no empty bin below the atom at 0
+    values = np.r_[np.zeros(50), np.arange(1.0, 51.0)]  # a term that is half the time exactly 0
+    edges = quantile_edges(values, 4)  # the 25% and 50% quantiles are both the atom at 0
+    assert edges.tolist() == [25.0]
+    assert quantile_edges(np.zeros(10), 4).size == 0  # a constant term: one bin
 
 
 def test_stack_pads_ragged_checkpoints_with_zero_weight():
@@ -74,3 +74,10 @@ def test_stack_pads_ragged_checkpoints_with_zero_weight():
     same, none = stack([np.array([1.0, 2.0]), np.array([3.0, 4.0])])
     assert none is None
     assert same.shape == (2, 2)
+
+
+def test_every_bin_of_quantile_edges_holds_pooled_samples():
+    values = np.array([0.0, 0.0, 10.0, 10.0, 3.0, 7.0, 7.0, 1.0])
+    edges = quantile_edges(values, 4)
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
+    assert np.all(counts > 0)

@@ -65,3 +65,30 @@ def test_bootstrap_is_reproducible_from_its_seed():
     a = bootstrap(psi, groups, k=1.0, n_boot=20, seed=9)
     b = bootstrap(psi, groups, k=1.0, n_boot=20, seed=9)
     np.testing.assert_array_equal(a.replicates, b.replicates)
+
+
+def test_paired_resampling_treats_identical_checkpoints_identically():
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(30), 10)
+    row = rng.normal(size=300)
+    paired = bootstrap(np.stack([row, row]), groups, k=1.0, n_boot=50, paired=True)
+    np.testing.assert_array_equal(paired.replicates[:, 0], paired.replicates[:, 1])
+    np.testing.assert_allclose(paired.p_best[:, 0], [0.5, 0.5])  # every replicate a tie
+    unpaired = bootstrap(np.stack([row, row]), groups, k=1.0, n_boot=50, paired=False)
+    assert not np.array_equal(unpaired.replicates[:, 0], unpaired.replicates[:, 1])
+
+
+def test_bootstrap_resamples_only_real_samples_of_ragged_checkpoints():
+    from postconv.selection.discretize import stack
+
+    rng = np.random.default_rng(6)
+    long_run, short_run = rng.normal(size=200), rng.normal(size=3) + 1
+    psi, weights = stack([long_run, short_run])
+    groups = np.arange(psi.shape[1])  # every sample its own group; padding has zero weight
+    result = bootstrap(psi, groups, k=0.5, weights=weights, n_boot=40, paired=False, seed=1)
+    assert np.all(np.isfinite(result.replicates))
+    assert result.value_low[1, 0] >= short_run.min() - 1e-12  # only the 3 real samples count
+    with pytest.raises(
+        ValueError, match="paired bootstrap needs every checkpoint to have samples of every group"
+    ):
+        bootstrap(psi, groups, k=0.5, weights=weights, n_boot=10, paired=True)
