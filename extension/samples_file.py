@@ -69,6 +69,8 @@ def load_samples(path: str | Path) -> SampleSet:
         if weights is not None and weights.shape != (b, n):
             raise ValueError(f"{path}: weights has shape {weights.shape}; expected ({b}, {n})")
         sense = str(data["sense"]) if "sense" in data else "reward"
+        if sense not in ("reward", "cost"):
+            raise ValueError(f"{path}: sense is {sense!r}; store 'reward' (larger is better) or 'cost'")
     return SampleSet(psi=psi, names=names, groups=groups, weights=weights, sense=sense)
 
 

@@ -49,6 +49,10 @@ if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ] && [ -x "$venv/
     exit 0
 fi
 
+if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import sys; print(sys.version_info[1])')" != "$minor" ]; then
+    echo "postconv: .venv holds another Python than $("$python" --version); recreating it"
+    rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/python" ]; then
     echo "postconv: creating .venv with $("$python" --version)"
     "$python" -m venv "$venv"

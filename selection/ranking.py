@@ -69,7 +69,9 @@ def rank(value, mean=None, sense: Sense = "reward") -> Ranking:
         raise ValueError("rank needs the plain means to break ties; pass mean= or a WorstCase")
     m = np.asarray(mean, dtype=np.float64).reshape(-1)
     if m.shape[0] != v.shape[0]:
-        raise ValueError(f"mean has {m.shape[0]} entries for {v.shape[0]} checkpoints")
+        raise ValueError(
+            f"mean has {m.shape[0]} entries for {v.shape[0]} checkpoints; pass one mean per checkpoint"
+        )
     if not (np.all(np.isfinite(v)) and np.all(np.isfinite(m))):
         raise ValueError("values and means to rank must be finite")
     order = np.stack([_order(v[:, j], m, sense) for j in range(v.shape[1])])

@@ -62,6 +62,7 @@ def test_worst_case_selection_can_disagree_with_the_mean():
         ({"psi": np.zeros((2, 3)), "names": np.array(["a"])}, "1 names for 2 checkpoints in psi"),
         ({"psi": np.zeros((2, 3)), "names": np.array(["a", "a"])}, "checkpoint names repeat"),
         ({"psi": np.zeros((2, 3)), "groups": np.zeros(4)}, "groups has shape (4,); expected (3,) or (2, 3)"),
+        ({"psi": np.zeros((2, 3)), "sense": np.asarray("loss")}, "sense is 'loss'; store 'reward'"),
     ],
 )
 def test_bad_samples_files_are_named_with_the_problem(tmp_path, arrays, message):

@@ -63,7 +63,7 @@ def test_worst_case_rejects_bad_input_with_its_message(kwargs, message):
 
 OTHER_CASES = [
     (lambda: rank([1.0, 2.0]), "rank needs the plain means to break ties; pass mean= or a WorstCase"),
-    (lambda: rank([1.0, 2.0], [1.0]), "mean has 1 entries for 2 checkpoints"),
+    (lambda: rank([1.0, 2.0], [1.0]), "mean has 1 entries for 2 checkpoints; pass one mean per checkpoint"),
     (lambda: rank([1.0, np.nan], [1.0, 2.0]), "values and means to rank must be finite"),
     (
         lambda: rank(worst_case([1.0, 2.0], k=1.0)),
