@@ -21,7 +21,12 @@ def run_probe(kind: str, num_envs: int, steps: int) -> dict:
     )
     if proc.returncode != 0:
         raise AssertionError(f"probe {kind} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # MuJoCo-Warp and Newton print buffer overflows (contacts, constraints) from their kernels
+    result["overflow_lines"] = [
+        line for line in (proc.stdout + proc.stderr).splitlines() if "overflow" in line.lower()
+    ]
+    return result
 
 
 def train(task: str, cwd: Path, iterations: int = 2) -> Path:

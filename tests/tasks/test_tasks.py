@@ -61,6 +61,12 @@ def test_flat_task_has_the_configured_sizes_and_29_dof_names(flat):
     assert flat["rewards_finite"]
 
 
+def test_contact_and_constraint_buffers_never_overflow(flat, disturbed):
+    # standing, random flailing and falls under pushes, on 4 worlds each
+    assert flat["overflow_lines"] == []
+    assert disturbed["overflow_lines"] == []
+
+
 def test_standing_robot_with_zero_action_stays_up_for_its_first_second(flat):
     assert flat["still_terminations"] == 0
     assert flat["still_min_height"] > 0.6  # pelvis starts at 0.76 m; a fall ends near 0.1 m
