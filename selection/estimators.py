@@ -269,17 +269,22 @@ def _row_stats(signed: torch.Tensor, q: torch.Tensor | None) -> _Rows:
             top = torch.maximum(top, torch.where(qc > 0, xc, 0.0).amax(-1).to(f64))
     if q is None:
         s1, s2, s3, qmin = s1 / n, s2 / n, s3 / n, qmin / n
-    var = torch.clamp_min(s2 - s1.square(), 0.0)
-    third = s3 - 3.0 * s1 * s2 + 2.0 * s1**3
+    numpy = [t.cpu().numpy() for t in (low_t.to(f64), s1, s2, s3, top, qmin)]
+    return _rows_from_sums(x, q, *numpy)
+
+
+def _rows_from_sums(x, q, low, s1, s2, s3, top, q_min, basis=None) -> _Rows:
+    """:class:`_Rows` from the raw moments E_q[x^j], j = 1..3, of both statistics paths."""
     return _Rows(
         x=x,
         q=q,
-        low=low_t.to(f64).cpu().numpy(),
-        mean=s1.cpu().numpy(),
-        var=var.cpu().numpy(),
-        third=third.cpu().numpy(),
-        top=top.cpu().numpy(),
-        q_min=qmin.clamp(0.0, 1.0).cpu().numpy(),
+        low=np.asarray(low, dtype=np.float64),
+        mean=s1,
+        var=np.maximum(s2 - s1**2, 0.0),
+        third=s3 - 3.0 * s1 * s2 + 2.0 * s1**3,
+        top=np.asarray(top, dtype=np.float64),
+        q_min=np.clip(q_min, 0.0, 1.0),
+        basis=basis,
     )
 
 
@@ -408,18 +413,7 @@ def _row_stats_small(signed: np.ndarray, q: np.ndarray | None) -> _Rows:
         sums = basis.sum(axis=2, dtype=np.float64)
         q_min = (q * ((x == 0) & support)).sum(axis=1, dtype=np.float64)
         top = np.where(support, x, 0).max(axis=1)
-    mean = sums[:, 1]
-    return _Rows(
-        x=x,
-        q=q,
-        low=low.astype(np.float64),
-        mean=mean,
-        var=np.maximum(sums[:, 2] - mean**2, 0.0),
-        third=sums[:, 3] - 3.0 * mean * sums[:, 2] + 2.0 * mean**3,
-        top=top.astype(np.float64),
-        q_min=np.clip(q_min, 0.0, 1.0),
-        basis=basis,
-    )
+    return _rows_from_sums(x, q, low, sums[:, 1], sums[:, 2], sums[:, 3], top, q_min, basis)
 
 
 def _moments_small(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tuple[np.ndarray, ...]:
