@@ -7,16 +7,19 @@ until a task is made). Isaac Lab's ``isaaclab train`` imports it through the
     isaaclab train --task PostConv-Velocity-Flat-G1 --num_envs 4096
 """
 
-import gymnasium as gym
-
 FLAT_TASK = "PostConv-Velocity-Flat-G1"
 DISTURBED_TASK = "PostConv-Velocity-Disturbed-G1"
+
+try:
+    import gymnasium as gym
+except ImportError:  # a selection-only install: no simulator, nothing to register
+    gym = None
 
 for _task, _env_cfg, _agent_cfg in (
     (FLAT_TASK, "G1FlatEnvCfg", "G1FlatPPORunnerCfg"),
     (DISTURBED_TASK, "G1DisturbedEnvCfg", "G1DisturbedPPORunnerCfg"),
 ):
-    if _task not in gym.registry:
+    if gym is not None and _task not in gym.registry:
         gym.register(
             id=_task,
             entry_point="isaaclab.envs:ManagerBasedRLEnv",

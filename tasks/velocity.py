@@ -16,8 +16,6 @@ fetched from Isaac Lab's asset server.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from isaaclab.managers import EventTermCfg as EventTerm
 from isaaclab.managers import RewardTermCfg as RewTerm
 from isaaclab.managers import SceneEntityCfg
@@ -26,7 +24,8 @@ from isaaclab_tasks.core.velocity import mdp
 from isaaclab_tasks.core.velocity.velocity_env_cfg import LocomotionVelocityRoughEnvCfg, RewardsCfg
 from isaaclab_tasks.utils import resolve_presets
 
-from postconv.tasks import g1
+from postconv.tasks import crn, g1
+from postconv.tasks.scenarios import TRAINING_PUSH, PushScenario
 from postconv.tasks.terrain import local_plane_terrain
 
 # Contact-buffer sizes per world for this asset's foot capsules (Isaac Lab's 10 / 95
@@ -150,30 +149,6 @@ class G1FlatEnvCfg(LocomotionVelocityRoughEnvCfg):
         self.events.reset_robot_joints.params["position_range"] = (1.0, 1.0)
 
 
-@dataclass(frozen=True)
-class PushScenario:
-    """A push disturbance: planar velocity kicks at random intervals, or none."""
-
-    name: str
-    """Label in results, e.g. ``"push_0.5"``."""
-    interval_s: tuple[float, float] | None
-    """Seconds between pushes, drawn uniformly per env; None turns pushes off."""
-    velocity: float = 0.0
-    """Largest kick (m/s): each push adds a velocity uniform in [-v, v] to x and y."""
-
-    def __post_init__(self) -> None:
-        if self.interval_s is not None:
-            lo, hi = self.interval_s
-            if not 0 < lo <= hi:
-                raise ValueError(f"push interval must satisfy 0 < low <= high; got {self.interval_s}")
-            if self.velocity <= 0:
-                raise ValueError(f"push velocity must be > 0 when pushes are on; got {self.velocity}")
-
-
-NO_PUSH = PushScenario("no_push", None)
-TRAINING_PUSH = PushScenario("push_0.5", (1.0, 3.0), 0.5)
-
-
 def push_event(scenario: PushScenario) -> EventTerm | None:
     """The interval event that applies ``scenario``, or None for no pushes.
 
@@ -210,9 +185,12 @@ def make_eval_cfg(
     """The evaluation variant of ``task`` ("flat" or "disturbed") under one push scenario.
 
     Training-time randomization that would blur a comparison between checkpoints is off
-    (friction, mass and center-of-mass draws, observation noise); what remains random
-    (initial poses, commands, push times) comes from ``seed``, so every checkpoint
-    evaluated with the same seed sees the same world. ``presets`` picks among the config's
+    (friction, mass and center-of-mass draws, observation noise). What remains random
+    (initial poses, commands, push times and kicks) is drawn from common random numbers
+    (:mod:`postconv.tasks.crn`) seeded by ``seed``: every checkpoint evaluated with the same
+    seed sees the same world, also when several share one env in groups. The push term is
+    always present (off for ``NO_PUSH``) so one env build can switch scenarios
+    (:func:`postconv.tasks.crn.set_push`). ``presets`` picks among the config's
     alternatives as Isaac Lab's ``presets=`` does (default: Newton MuJoCo-Warp).
     """
     if task not in TASKS:
@@ -220,10 +198,31 @@ def make_eval_cfg(
     cfg = resolve_presets(TASKS[task](), selected=presets)
     cfg.scene.num_envs = num_envs
     cfg.seed = seed
+    # every env at one origin: floating-point rounding is then the same for every group, so a
+    # checkpoint's samples do not depend on which group it is in (envs never collide across worlds)
+    cfg.scene.env_spacing = 0.0
     cfg.observations.policy.enable_corruption = False
-    cfg.events.physics_material = None
-    cfg.events.add_base_mass = None
-    cfg.events.base_com = None
-    cfg.events.base_external_force_torque = None
-    cfg.events.push_robot = push_event(scenario)
+    events = cfg.events
+    events.physics_material = None
+    events.add_base_mass = None
+    events.base_com = None
+    events.base_external_force_torque = None
+    events.reset_base.func = crn.reset_root_state_crn
+    joints = events.reset_robot_joints.params
+    if tuple(joints["position_range"]) != (1.0, 1.0) or tuple(joints["velocity_range"]) != (0.0, 0.0):
+        raise ValueError(
+            "reset_robot_joints draws random joint states; give it a common-random-numbers term first"
+        )
+    step_dt = cfg.sim.dt * cfg.decimation
+    events.push_robot = EventTerm(
+        func=crn.PushCRN,
+        mode="interval",
+        interval_range_s=(step_dt, step_dt),  # called every step; the term keeps its own timers
+        is_global_time=True,
+        params={"interval_s": scenario.interval_s, "velocity": scenario.velocity},
+    )
+    command = cfg.commands.base_velocity
+    cfg.commands.base_velocity = crn.VelocityCommandCRNCfg(
+        **{name: getattr(command, name) for name in command.__dataclass_fields__ if name != "class_type"}
+    )
     return cfg

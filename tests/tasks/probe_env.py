@@ -21,7 +21,8 @@ def _config(kind: str, num_envs: int):
     from isaaclab_tasks.utils import resolve_task_config
 
     from postconv.tasks import DISTURBED_TASK, FLAT_TASK
-    from postconv.tasks.velocity import NO_PUSH, make_eval_cfg
+    from postconv.tasks.scenarios import NO_PUSH
+    from postconv.tasks.velocity import make_eval_cfg
 
     if kind == "nopush":
         cfg = make_eval_cfg("disturbed", NO_PUSH, num_envs=num_envs, seed=0)

@@ -1,0 +1,464 @@
+"""Rollouts: checkpoints evaluated in groups in one vectorized Isaac Lab env.
+
+The env holds ``groups x envs_per_checkpoint`` envs. Env ``i`` belongs to group
+``i // m`` (driven by that group's checkpoint) and slot ``i % m``; every random draw comes
+from common random numbers per slot (:mod:`postconv.tasks.crn`), so each checkpoint sees
+the same initial states, commands and pushes. Actions are the policies' means, computed
+for all groups in one batched matrix product per layer.
+
+- :class:`EvalJob`: the self-contained, picklable unit of work (a group of checkpoints x
+  one scenario x a seed range) whose result is its sample folders on disk.
+- :class:`Evaluator`: one simulation in this process, reused for every job it runs
+  (Isaac Lab keeps one simulation per process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from postconv import __version__
+from postconv.policy import CheckpointError, DeterministicActor, load_actor
+from postconv.sample_store import SampleWriter, config_hash, file_sha256, is_complete, sample_dir
+from postconv.tasks.scenarios import NO_PUSH, PushScenario
+
+TASK_KINDS = {"PostConv-Velocity-Flat-G1": "flat", "PostConv-Velocity-Disturbed-G1": "disturbed"}
+
+
+def parse_scenario(text: str) -> PushScenario:
+    """``none`` or ``VELOCITY@LOW-HIGH`` (m/s kicks every LOW to HIGH s), e.g. ``0.5@1-3``."""
+    if text in ("none", NO_PUSH.name):
+        return NO_PUSH
+    try:
+        velocity, interval = text.split("@")
+        low, high = (float(x) for x in interval.split("-"))
+        return PushScenario(f"push_{float(velocity):g}_{low:g}-{high:g}s", (low, high), float(velocity))
+    except ValueError as err:
+        raise ValueError(
+            f"scenario {text!r}: write 'none' or VELOCITY@LOW-HIGH, e.g. 0.5@1-3 (0.5 m/s kicks every 1 to 3 s)"
+        ) from err
+
+
+DEFAULT_SCENARIOS = ("none", "0.5@1-3", "1@2-4")
+"""No pushes, the disturbed task's training pushes, and stronger ones less often."""
+
+FEATURES: dict[str, tuple[str, ...]] = {
+    "base_lin_vel": ("x", "y", "z"),
+    "base_ang_vel": ("x", "y", "z"),
+    "projected_gravity": ("x", "y", "z"),
+    "base_height": ("z",),
+    "command": ("vx", "vy", "wz"),
+}
+"""State features that can be recorded, with their components."""
+
+
+def read_feature(env, name: str) -> torch.Tensor:
+    """(num_envs, len(FEATURES[name])) values of a feature."""
+    data = env.scene["robot"].data
+    if name == "base_lin_vel":
+        return data.root_lin_vel_b.torch
+    if name == "base_ang_vel":
+        return data.root_ang_vel_b.torch
+    if name == "projected_gravity":
+        return data.projected_gravity_b.torch
+    if name == "base_height":
+        return data.root_pos_w.torch[:, 2:3]
+    if name == "command":
+        return env.command_manager.get_command("base_velocity")[:, :3]
+    raise ValueError(f"unknown feature {name!r}; choose from {', '.join(FEATURES)}")
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    """How every job of an evaluation rolls out (the part of the config that defines the samples)."""
+
+    task: str
+    """Isaac Lab task id (``PostConv-Velocity-Flat-G1`` or ``PostConv-Velocity-Disturbed-G1``)."""
+    envs_per_checkpoint: int = 16
+    """Envs (slots) each checkpoint drives; the bootstrap resamples them."""
+    burn_in_steps: int = 50
+    """Steps after the reset that are not recorded (1 s at 50 Hz), so samples come from
+    the walking gait rather than the start-up transient."""
+    steps: int = 250
+    """Recorded steps per env and seed (5 s at 50 Hz)."""
+    features: tuple[str, ...] = tuple(FEATURES)
+    """State features recorded with every sample (names from :data:`FEATURES`)."""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_KINDS:
+            raise ValueError(f"unknown task {self.task!r}; postconv evaluates {', '.join(TASK_KINDS)}")
+        if self.envs_per_checkpoint < 1 or self.steps < 1 or self.burn_in_steps < 0:
+            raise ValueError(
+                "envs_per_checkpoint and steps must be >= 1 and burn_in_steps >= 0; got "
+                f"{self.envs_per_checkpoint}, {self.steps}, {self.burn_in_steps}"
+            )
+        unknown = [f for f in self.features if f not in FEATURES]
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; choose from {', '.join(FEATURES)}")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f"{f}.{c}" for f in self.features for c in FEATURES[f])
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """A checkpoint file as a job sees it."""
+
+    path: str
+    name: str
+    iteration: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One unit of evaluation work: checkpoints x one scenario x seeds, results on disk.
+
+    Self-contained and picklable: a worker needs nothing else (no shared state) to run
+    it, and its result is the sample folders under ``samples_root``.
+    """
+
+    spec: RolloutSpec
+    checkpoints: tuple[CheckpointRef, ...]
+    scenario: PushScenario
+    seeds: tuple[int, ...]
+    samples_root: str
+    agent_cfg: dict = field(hash=False, compare=False)
+    """The run's ``params/agent.yaml`` (activation, normalization, action clipping)."""
+    trust: bool = False
+    """Allow checkpoints that need full unpickling (runs code from the file)."""
+
+    def key(self, checkpoint: CheckpointRef, seed: int) -> str:
+        """Identity of one sample folder: what produced it (not where or when)."""
+        return config_hash(
+            {
+                "spec": asdict(self.spec),
+                "scenario": asdict(self.scenario),
+                "seed": seed,
+                "checkpoint": checkpoint.sha256,
+                "clip_actions": self.agent_cfg.get("clip_actions"),
+            }
+        )
+
+    def folder(self, checkpoint: CheckpointRef, seed: int) -> Path:
+        return sample_dir(Path(self.samples_root), self.scenario.name, checkpoint.name, seed)
+
+    def todo(self) -> dict[int, tuple[CheckpointRef, ...]]:
+        """Per seed, the checkpoints whose samples are not yet on disk and valid."""
+        todo = {}
+        for seed in self.seeds:
+            missing = tuple(
+                c for c in self.checkpoints if not is_complete(self.folder(c, seed), self.key(c, seed))
+            )
+            if missing:
+                todo[seed] = missing
+        return todo
+
+
+@dataclass
+class JobResult:
+    """What running a job did."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Checkpoint name -> why it could not be evaluated."""
+    env_steps: int = 0
+    seconds: float = 0.0
+
+
+def checkpoint_ref(path: Path, iteration: int) -> CheckpointRef:
+    return CheckpointRef(str(path), path.stem, iteration, file_sha256(path))
+
+
+class BatchedPolicy:
+    """G deterministic actors applied to their own groups of m envs at once.
+
+    obs (G*m, obs_dim) -> actions (G*m, act_dim). Actors with one architecture run as one
+    batched matrix product per layer (``baddbmm``); otherwise one after another.
+    """
+
+    def __init__(self, actors: Sequence[DeterministicActor | None], m: int, device: str | torch.device):
+        self.m = m
+        self.actors = [a.to(device) if a is not None else None for a in actors]
+        live = [a for a in self.actors if a is not None]
+        self.act_dim = live[0].act_dim
+        # groups without a checkpoint (a short last group) stand still
+        self.live = torch.tensor([a is not None for a in self.actors], device=device)[:, None, None]
+        self.stacked = len({tuple(p.shape for p in a.parameters()) for a in live}) == 1
+        if self.stacked:
+            filler = [a if a is not None else live[0] for a in self.actors]
+            linears = [[layer for layer in a.mlp if isinstance(layer, torch.nn.Linear)] for a in filler]
+            self.mean = torch.stack([a.obs_mean for a in filler])[:, None, :]
+            self.scale = torch.stack([a.obs_scale for a in filler])[:, None, :]
+            self.weights = [
+                torch.stack([ls[i].weight.T for ls in linears]).contiguous() for i in range(len(linears[0]))
+            ]
+            self.biases = [
+                torch.stack([_bias(ls[i]) for ls in linears])[:, None, :] for i in range(len(linears[0]))
+            ]
+            self.activation = live[0].mlp[1] if len(live[0].mlp) > 1 else None
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        g = len(self.actors)
+        x = obs.reshape(g, self.m, -1)
+        if self.stacked:
+            x = (x - self.mean) * self.scale
+            for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+                x = torch.baddbmm(b, x, w)
+                if i < len(self.weights) - 1:
+                    x = self.activation(x)
+        else:
+            x = torch.stack(
+                [
+                    a(x[j]) if a is not None else x.new_zeros(self.m, self.act_dim)
+                    for j, a in enumerate(self.actors)
+                ]
+            )
+        return (x * self.live).reshape(g * self.m, -1)
+
+
+def _bias(layer: torch.nn.Linear) -> torch.Tensor:
+    return layer.bias if layer.bias is not None else torch.zeros(layer.out_features)
+
+
+class Evaluator:
+    """One evaluation env in this process, built on first use and reused across jobs.
+
+    Args:
+        groups: checkpoints evaluated at once (the env has ``groups x m`` envs).
+        device: simulation and policy device (``"cpu"``, ``"cuda:0"``).
+        chunk_steps: steps buffered before a write to disk; bounds memory to
+            ``chunk_steps x envs x (terms + features + 4)`` values.
+    """
+
+    def __init__(
+        self, groups: int, device: str = "cpu", chunk_steps: int = 64, presets: tuple[str, ...] = ()
+    ):
+        if groups < 1:
+            raise ValueError(f"groups must be >= 1; got {groups}")
+        self.groups = groups
+        self.device = device
+        self.chunk_steps = chunk_steps
+        self.presets = presets
+        self.env = None
+        self._built_for: tuple | None = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+        self._stack.close()
+
+    def _ensure_env(self, spec: RolloutSpec) -> None:
+        key = (spec.task, spec.envs_per_checkpoint)
+        if self._built_for == key:
+            return
+        if self._built_for is not None:
+            raise RuntimeError(
+                f"this process already simulates {self._built_for}; Isaac Lab keeps one simulation per process, "
+                "so evaluate another task or env count in a new process"
+            )
+        from isaaclab.app import launch_simulation
+
+        from postconv.tasks.velocity import make_eval_cfg
+
+        m = spec.envs_per_checkpoint
+        cfg = make_eval_cfg(TASK_KINDS[spec.task], NO_PUSH, num_envs=self.groups * m, presets=self.presets)
+        cfg.sim.device = self.device
+        self._stack.enter_context(launch_simulation(cfg, {"headless": True, "device": self.device}))
+        from isaaclab.envs import ManagerBasedRLEnv
+
+        from postconv.tasks import crn
+
+        self.env = ManagerBasedRLEnv(cfg=cfg)
+        self.crn = crn.attach(self.env, slots=m, seed=0)
+        self._built_for = key
+        self._observe_before_reset(spec)
+
+    def _observe_before_reset(self, spec: RolloutSpec) -> None:
+        """Read features when rewards are computed: after the physics, before the step's resets."""
+        env = self.env
+        compute = env.reward_manager.compute
+        self._features = torch.zeros(env.num_envs, len(spec.feature_names), device=env.device)
+
+        def compute_then_observe(dt):
+            reward = compute(dt)
+            torch.cat([read_feature(env, f) for f in spec.features], dim=1, out=self._features)
+            return reward
+
+        env.reward_manager.compute = compute_then_observe
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.env.observation_manager.group_obs_dim["policy"][0])
+
+    def run(self, job: EvalJob, on_steps: Callable[[int], None] | None = None) -> JobResult:
+        """Evaluate ``job``'s checkpoints that have no valid samples yet; write their folders."""
+        result = JobResult()
+        todo = job.todo()
+        if not todo:
+            return result
+        spec = job.spec
+        self._ensure_env(spec)
+        if len(job.checkpoints) > self.groups:
+            raise ValueError(f"job has {len(job.checkpoints)} checkpoints for an env of {self.groups} groups")
+        env = self.env
+        act_dim = env.action_manager.total_action_dim
+        actors: dict[str, DeterministicActor] = {}
+        for c in job.checkpoints:
+            try:
+                actors[c.name] = load_actor(
+                    Path(c.path), job.agent_cfg, self.obs_dim, act_dim, trust=job.trust
+                )
+            except CheckpointError as err:
+                result.skipped[c.name] = str(err)
+        clip = job.agent_cfg.get("clip_actions")
+        from postconv.tasks import crn
+
+        crn.set_push(env, job.scenario.interval_s, job.scenario.velocity)
+        start = time.perf_counter()
+        for seed, pending in todo.items():
+            group = [c for c in pending if c.name in actors]
+            if not group:
+                continue
+            policy = BatchedPolicy(
+                [actors[c.name] for c in group] + [None] * (self.groups - len(group)),
+                spec.envs_per_checkpoint,
+                env.device,
+            )
+            writers = {
+                c.name: SampleWriter(
+                    job.folder(c, seed),
+                    spec.steps,
+                    spec.envs_per_checkpoint,
+                    len(env.reward_manager.active_terms),
+                    len(spec.feature_names),
+                )
+                for c in group
+            }
+            try:
+                seconds = self._rollout(spec, seed, policy, clip, [writers[c.name] for c in group], on_steps)
+            except BaseException:
+                for w in writers.values():
+                    w.abort()
+                raise
+            for c in group:
+                meta = self._meta(job, c, seed, seconds)
+                result.written.append(writers[c.name].finish(meta))
+            result.env_steps += (spec.burn_in_steps + spec.steps) * env.num_envs
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _rollout(self, spec, seed, policy, clip, writers, on_steps) -> float:
+        env, m = self.env, spec.envs_per_checkpoint
+        n_live = len(writers)
+        self.crn.restart(seed)
+        obs = env.reset()[0]["policy"]
+        episode = torch.zeros(env.num_envs, dtype=torch.int32, device=env.device)
+        chunk = min(self.chunk_steps, spec.steps)
+        buf = {
+            "terms": torch.zeros(
+                chunk, env.num_envs, len(env.reward_manager.active_terms), device=env.device
+            ),
+            "psi": torch.zeros(chunk, env.num_envs, device=env.device),
+            "features": torch.zeros(chunk, env.num_envs, len(spec.feature_names), device=env.device),
+            "episode": torch.zeros(chunk, env.num_envs, dtype=torch.int32, device=env.device),
+            "terminated": torch.zeros(chunk, env.num_envs, dtype=torch.bool, device=env.device),
+            "truncated": torch.zeros(chunk, env.num_envs, dtype=torch.bool, device=env.device),
+        }
+        step_dt = env.step_dt
+        start = time.perf_counter()
+        total = spec.burn_in_steps + spec.steps
+        for t in range(total):
+            actions = policy(obs)
+            if clip is not None:
+                actions = actions.clamp(-clip, clip)
+            out, reward, terminated, truncated, _ = env.step(actions)
+            obs = out["policy"]
+            r = t - spec.burn_in_steps
+            if r >= 0:
+                i = r % chunk
+                buf["terms"][i] = env.reward_manager._step_reward * step_dt
+                buf["psi"][i] = reward
+                buf["features"][i] = self._features
+                buf["episode"][i] = episode
+                buf["terminated"][i] = terminated
+                buf["truncated"][i] = truncated
+                if i == chunk - 1 or r == spec.steps - 1:
+                    self._flush(buf, i + 1, r - i, writers, m, n_live)
+            done = terminated | truncated
+            if r >= 0:
+                episode += done.to(torch.int32)
+            if on_steps is not None:
+                on_steps(env.num_envs)
+        return time.perf_counter() - start
+
+    @staticmethod
+    def _flush(buf, length, t0, writers, m, n_live) -> None:
+        host = {name: b[:length, : n_live * m].cpu().numpy() for name, b in buf.items()}
+        for j, writer in enumerate(writers):
+            writer.write(t0, {name: a[:, j * m : (j + 1) * m] for name, a in host.items()})
+
+    def _meta(self, job: EvalJob, c: CheckpointRef, seed: int, seconds: float) -> dict:
+        env = self.env
+        return {
+            "key": job.key(c, seed),
+            "task": job.spec.task,
+            "scenario": asdict(job.scenario),
+            "seed": seed,
+            "checkpoint": {"name": c.name, "iteration": c.iteration, "sha256": c.sha256, "path": c.path},
+            "spec": asdict(job.spec),
+            "reward_terms": list(env.reward_manager.active_terms),
+            "feature_names": list(job.spec.feature_names),
+            "step_dt": env.step_dt,
+            "env_slots": "column j of every array is env slot j (the same world for every checkpoint)",
+            "groups_in_env": self.groups,
+            "env_steps_per_s": (job.spec.burn_in_steps + job.spec.steps) * env.num_envs / max(seconds, 1e-9),
+            "device": str(env.device),
+            "postconv_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+
+def plan_jobs(
+    spec: RolloutSpec,
+    checkpoints: Sequence[CheckpointRef],
+    scenarios: Sequence[PushScenario],
+    seeds: Sequence[int],
+    samples_root: Path,
+    agent_cfg: dict,
+    groups: int,
+    seeds_per_job: int = 1,
+    trust: bool = False,
+) -> list[EvalJob]:
+    """Split an evaluation into jobs: checkpoint groups x scenarios x seed ranges."""
+    jobs = []
+    for scenario in scenarios:
+        for s0 in range(0, len(seeds), seeds_per_job):
+            for c0 in range(0, len(checkpoints), groups):
+                jobs.append(
+                    EvalJob(
+                        spec=spec,
+                        checkpoints=tuple(checkpoints[c0 : c0 + groups]),
+                        scenario=scenario,
+                        seeds=tuple(seeds[s0 : s0 + seeds_per_job]),
+                        samples_root=str(samples_root),
+                        agent_cfg=agent_cfg,
+                        trust=trust,
+                    )
+                )
+    return jobs
