@@ -1,14 +1,22 @@
 """The ``postconv`` command.
 
-postconv select SAMPLES.npz [--k 1 2 4 6] [--primary-k 4] [--divergence kl] [--out DIR]
-postconv select --demo      # writes a synthetic samples file and ranks it
+postconv run RUN_DIR          evaluate the candidate checkpoints of a run, then rank them
+postconv evaluate RUN_DIR     rollouts only: samples into RUN_DIR/postconv/samples
+postconv select RUN_DIR       ranking only, from the stored samples
+postconv select FILE.npz      ranking of a samples file; --demo: of a synthetic one
+postconv train ARGS...        `isaaclab train ARGS...`, then `postconv run` on the new run
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import fields
 from pathlib import Path
 
 from rich.console import Console
@@ -18,6 +26,66 @@ from postconv import __version__
 DEMO_DIR = Path("outputs/demo")
 
 
+def _selection_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("selection")
+    g.add_argument("--k", type=float, nargs="+", default=[1.0, 2.0, 4.0, 6.0], help="radii to report")
+    g.add_argument("--primary-k", type=float, default=4.0, help="the radius that picks the checkpoint")
+    g.add_argument("--divergence", choices=["kl", "chi2"], default="kl")
+    g.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (0: no intervals)")
+    g.add_argument("--level", type=float, default=0.9, help="interval coverage")
+
+
+def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The stage's options; ``postconv train`` prefixes the ones Isaac Lab's training also has."""
+    from postconv.rollout import DEFAULT_SCENARIOS, FEATURES
+
+    g = parser.add_argument_group("evaluation")
+    if not prefix:
+        g.add_argument("--task", help="task id (default: from the run's run.json)")
+        g.add_argument("--device", default="cpu", help="simulation and policy device: cpu or cuda:0")
+        g.add_argument(
+            "--seed", type=int, default=0, help="seed of the common random numbers and the bootstrap"
+        )
+        g.add_argument(
+            "--headless", action="store_true", help="accepted for Isaac Lab habit; always headless"
+        )
+    g.add_argument(
+        f"--{prefix}num_envs", dest="num_envs", type=int, default=64, help="envs of the evaluation env"
+    )
+    g.add_argument(
+        f"--{prefix}envs-per-checkpoint", dest="envs_per_checkpoint", type=int, default=16,
+        help="envs each checkpoint drives; num_envs / this many checkpoints are evaluated at once",
+    )  # fmt: skip
+    g.add_argument(
+        f"--{prefix}steps", dest="steps", type=int, default=250, help="recorded steps per env (50 Hz)"
+    )
+    g.add_argument(
+        f"--{prefix}burn-in", dest="burn_in_steps", type=int, default=50, help="unrecorded steps first"
+    )
+    g.add_argument(
+        f"--{prefix}num-seeds", dest="num_seeds", type=int, default=1, help="rollouts per checkpoint"
+    )
+    g.add_argument(
+        "--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS),
+        help="push scenarios: none, or VELOCITY@LOW-HIGH (m/s kicks every LOW-HIGH s)",
+    )  # fmt: skip
+    g.add_argument("--features", nargs="+", default=list(FEATURES), choices=list(FEATURES))
+    g.add_argument(
+        "--from-iter", type=int, help="candidates from this iteration (instead of the convergence rule)"
+    )
+    g.add_argument("--every", type=int, help="keep every n-th candidate, counting back from the last")
+    g.add_argument("--all-checkpoints", action="store_true", help="ignore the convergence rule")
+    g.add_argument(
+        "--trust-checkpoints", action="store_true",
+        help="load checkpoints that need full unpickling (runs code from the file; only for sources you trust)",
+    )  # fmt: skip
+    g.add_argument(
+        "--psi", nargs="+", metavar="TERM=WEIGHT",
+        help="performance as a weighted sum of reward terms (default: the task reward)",
+    )  # fmt: skip
+    g.add_argument("--sense", choices=["reward", "cost"], default="reward")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="postconv", description="Post-convergence policy selection for Isaac Lab."
@@ -25,26 +93,82 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"postconv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    for name, text in (
+        ("run", "evaluate a run's candidate checkpoints under pushes, then rank them"),
+        ("evaluate", "evaluate a run's candidate checkpoints (samples only)"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("run_dir", type=Path, help="the run folder: logs/rsl_rl/<experiment>/<timestamp>")
+        _stage_options(p)
+        if name == "run":
+            _selection_options(p)
+
     sel = sub.add_parser(
         "select",
-        help="rank checkpoints by worst-case performance from a samples file",
+        help="rank checkpoints by worst-case performance, from a run's samples or a samples file",
         description="Rank checkpoints by their worst-case performance within a divergence ball of radius k "
         "around the simulation distribution, next to the plain mean.",
     )
     sel.add_argument(
-        "samples", nargs="?", type=Path, help="npz file with psi (checkpoints, samples); see README"
+        "samples", nargs="?", type=Path, help="a run folder evaluated before, or an npz samples file"
     )
     sel.add_argument(
         "--demo", action="store_true", help=f"write a synthetic samples file to {DEMO_DIR} and rank it"
     )
-    sel.add_argument("--k", type=float, nargs="+", default=[1.0, 2.0, 4.0, 6.0], help="radii to report")
-    sel.add_argument("--primary-k", type=float, default=4.0, help="the radius that picks the checkpoint")
-    sel.add_argument("--divergence", choices=["kl", "chi2"], default="kl")
-    sel.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (0: no intervals)")
-    sel.add_argument("--level", type=float, default=0.9, help="interval coverage")
     sel.add_argument("--seed", type=int, default=0)
-    sel.add_argument("--out", type=Path, help="results folder (default: beside the samples file)")
+    sel.add_argument("--out", type=Path, help="results folder for a samples file (default: beside it)")
+    sel.add_argument(
+        "--psi", nargs="+", metavar="TERM=WEIGHT", help="(run folders) weighted reward terms as psi"
+    )
+    sel.add_argument("--sense", choices=["reward", "cost"], default=None, help="(run folders) reward or cost")
+    _selection_options(sel)
+
+    train = sub.add_parser(
+        "train",
+        help="train with `isaaclab train` (all its arguments), then run the stage on the new run",
+        description="Everything not listed here goes to `isaaclab train` unchanged (--task, --num_envs, "
+        "--device, --seed, --max_iterations, agent.* overrides, ...). The evaluation's own sizes take an eval- prefix.",
+    )
+    _stage_options(train, prefix="eval-")
+    _selection_options(train)
     return parser
+
+
+def _psi_terms(items: list[str] | None) -> dict[str, float] | None:
+    if not items:
+        return None
+    terms = {}
+    for item in items:
+        name, _, weight = item.partition("=")
+        try:
+            terms[name] = float(weight) if weight else 1.0
+        except ValueError as err:
+            raise ValueError(f"--psi {item!r}: write TERM=WEIGHT, e.g. track_lin_vel_xy_exp=1") from err
+    return terms
+
+
+def stage_config(args: argparse.Namespace):
+    """The :class:`~postconv.stage.StageConfig` of parsed CLI arguments."""
+    from postconv.report import SelectionConfig
+    from postconv.stage import StageConfig
+
+    selection = SelectionConfig(
+        k=tuple(args.k), primary_k=args.primary_k, divergence=args.divergence, n_boot=args.n_boot,
+        level=args.level, seed=args.seed,
+    )  # fmt: skip
+    given = {
+        f.name: getattr(args, f.name) for f in fields(StageConfig) if getattr(args, f.name, None) is not None
+    }
+    given.update(
+        scenarios=tuple(given.get("scenarios", ())) or StageConfig.scenarios,
+        features=tuple(given.get("features", ())) or StageConfig().features,
+        after_convergence=not getattr(args, "all_checkpoints", False),
+        trust=getattr(args, "trust_checkpoints", False),
+        psi_terms=_psi_terms(getattr(args, "psi", None)),
+        sense=getattr(args, "sense", None) or "reward",
+        selection=selection,
+    )
+    return StageConfig(**given)
 
 
 def _select(args: argparse.Namespace, console: Console) -> int:
@@ -53,8 +177,13 @@ def _select(args: argparse.Namespace, console: Console) -> int:
     from postconv.samples_file import load_samples, save_samples
 
     if args.demo == (args.samples is not None):
-        console.print("[red]give either a samples file or --demo[/]")
+        console.print("[red]give a run folder, a samples file or --demo[/]")
         return 2
+    if args.samples is not None and args.samples.is_dir():
+        from postconv.stage import select_run
+
+        select_run(args.samples, stage_config(args), console)
+        return 0
     if args.demo:
         path = save_samples(DEMO_DIR / "samples.npz", demo_samples(args.seed))
         console.print(f"wrote synthetic demo samples to {path}")
@@ -76,19 +205,82 @@ def _select(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -> int:
+    """`isaaclab train` in a child process (its own simulation), then the stage here."""
+    from postconv.hook import ENV_RUN_DIR_FILE, ENV_SWITCH
+    from postconv.stage import run_stage
+
+    train_args = argparse.ArgumentParser(add_help=False)
+    train_args.add_argument("--task")
+    train_args.add_argument("--device", default="cpu")
+    train_args.add_argument("--seed", type=int, default=0)
+    known, _ = train_args.parse_known_args(passthrough)
+    if not known.task:
+        console.print("[red]error:[/] give the task to train, e.g. --task PostConv-Velocity-Flat-G1")
+        return 2
+    isaaclab = Path(sys.executable).with_name("isaaclab")
+    command = [str(isaaclab) if isaaclab.exists() else "isaaclab", "train", *passthrough]
+    with tempfile.TemporaryDirectory() as tmp:
+        record = Path(tmp) / "run_dir"
+        started = time.time()
+        console.print(f"[bold]training:[/] {' '.join(command)}")
+        proc = subprocess.run(command, env={**os.environ, ENV_SWITCH: "0", ENV_RUN_DIR_FILE: str(record)})
+        if proc.returncode != 0:
+            console.print(f"[red]error:[/] isaaclab train exited with {proc.returncode}; no selection")
+            return proc.returncode
+        run_dir = Path(record.read_text()) if record.exists() else _newest_run(Path("logs/rsl_rl"), started)
+    if run_dir is None:
+        console.print("[red]error:[/] training finished but wrote no run folder under logs/rsl_rl")
+        return 1
+    args.task, args.device, args.seed = known.task, known.device, known.seed
+    console.print(f"[bold]post-convergence stage on[/] {run_dir}")
+    run_stage(run_dir, stage_config(args), console)
+    return 0
+
+
+def _newest_run(root: Path, since: float) -> Path | None:
+    runs = [p.parent for p in root.glob("*/*/run.json") if p.stat().st_mtime >= since]
+    return max(runs, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    if argv[:1] == ["train"]:
+        args, passthrough = parser.parse_known_args(argv)
+    else:
+        args, passthrough = parser.parse_args(argv), []
     from postconv.report import wide_console
 
     console = wide_console()
+    # a polite kill (SIGTERM) cleans up like Ctrl-C: partial sample folders are removed
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         if args.command == "select":
             return _select(args, console)
+        if args.command == "train":
+            return _train(args, passthrough, console)
+        from postconv import stage
+
+        config = stage_config(args)
+        if args.command == "evaluate":
+            stage.evaluate(args.run_dir, config, console)
+        else:
+            stage.run_stage(args.run_dir, config, console)
+        return 0
+    except KeyboardInterrupt:
+        console.print(
+            "[yellow]interrupted[/]: finished sample sets are kept; run the same command again to resume"
+        )
+        return 130
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/] {err}")
         return 2
-    return 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,10 @@ class SelectionResult:
     checkpoints: list[CheckpointResult]
     chosen: str
     chosen_by_mean: str
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Checkpoints that could not be evaluated, with the reason."""
+    scenarios: list[str] = field(default_factory=list)
+    """The push scenarios pooled in these samples (empty for a plain samples file)."""
     version: str = field(default=__version__)
 
     def to_json(self) -> str:
@@ -137,18 +142,18 @@ def select(samples: SampleSet, config: SelectionConfig | None = None) -> Selecti
     )
 
 
-def write_results(result: SelectionResult, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``selection.json`` and ``selection.csv`` atomically into ``out_dir``."""
+def write_results(result: SelectionResult, out_dir: str | Path, stem: str = "selection") -> tuple[Path, Path]:
+    """Write ``<stem>.json`` and ``<stem>.csv`` atomically into ``out_dir``."""
     out_dir = Path(out_dir)
-    json_path = atomic_write(out_dir / "selection.json", lambda f: f.write(result.to_json().encode()))
-    csv_path = atomic_write(out_dir / "selection.csv", lambda f: f.write(result.to_csv().encode()))
+    json_path = atomic_write(out_dir / f"{stem}.json", lambda f: f.write(result.to_json().encode()))
+    csv_path = atomic_write(out_dir / f"{stem}.csv", lambda f: f.write(result.to_csv().encode()))
     return json_path, csv_path
 
 
 def wide_console() -> Console:
     """A console that keeps the ranking table on one line per checkpoint in logs and pipes."""
     console = Console()
-    return console if console.is_terminal else Console(width=132)
+    return console if sys.stdout.isatty() else Console(width=max(132, console.width))
 
 
 def ranking_table(result: SelectionResult) -> Table:
@@ -160,6 +165,7 @@ def ranking_table(result: SelectionResult) -> Table:
         title=f"Checkpoints ranked by worst-case {result.config.divergence.upper()} value at k = {ks[primary]:g} "
         f"({better} is better; rank in brackets)",
         caption=f"{result.samples_per_checkpoint:,} samples per checkpoint"
+        + (f" over push scenarios {', '.join(result.scenarios)}" if result.scenarios else "")
         + (
             f"; interval and P(best) at k = {ks[primary]:g} from {result.config.n_boot} group-bootstrap replicates"
             if result.config.n_boot
@@ -193,5 +199,7 @@ def print_summary(result: SelectionResult, paths: tuple[Path, ...], console: Con
     )
     if result.chosen_by_mean != result.chosen:
         console.print(f"the plain simulation mean would have chosen {result.chosen_by_mean}")
+    for name, why in result.skipped.items():
+        console.print(f"[yellow]not ranked: {name}[/] ({why})")
     for p in paths:
         console.print(f"wrote {p}")

@@ -15,6 +15,8 @@ for all groups in one batched matrix product per layer.
 from __future__ import annotations
 
 import contextlib
+import io
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -279,12 +281,20 @@ class Evaluator:
         m = spec.envs_per_checkpoint
         cfg = make_eval_cfg(TASK_KINDS[spec.task], NO_PUSH, num_envs=self.groups * m, presets=self.presets)
         cfg.sim.device = self.device
-        self._stack.enter_context(launch_simulation(cfg, {"headless": True, "device": self.device}))
-        from isaaclab.envs import ManagerBasedRLEnv
-
         from postconv.tasks import crn
 
-        self.env = ManagerBasedRLEnv(cfg=cfg)
+        # Isaac Lab prints its manager tables while building: kept out of the progress display,
+        # shown only if the build fails
+        log = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(log):
+                self._stack.enter_context(launch_simulation(cfg, {"headless": True, "device": self.device}))
+                from isaaclab.envs import ManagerBasedRLEnv
+
+                self.env = ManagerBasedRLEnv(cfg=cfg)
+        except Exception:
+            sys.stdout.write(log.getvalue())
+            raise
         self.crn = crn.attach(self.env, slots=m, seed=0)
         self._built_for = key
         self._observe_before_reset(spec)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postconv.samples_file import SampleSet
+from postconv.samples_file import SampleSet, atomic_write
 
 STAGE_DIR = "postconv"
 """Everything postconv writes inside a run folder goes under this subfolder."""
@@ -67,6 +67,10 @@ def file_sha256(path: Path, block: int = 1 << 20) -> str:
 def config_hash(config: dict) -> str:
     """A short stable hash of a JSON-able dict (sorted keys)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def read_meta(folder: Path) -> dict | None:

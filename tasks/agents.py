@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import field
+
 from isaaclab.utils import configclass
 from isaaclab_rl.rsl_rl import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
+
+from postconv.hook import logger_spec
 
 
 @configclass
@@ -18,6 +22,11 @@ class G1FlatPPORunnerCfg(RslRlOnPolicyRunnerCfg):
     max_iterations = 1500
     save_interval = 50
     experiment_name = "g1_flat"
+    # TensorBoard as usual, then the post-convergence stage when training ends
+    # (off: agent.logger.run_stage=false or POSTCONV_STAGE=0)
+    # (a dict subclass Isaac Lab's training entry can hash; copy=False keeps configclass from
+    # turning it into a plain dict)
+    logger: dict = field(default_factory=logger_spec, metadata={"copy": False})
     obs_groups = {"actor": ["policy"], "critic": ["policy"]}
     actor = RslRlMLPModelCfg(
         hidden_dims=[256, 128, 128],

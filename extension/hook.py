@@ -1,0 +1,145 @@
+"""The post-convergence stage, run by itself when ``isaaclab train`` ends.
+
+rsl_rl builds its log writer from the runner config's ``logger`` entry (``class_name`` plus
+constructor arguments) and calls the writer's ``stop()`` when ``learn()`` finishes. The
+G1 runner configs name :class:`PostConvLogWriter`: it logs exactly as TensorBoard (or W&B)
+would, and at ``stop()`` arranges for ``postconv run <run folder>`` to start when the
+training process exits, in a process of its own, after Isaac Lab has closed the training
+env, so the evaluation builds its own simulation.
+
+Turn it off with ``agent.logger.run_stage=false`` in the runner config, or with the
+environment variable ``POSTCONV_STAGE=0``; pass stage options in ``POSTCONV_STAGE_ARGS``
+(or ``stage_args`` of the logger entry). An interrupted training (Ctrl-C) never calls
+``stop()`` and starts nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from rsl_rl.utils.log_writer import LogWriter
+
+ENV_SWITCH = "POSTCONV_STAGE"
+"""Set to 0 / false / off to skip the automatic stage."""
+ENV_STAGE_ARGS = "POSTCONV_STAGE_ARGS"
+"""Extra ``postconv run`` options for the automatic stage, e.g. ``"--num_envs 256 --steps 500"``."""
+ENV_RUN_DIR_FILE = "POSTCONV_RUN_DIR_FILE"
+"""If set, the writer records its run folder in this file (how ``postconv train`` finds it)."""
+
+
+class LoggerSpec(dict):
+    """The runner config's ``logger`` entry naming :class:`PostConvLogWriter`.
+
+    A dict for rsl_rl, and hashable, because Isaac Lab's training entry tests the logger
+    with ``logger in {"wandb", "neptune"}``.
+    """
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def logger_spec(
+    backend: str = "tensorboard", run_stage: bool = True, stage_args: tuple[str, ...] = ()
+) -> LoggerSpec:
+    """A runner config ``logger`` value that keeps ``backend`` and runs the stage after training."""
+    return LoggerSpec(
+        class_name="postconv.hook:PostConvLogWriter",
+        backend=backend,
+        run_stage=run_stage,
+        stage_args=list(stage_args),
+    )
+
+
+def stage_enabled(run_stage: bool = True) -> bool:
+    return run_stage and os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+class PostConvLogWriter(LogWriter):
+    """TensorBoard or W&B logging, then the post-convergence stage when training ends.
+
+    Args:
+        log_dir: the run folder (given by rsl_rl).
+        backend: ``"tensorboard"`` or ``"wandb"`` (rsl_rl's W&B writer; its arguments in ``backend_cfg``).
+        run_stage: the switch in the runner config.
+        stage_args: extra ``postconv run`` options, e.g. ``["--num_envs", "256"]`` or ``"--num_envs 256"``.
+        backend_cfg: constructor arguments of the W&B writer (``project_name``, ...).
+    """
+
+    def __init__(
+        self,
+        log_dir: str,
+        backend: str = "tensorboard",
+        run_stage: bool = True,
+        stage_args: list[str] | str | None = None,
+        backend_cfg: dict | None = None,
+    ):
+        self.log_dir = Path(log_dir)
+        self.run_stage = run_stage
+        # a string from a Hydra override (agent.logger.stage_args="--num_envs 256") or a list
+        self.stage_args = shlex.split(stage_args) if isinstance(stage_args, str) else list(stage_args or [])
+        self.device: str | None = None
+        if backend == "tensorboard":
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.inner = SummaryWriter(log_dir=str(log_dir), flush_secs=10)
+        elif backend == "wandb":
+            from rsl_rl.utils.wandb_log_writer import WandbLogWriter
+
+            self.inner = WandbLogWriter(log_dir=str(log_dir), **(backend_cfg or {}))
+        else:
+            raise ValueError(
+                f"postconv log writer: backend {backend!r} unknown; use 'tensorboard' or 'wandb'"
+            )
+        if record := os.environ.get(ENV_RUN_DIR_FILE):
+            Path(record).write_text(str(self.log_dir.resolve()))
+
+    def add_scalar(self, tag: str, scalar_value: float, global_step: int) -> None:
+        self.inner.add_scalar(tag, scalar_value, global_step)
+
+    def store_config(self, env_cfg, train_cfg: dict) -> None:
+        self.device = train_cfg.get("device")
+        if isinstance(self.inner, LogWriter):
+            self.inner.store_config(env_cfg, train_cfg)
+
+    def save_model(self, model_path: str, it: int) -> None:
+        if isinstance(self.inner, LogWriter):
+            self.inner.save_model(model_path, it)
+
+    def save_file(self, path: str) -> None:
+        if isinstance(self.inner, LogWriter):
+            self.inner.save_file(path)
+
+    def save_video(self, video, it: int) -> None:
+        if isinstance(self.inner, LogWriter):
+            self.inner.save_video(video, it)
+
+    def stop(self) -> None:
+        if isinstance(self.inner, LogWriter):
+            self.inner.stop()
+        else:
+            self.inner.close()
+        if stage_enabled(self.run_stage):
+            extra = self.stage_args + shlex.split(os.environ.get(ENV_STAGE_ARGS, ""))
+            command = stage_command(self.log_dir, self.device, extra)
+            print(
+                f"[postconv] training finished; the post-convergence stage starts at exit: {' '.join(command)}"
+            )
+            atexit.register(_run_at_exit, command)
+
+
+def stage_command(run_dir: Path, device: str | None, extra: list[str]) -> list[str]:
+    command = [sys.executable, "-m", "postconv.cli", "run", str(run_dir)]
+    if device and "--device" not in extra:
+        command += ["--device", device]
+    return command + extra
+
+
+def _run_at_exit(command: list[str]) -> None:
+    # the training env is closed by now; the stage builds its own simulation in a new process
+    env = {**os.environ, ENV_SWITCH: "0"}
+    subprocess.run(command, env=env, check=False)

@@ -1,0 +1,297 @@
+"""The post-convergence stage: candidates -> rollouts -> samples -> selection -> results.
+
+:func:`evaluate` schedules the evaluation jobs of a run (the loop here; one job's work is
+:meth:`postconv.rollout.Evaluator.run`), :func:`select_run` ranks the checkpoints from the
+stored samples, :func:`run_stage` does both. Everything lands in ``<run>/postconv/``:
+
+- ``samples/<scenario>/<checkpoint>/seed_<s>/``: the samples (:mod:`postconv.sample_store`);
+- ``evaluation.json``: candidates and how they were chosen, checkpoints skipped and why,
+  throughput;
+- ``selection.json`` / ``selection.csv``: the ranking over all scenarios pooled, and
+  ``by_scenario/<scenario>.json|csv`` per scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from rich.console import Console
+
+from postconv.checkpoints import RunError, open_run, select_candidates
+from postconv.report import (
+    SelectionConfig,
+    SelectionResult,
+    print_summary,
+    select,
+    wide_console,
+    write_results,
+)
+from postconv.rollout import (
+    DEFAULT_SCENARIOS,
+    FEATURES,
+    TASK_KINDS,
+    CheckpointRef,
+    RolloutSpec,
+    checkpoint_ref,
+    parse_scenario,
+    plan_jobs,
+)
+from postconv.sample_store import STAGE_DIR, atomic_write_text, find_samples, samples_root, to_sample_set
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Every option of the post-convergence stage; the CLI flags map onto these fields."""
+
+    task: str | None = None
+    """Isaac Lab task id; default: the task recorded in the run's ``run.json``."""
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
+    """Push scenarios: ``none`` or ``VELOCITY@LOW-HIGH`` (m/s kicks every LOW to HIGH s)."""
+    num_envs: int = 64
+    """Envs of the evaluation env (Isaac Lab's ``--num_envs``), shared by a group of
+    ``num_envs // envs_per_checkpoint`` checkpoints evaluated at once."""
+    envs_per_checkpoint: int = 16
+    """Envs each checkpoint drives (common random numbers: env j is the same world for all)."""
+    steps: int = 250
+    """Recorded steps per env and seed (at 50 Hz)."""
+    burn_in_steps: int = 50
+    """Steps after each reset of the whole env that are not recorded."""
+    seed: int = 0
+    """First seed of the common random numbers (Isaac Lab's ``--seed``)."""
+    num_seeds: int = 1
+    """Independent rollouts per checkpoint and scenario, seeds ``seed .. seed + num_seeds - 1``."""
+    device: str = "cpu"
+    """Simulation and policy device (Isaac Lab's ``--device``): ``cpu`` or ``cuda:0``."""
+    features: tuple[str, ...] = tuple(FEATURES)
+    """State features stored with the samples."""
+    from_iter: int | None = None
+    """Evaluate checkpoints from this iteration on (overrides the convergence rule)."""
+    every: int | None = None
+    """Keep every n-th candidate (counting back from the last)."""
+    after_convergence: bool = True
+    """Only checkpoints after the training curve converged (see :func:`postconv.checkpoints.converged_from`)."""
+    trust: bool = False
+    """Load checkpoints that need full unpickling (runs code from the file): only for trusted sources."""
+    psi_terms: dict[str, float] | None = None
+    """Performance as a weighted sum of reward terms instead of the task reward, e.g.
+    ``{"track_lin_vel_xy_exp": 1.0}``; read from the stored terms, no re-evaluation."""
+    sense: str = "reward"
+    """"reward" (larger is better) or "cost"."""
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    """The k sweep, divergence, bootstrap."""
+    chunk_steps: int = 64
+    """Steps buffered in memory before they are written to disk."""
+
+    def __post_init__(self) -> None:
+        if self.num_envs < self.envs_per_checkpoint:
+            raise ValueError(
+                f"num_envs ({self.num_envs}) is smaller than envs_per_checkpoint ({self.envs_per_checkpoint}); "
+                "raise --num_envs or lower --envs-per-checkpoint"
+            )
+        if self.num_seeds < 1:
+            raise ValueError(f"num_seeds must be >= 1; got {self.num_seeds}")
+        if self.sense not in ("reward", "cost"):
+            raise ValueError(f"sense must be 'reward' or 'cost'; got {self.sense!r}")
+        names = [parse_scenario(s).name for s in self.scenarios]
+        if len(set(names)) != len(names) or not names:
+            raise ValueError(f"give one or more distinct scenarios; got {list(self.scenarios)}")
+
+    @property
+    def groups(self) -> int:
+        return self.num_envs // self.envs_per_checkpoint
+
+    def spec(self, task: str) -> RolloutSpec:
+        return RolloutSpec(
+            task=task,
+            envs_per_checkpoint=self.envs_per_checkpoint,
+            burn_in_steps=self.burn_in_steps,
+            steps=self.steps,
+            features=tuple(self.features),
+        )
+
+
+@dataclass
+class EvaluationReport:
+    """What :func:`evaluate` did; also written to ``<run>/postconv/evaluation.json``."""
+
+    run: str
+    task: str
+    candidates: list[str]
+    candidates_reason: str
+    scenarios: list[str]
+    skipped: dict[str, str]
+    sample_sets_written: int
+    sample_sets_reused: int
+    env_steps: int
+    seconds: float
+    total_env_steps: int = 0
+    """Env steps of every evaluation of this run so far (resumed ones included)."""
+    total_seconds: float = 0.0
+
+    @property
+    def env_steps_per_s(self) -> float:
+        return self.env_steps / self.seconds if self.seconds else 0.0
+
+
+def _task_of(run, config: StageConfig) -> str:
+    task = config.task or run.task
+    if task is None:
+        raise RunError(f"{run.path}: no run.json naming the task; pass --task ({' or '.join(TASK_KINDS)})")
+    if task not in TASK_KINDS:
+        raise RunError(
+            f"{run.path}: trained on {task!r}; postconv evaluates {', '.join(TASK_KINDS)} (pass --task)"
+        )
+    return task
+
+
+def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None = None) -> EvaluationReport:
+    """Evaluate a run's candidate checkpoints; samples already on disk and valid are reused."""
+    console = console or wide_console()
+    run = open_run(run_dir)
+    task = _task_of(run, config)
+    candidates, reason = select_candidates(run, config.from_iter, config.every, config.after_convergence)
+    console.print(f"[bold]{len(candidates)}[/] candidate checkpoints of {run.path}: {reason}")
+    refs = [checkpoint_ref(c.path, c.iteration) for c in candidates]
+    scenarios = [parse_scenario(s) for s in config.scenarios]
+    seeds = list(range(config.seed, config.seed + config.num_seeds))
+    spec = config.spec(task)
+    jobs = plan_jobs(
+        spec, refs, scenarios, seeds, samples_root(run.path), run.agent_cfg, config.groups, trust=config.trust
+    )
+    pending = [(job, job.todo()) for job in jobs]
+    pending = [(job, todo) for job, todo in pending if todo]
+    total_sets = len(refs) * len(scenarios) * len(seeds)
+    # a group's env steps are spent whatever its size: count the steps of the full env
+    steps_todo = sum(len(todo) for _, todo in pending) * (spec.burn_in_steps + spec.steps) * config.num_envs
+    report = EvaluationReport(
+        run=str(run.path.resolve()),
+        task=task,
+        candidates=[r.name for r in refs],
+        candidates_reason=reason,
+        scenarios=[s.name for s in scenarios],
+        skipped={},
+        sample_sets_written=0,
+        sample_sets_reused=total_sets - sum(len(c) for _, todo in pending for c in todo.values()),
+        env_steps=0,
+        seconds=0.0,
+    )
+    if report.sample_sets_reused:
+        console.print(f"{report.sample_sets_reused} of {total_sets} sample sets already on disk: reused")
+    if pending:
+        _run_jobs([job for job, _ in pending], config, steps_todo, report, console)
+    previous = read_evaluation(run.path) or {}
+    report.total_env_steps = report.env_steps + int(previous.get("total_env_steps", 0))
+    report.total_seconds = report.seconds + float(previous.get("total_seconds", 0.0))
+    _write_report(run.path, report)
+    for name, why in report.skipped.items():
+        console.print(f"[yellow]skipped {name}[/]: {why}")
+    if report.env_steps:
+        console.print(
+            f"evaluated {report.sample_sets_written} sample sets: {report.env_steps:,} env-steps in "
+            f"{report.seconds:.0f} s ({report.env_steps_per_s:,.0f} env-steps/s)"
+        )
+    return report
+
+
+def _run_jobs(jobs, config: StageConfig, steps_todo: int, report: EvaluationReport, console: Console) -> None:
+    from tqdm import tqdm
+
+    from postconv.rollout import Evaluator
+
+    start = time.perf_counter()
+    with (
+        Evaluator(config.groups, device=config.device, chunk_steps=config.chunk_steps) as evaluator,
+        tqdm(
+            total=steps_todo,
+            unit="env-step",
+            unit_scale=True,
+            desc="evaluating",
+            dynamic_ncols=True,
+            mininterval=2.0,
+        ) as bar,
+    ):
+        for job in jobs:
+            bar.set_postfix_str(f"{job.scenario.name}: {', '.join(c.name for c in job.checkpoints)}")
+            result = evaluator.run(job, on_steps=bar.update)
+            report.skipped.update(result.skipped)
+            report.sample_sets_written += len(result.written)
+            report.env_steps += result.env_steps
+    report.seconds = time.perf_counter() - start
+
+
+def _write_report(run_path: Path, report: EvaluationReport) -> Path:
+    data = {**asdict(report), "env_steps_per_s": report.env_steps_per_s}
+    return atomic_write_text(run_path / STAGE_DIR / "evaluation.json", json.dumps(data, indent=2))
+
+
+def read_evaluation(run_dir: str | Path) -> dict | None:
+    try:
+        return json.loads((Path(run_dir) / STAGE_DIR / "evaluation.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+@dataclass(frozen=True)
+class StageResults:
+    """The pooled selection, one per scenario, and where they were written."""
+
+    pooled: SelectionResult
+    by_scenario: dict[str, SelectionResult]
+    paths: tuple[Path, ...]
+
+
+def select_run(run_dir: str | Path, config: StageConfig, console: Console | None = None) -> StageResults:
+    """Rank the evaluated checkpoints of a run from its stored samples; write and print the results."""
+    console = console or wide_console()
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run folder; pass logs/rsl_rl/<experiment>/<timestamp>")
+    evaluation = read_evaluation(run_dir) or {}
+    scenarios = evaluation.get("scenarios") or [parse_scenario(s).name for s in config.scenarios]
+    stored = find_samples(run_dir, scenarios)
+    candidates = evaluation.get("candidates")
+    skipped = dict(evaluation.get("skipped", {}))
+    out = run_dir / STAGE_DIR
+    by_scenario = {}
+    paths: list[Path] = []
+    with console.status("selecting"):
+        for s in stored:
+            samples = to_sample_set([s], candidates, config.psi_terms, config.sense)
+            by_scenario[s.scenario] = replace(select(samples, config.selection), skipped=skipped)
+            paths += write_results(by_scenario[s.scenario], out / "by_scenario", stem=s.scenario)
+        pooled = replace(
+            select(to_sample_set(stored, candidates, config.psi_terms, config.sense), config.selection),
+            skipped=skipped,
+            scenarios=[s.scenario for s in stored],
+        )
+        paths = [*write_results(pooled, out), *paths]
+    print_summary(pooled, tuple(paths[:2]), console)
+    for name, result in by_scenario.items():
+        console.print(
+            f"  {name}: chosen {result.chosen}"
+            + (f" (mean: {result.chosen_by_mean})" if result.chosen_by_mean != result.chosen else "")
+        )
+    console.print(f"per-scenario results in {out / 'by_scenario'}")
+    return StageResults(pooled=pooled, by_scenario=by_scenario, paths=tuple(paths))
+
+
+def run_stage(run_dir: str | Path, config: StageConfig, console: Console | None = None) -> StageResults:
+    """Evaluate, then select: the whole post-convergence stage on one run."""
+    console = console or wide_console()
+    evaluate(run_dir, config, console)
+    return select_run(run_dir, config, console)
+
+
+__all__ = [
+    "CheckpointRef",
+    "EvaluationReport",
+    "StageConfig",
+    "StageResults",
+    "evaluate",
+    "read_evaluation",
+    "run_stage",
+    "select_run",
+]
