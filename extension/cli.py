@@ -57,6 +57,10 @@ def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         help="envs each checkpoint drives; num_envs / this many checkpoints are evaluated at once",
     )  # fmt: skip
     g.add_argument(
+        f"--{prefix}checkpoints-per-job", dest="checkpoints_per_job", type=int,
+        help="checkpoints per unit of work (default: num_envs / envs-per-checkpoint)",
+    )  # fmt: skip
+    g.add_argument(
         f"--{prefix}steps", dest="steps", type=int, default=250, help="recorded steps per env (50 Hz)"
     )
     g.add_argument(
@@ -152,10 +156,15 @@ def stage_config(args: argparse.Namespace):
     from postconv.report import SelectionConfig
     from postconv.stage import StageConfig
 
-    selection = SelectionConfig(
-        k=tuple(args.k), primary_k=args.primary_k, divergence=args.divergence, n_boot=args.n_boot,
-        level=args.level, seed=args.seed,
-    )  # fmt: skip
+    # `evaluate` has no selection options: the defaults stand
+    chosen = {
+        name: getattr(args, name)
+        for name in ("primary_k", "divergence", "n_boot", "level")
+        if hasattr(args, name)
+    }
+    if hasattr(args, "k"):
+        chosen["k"] = tuple(args.k)
+    selection = SelectionConfig(**chosen, seed=args.seed)
     given = {
         f.name: getattr(args, f.name) for f in fields(StageConfig) if getattr(args, f.name, None) is not None
     }

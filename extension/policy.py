@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import pickle
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,12 @@ class DeterministicActor(nn.Module):
 
 def read_checkpoint(path: Path, trust: bool = False) -> dict:
     """The checkpoint's contents, read without running code unless ``trust``."""
+    if not trust and not zipfile.is_zipfile(path):
+        # torch reads a non-archive as a legacy pickle and calls any damage "weights only" trouble
+        raise CheckpointError(
+            f"{path.name}: not a readable torch checkpoint (not the zip archive torch.save writes: "
+            "truncated, damaged or another kind of file)"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -111,7 +118,7 @@ def read_checkpoint(path: Path, trust: bool = False) -> dict:
         if not trust:
             raise CheckpointError(
                 f"{path.name}: holds Python objects beyond tensors, so loading it would run code from the file; "
-                "refused. Load it with trust=True only if you trust its source"
+                "refused. Pass --trust-checkpoints (trust=True in Python) only if you trust its source"
             ) from err
     except Exception as err:  # a truncated or foreign file: zip, EOF and runtime errors alike
         raise CheckpointError(

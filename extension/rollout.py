@@ -4,7 +4,7 @@ The env holds ``groups x envs_per_checkpoint`` envs. Env ``i`` belongs to group
 ``i // m`` (driven by that group's checkpoint) and slot ``i % m``; every random draw comes
 from common random numbers per slot (:mod:`postconv.tasks.crn`), so each checkpoint sees
 the same initial states, commands and pushes. Actions are the policies' means, computed
-for all groups in one batched matrix product per layer.
+for each group in one batched forward pass.
 
 - :class:`EvalJob`: the self-contained, picklable unit of work (a group of checkpoints x
   one scenario x a seed range) whose result is its sample folders on disk.
@@ -39,11 +39,12 @@ def parse_scenario(text: str) -> PushScenario:
     try:
         velocity, interval = text.split("@")
         low, high = (float(x) for x in interval.split("-"))
-        return PushScenario(f"push_{float(velocity):g}_{low:g}-{high:g}s", (low, high), float(velocity))
+        kick = float(velocity)
     except ValueError as err:
         raise ValueError(
             f"scenario {text!r}: write 'none' or VELOCITY@LOW-HIGH, e.g. 0.5@1-3 (0.5 m/s kicks every 1 to 3 s)"
         ) from err
+    return PushScenario(f"push_{kick:g}_{low:g}-{high:g}s", (low, high), kick)
 
 
 DEFAULT_SCENARIOS = ("none", "0.5@1-3", "1@2-4")
@@ -178,56 +179,28 @@ def checkpoint_ref(path: Path, iteration: int) -> CheckpointRef:
     return CheckpointRef(str(path), path.stem, iteration, file_sha256(path))
 
 
-class BatchedPolicy:
-    """G deterministic actors applied to their own groups of m envs at once.
+class GroupPolicy:
+    """G deterministic actors, each applied to its own group of m envs.
 
-    obs (G*m, obs_dim) -> actions (G*m, act_dim). Actors with one architecture run as one
-    batched matrix product per layer (``baddbmm``); otherwise one after another.
+    obs (G*m, obs_dim) -> actions (G*m, act_dim). Each group is one batched forward pass
+    over its m envs. The groups are deliberately not fused into one batched matrix product
+    (``bmm``): its kernel choice depends on G, which changes the last bits of the actions
+    (measured here for m < 4), and then a checkpoint's samples would depend on which
+    group it was evaluated in. Per group, the computation is the same whatever G is.
     """
 
     def __init__(self, actors: Sequence[DeterministicActor | None], m: int, device: str | torch.device):
         self.m = m
         self.actors = [a.to(device) if a is not None else None for a in actors]
-        live = [a for a in self.actors if a is not None]
-        self.act_dim = live[0].act_dim
-        # groups without a checkpoint (a short last group) stand still
-        self.live = torch.tensor([a is not None for a in self.actors], device=device)[:, None, None]
-        self.stacked = len({tuple(p.shape for p in a.parameters()) for a in live}) == 1
-        if self.stacked:
-            filler = [a if a is not None else live[0] for a in self.actors]
-            linears = [[layer for layer in a.mlp if isinstance(layer, torch.nn.Linear)] for a in filler]
-            self.mean = torch.stack([a.obs_mean for a in filler])[:, None, :]
-            self.scale = torch.stack([a.obs_scale for a in filler])[:, None, :]
-            self.weights = [
-                torch.stack([ls[i].weight.T for ls in linears]).contiguous() for i in range(len(linears[0]))
-            ]
-            self.biases = [
-                torch.stack([_bias(ls[i]) for ls in linears])[:, None, :] for i in range(len(linears[0]))
-            ]
-            self.activation = live[0].mlp[1] if len(live[0].mlp) > 1 else None
+        self.act_dim = next(a.act_dim for a in self.actors if a is not None)
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        g = len(self.actors)
-        x = obs.reshape(g, self.m, -1)
-        if self.stacked:
-            x = (x - self.mean) * self.scale
-            for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-                x = torch.baddbmm(b, x, w)
-                if i < len(self.weights) - 1:
-                    x = self.activation(x)
-        else:
-            x = torch.stack(
-                [
-                    a(x[j]) if a is not None else x.new_zeros(self.m, self.act_dim)
-                    for j, a in enumerate(self.actors)
-                ]
-            )
-        return (x * self.live).reshape(g * self.m, -1)
-
-
-def _bias(layer: torch.nn.Linear) -> torch.Tensor:
-    return layer.bias if layer.bias is not None else torch.zeros(layer.out_features)
+        actions = obs.new_zeros(obs.shape[0], self.act_dim)  # groups without a checkpoint stand still
+        for j, actor in enumerate(self.actors):
+            if actor is not None:
+                actions[j * self.m : (j + 1) * self.m] = actor(obs[j * self.m : (j + 1) * self.m])
+        return actions
 
 
 class Evaluator:
@@ -345,7 +318,7 @@ class Evaluator:
             group = [c for c in pending if c.name in actors]
             if not group:
                 continue
-            policy = BatchedPolicy(
+            policy = GroupPolicy(
                 [actors[c.name] for c in group] + [None] * (self.groups - len(group)),
                 spec.envs_per_checkpoint,
                 env.device,
@@ -451,7 +424,7 @@ def plan_jobs(
     seeds: Sequence[int],
     samples_root: Path,
     agent_cfg: dict,
-    groups: int,
+    checkpoints_per_job: int,
     seeds_per_job: int = 1,
     trust: bool = False,
 ) -> list[EvalJob]:
@@ -459,11 +432,11 @@ def plan_jobs(
     jobs = []
     for scenario in scenarios:
         for s0 in range(0, len(seeds), seeds_per_job):
-            for c0 in range(0, len(checkpoints), groups):
+            for c0 in range(0, len(checkpoints), checkpoints_per_job):
                 jobs.append(
                     EvalJob(
                         spec=spec,
-                        checkpoints=tuple(checkpoints[c0 : c0 + groups]),
+                        checkpoints=tuple(checkpoints[c0 : c0 + checkpoints_per_job]),
                         scenario=scenario,
                         seeds=tuple(seeds[s0 : s0 + seeds_per_job]),
                         samples_root=str(samples_root),

@@ -61,6 +61,10 @@ class StageConfig:
     """Steps after each reset of the whole env that are not recorded."""
     seed: int = 0
     """First seed of the common random numbers (Isaac Lab's ``--seed``)."""
+    checkpoints_per_job: int | None = None
+    """Checkpoints per evaluation job (default: as many as the env has groups). Fewer make
+    finer units of work (resume, distribution); the env keeps its size, its idle groups
+    stand still, and every checkpoint's samples stay the same to the bit."""
     num_seeds: int = 1
     """Independent rollouts per checkpoint and scenario, seeds ``seed .. seed + num_seeds - 1``."""
     device: str = "cpu"
@@ -90,6 +94,10 @@ class StageConfig:
             raise ValueError(
                 f"num_envs ({self.num_envs}) is smaller than envs_per_checkpoint ({self.envs_per_checkpoint}); "
                 "raise --num_envs or lower --envs-per-checkpoint"
+            )
+        if self.checkpoints_per_job is not None and not 1 <= self.checkpoints_per_job <= self.groups:
+            raise ValueError(
+                f"checkpoints_per_job must be between 1 and the env's {self.groups} groups; got {self.checkpoints_per_job}"
             )
         if self.num_seeds < 1:
             raise ValueError(f"num_seeds must be >= 1; got {self.num_seeds}")
@@ -158,8 +166,9 @@ def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None =
     scenarios = [parse_scenario(s) for s in config.scenarios]
     seeds = list(range(config.seed, config.seed + config.num_seeds))
     spec = config.spec(task)
+    per_job = config.checkpoints_per_job or config.groups
     jobs = plan_jobs(
-        spec, refs, scenarios, seeds, samples_root(run.path), run.agent_cfg, config.groups, trust=config.trust
+        spec, refs, scenarios, seeds, samples_root(run.path), run.agent_cfg, per_job, trust=config.trust
     )
     pending = [(job, job.todo()) for job in jobs]
     pending = [(job, todo) for job, todo in pending if todo]

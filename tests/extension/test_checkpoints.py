@@ -10,7 +10,7 @@ from postconv.checkpoints import RunError, converged_from, open_run, select_cand
 
 def make_run(tmp_path, iterations, rewards=None):
     """A run folder in Isaac Lab's layout. The model files are empty stand-ins: these tests
-    choose checkpoints and never load them (loading is tested on real ones in tests/tasks)."""
+    choose checkpoints and never load them (loading is tested on real ones in tests/sim)."""
     run = tmp_path / "2026-01-01_00-00-00"
     (run / "params").mkdir(parents=True)
     (run / "params" / "agent.yaml").write_text(

@@ -29,16 +29,38 @@ def run_probe(kind: str, num_envs: int, steps: int) -> dict:
     return result
 
 
-def train(task: str, cwd: Path, iterations: int = 2) -> Path:
-    """Run `isaaclab train` on ``task`` (4 envs, 8 steps an iteration) and return its run folder."""
+# a post-convergence stage small enough for the tests: 2 checkpoints x 2 envs x 2 scenarios
+TINY_STAGE = (
+    "--num_envs 4 --envs-per-checkpoint 2 --steps 12 --burn-in 4 --scenarios none 0.5@0.1-0.3 --n-boot 20"
+)
+
+
+def train(task: str, cwd: Path, iterations: int = 2, stage_args: str | None = None) -> Path:
+    """Run `isaaclab train` on ``task`` (4 envs, 8 steps an iteration) and return its run folder.
+
+    With ``stage_args`` the post-convergence stage runs when training ends, with those options;
+    otherwise it is switched off.
+    """
     cmd = [
         str(Path(sys.executable).with_name("isaaclab")), "train", "--task", task,
         "--num_envs", "4", "--max_iterations", str(iterations), "--device", "cpu",
         "agent.device=cpu", "agent.num_steps_per_env=8", "agent.save_interval=1",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if stage_args is None:
+        env["POSTCONV_STAGE"] = "0"
+    else:
+        env["POSTCONV_STAGE_ARGS"] = stage_args
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     runs = [run for experiment in (cwd / "logs" / "rsl_rl").iterdir() for run in experiment.iterdir()]
     assert len(runs) == 1, runs
+    (runs[0] / "train_output.txt").write_text(proc.stdout + proc.stderr)
     return runs[0]
+
+
+def postconv(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """The `postconv` command in its own process (one simulation per process)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "postconv.cli", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)

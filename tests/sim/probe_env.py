@@ -1,7 +1,7 @@
 """Build one G1 task kit-less on the CPU, drive it, and print what the tests check as JSON.
 
 Run as a subprocess by test_tasks.py: Isaac Lab keeps one simulation per process, and its
-config resolution reads sys.argv. Usage: probe_env.py {flat,disturbed,nopush} NUM_ENVS STEPS
+config resolution reads sys.argv. Usage: probe_env.py {flat,disturbed,nopush,evalpush} NUM_ENVS STEPS
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ def _config(kind: str, num_envs: int):
     from isaaclab_tasks.utils import resolve_task_config
 
     from postconv.tasks import DISTURBED_TASK, FLAT_TASK
-    from postconv.tasks.scenarios import NO_PUSH
+    from postconv.tasks.scenarios import NO_PUSH, PushScenario
     from postconv.tasks.velocity import make_eval_cfg
 
     if kind == "nopush":
         cfg = make_eval_cfg("disturbed", NO_PUSH, num_envs=num_envs, seed=0)
+    elif kind == "evalpush":
+        cfg = make_eval_cfg("flat", PushScenario("often", (0.2, 0.4), 0.5), num_envs=num_envs, seed=0)
     else:
         task = FLAT_TASK if kind == "flat" else DISTURBED_TASK
         cfg, _ = resolve_task_config(task, "rsl_rl_cfg_entry_point", overrides=[])
@@ -39,6 +41,15 @@ def _config(kind: str, num_envs: int):
     return cfg
 
 
+def _push_params(env) -> dict | None:
+    if "push_robot" not in env.event_manager.active_terms.get("interval", []):
+        return None
+    params = env.event_manager.get_term_cfg("push_robot").params
+    if "velocity_range" in params:  # Isaac Lab's push term (training)
+        return {"velocity": params["velocity_range"]["x"][1]}
+    return {"velocity": params["velocity"], "interval_s": params["interval_s"]}  # the evaluation's
+
+
 def main() -> None:
     kind, num_envs, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     cfg = _config(kind, num_envs)
@@ -50,18 +61,27 @@ def main() -> None:
         env = ManagerBasedRLEnv(cfg=cfg)
         robot = env.scene["robot"]
         pushes: list[dict] = []
-        if "push_robot" in env.event_manager.active_terms.get("interval", []):
-            term = env.event_manager.get_term_cfg("push_robot")
-            push = term.func
+        # a push is a root-velocity write outside a reset (Isaac Lab's push term and ours alike)
+        write_velocity, reset_idx = robot.write_root_velocity_to_sim_index, env._reset_idx
+        in_reset = [False]
 
-            def recorded(env_, env_ids, *args, **kwargs):
+        def recorded_write(root_velocity, env_ids=None, **kwargs):
+            if not in_reset[0]:
                 before = robot.data.root_lin_vel_w.torch[env_ids, :2].clone()
-                push(env_, env_ids, *args, **kwargs)
-                after = robot.data.root_lin_vel_w.torch[env_ids, :2].clone()
-                pushes.append({"step": step, "envs": len(env_ids), "dv": (after - before).tolist()})
+                dv = root_velocity[:, :2] - before
+                pushes.append({"step": step, "envs": len(env_ids), "dv": dv.tolist()})
+            write_velocity(root_velocity=root_velocity, env_ids=env_ids, **kwargs)
 
-            term.func = recorded
-            env.event_manager.set_term_cfg("push_robot", term)
+        def flagged_reset(env_ids):
+            in_reset[0] = True
+            try:
+                reset_idx(env_ids)
+            finally:
+                in_reset[0] = False
+
+        robot.write_root_velocity_to_sim_index = recorded_write
+        env._reset_idx = flagged_reset
+        step = -1
         env.reset()
         zero = torch.zeros(env.num_envs, env.action_manager.total_action_dim)
         heights, terminated, finite = [], 0, True
@@ -88,9 +108,7 @@ def main() -> None:
                     "still_min_height": min(heights) if heights else None,
                     "still_terminations": terminated,
                     "pushes": pushes,
-                    "push_velocity_range": None
-                    if not pushes
-                    else env.event_manager.get_term_cfg("push_robot").params["velocity_range"],
+                    "push_params": _push_params(env),
                 }
             )
         )

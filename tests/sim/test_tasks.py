@@ -72,21 +72,32 @@ def test_standing_robot_with_zero_action_stays_up_for_its_first_second(flat):
     assert flat["still_min_height"] > 0.6  # pelvis starts at 0.76 m; a fall ends near 0.1 m
 
 
+def _kicks(probe) -> list[float]:
+    return [abs(c) for p in probe["pushes"] for dv in p["dv"] for c in dv]
+
+
 def test_disturbed_task_pushes_within_the_first_episodes_by_the_configured_amount(disturbed):
     assert disturbed["rewards_finite"]
     pushes = disturbed["pushes"]
     assert pushes, "no push in 3 s of simulated time"
     assert min(p["step"] for p in pushes) * disturbed["step_dt"] <= 3.0
-    limit = disturbed["push_velocity_range"]["x"][1]
-    kicks = [abs(c) for p in pushes for dv in p["dv"] for c in dv]
-    assert max(kicks) <= limit + 1e-3
-    assert max(kicks) > 0.2 * limit  # a push changes the velocity, within the range
+    limit = disturbed["push_params"]["velocity"]
+    assert max(_kicks(disturbed)) <= limit + 1e-3
+    assert max(_kicks(disturbed)) > 0.2 * limit  # a push changes the velocity, within the range
 
 
 def test_evaluation_variant_without_pushes_never_pushes():
     probe = run_probe("nopush", NUM_ENVS, 150)
     assert probe["pushes"] == []
-    assert probe["push_velocity_range"] is None
+    assert probe["push_params"] == {"velocity": 0.0, "interval_s": None}
+
+
+def test_evaluation_pushes_come_at_the_scenario_interval_by_its_amount():
+    probe = run_probe("evalpush", NUM_ENVS, 60)  # 1.2 s, pushes every 0.2 to 0.4 s
+    per_env_pushes = sum(p["envs"] for p in probe["pushes"])
+    assert 3 * NUM_ENVS <= per_env_pushes <= 6 * NUM_ENVS
+    assert min(p["step"] for p in probe["pushes"]) * probe["step_dt"] <= 0.4 + 1e-6
+    assert 0.2 * 0.5 < max(_kicks(probe)) <= 0.5 + 1e-3
 
 
 def test_disturbed_task_trains_with_isaaclab_train(tmp_path):

@@ -59,7 +59,7 @@ def test_checkpoints_that_need_unpickling_are_refused_unless_trusted(trained_run
     data["infos"] = argparse.Namespace(note="an arbitrary Python object")
     risky = tmp_path / "model_9.pt"
     torch.save(data, risky)
-    with pytest.raises(CheckpointError, match=r"model_9\.pt: holds Python objects .* trust=True"):
+    with pytest.raises(CheckpointError, match=r"model_9\.pt: holds Python objects .* --trust-checkpoints"):
         load_actor(risky, run.agent_cfg, OBS, ACT)
     assert load_actor(risky, run.agent_cfg, OBS, ACT, trust=True).act_dim == ACT
 

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from probes import train
+from probes import TINY_STAGE, train
 
 HAS_SIM = importlib.util.find_spec("isaaclab") is not None
 
@@ -19,5 +19,6 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
-    """A real run folder: the flat task, 2 PPO iterations on 4 envs (~30 s)."""
-    return train("PostConv-Velocity-Flat-G1", tmp_path_factory.mktemp("train"))
+    """A real run folder: the flat task, 2 PPO iterations on 4 envs, then the automatic
+    post-convergence stage on it at a tiny size (~1 min in all)."""
+    return train("PostConv-Velocity-Flat-G1", tmp_path_factory.mktemp("train"), stage_args=TINY_STAGE)

@@ -1,0 +1,189 @@
+"""The stage's plumbing without a simulator: options, errors, the sample store, job planning.
+
+Sample folders here are written by the store's own writer with synthetic arrays (what a
+rollout would write); the rollouts themselves are tested in tests/sim/test_stage.py.
+"""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from postconv.checkpoints import RunError
+from postconv.cli import _parser, stage_config
+from postconv.rollout import CheckpointRef, EvalJob, RolloutSpec, parse_scenario, plan_jobs
+from postconv.sample_store import SampleWriter, find_samples, is_complete, sample_dir, to_sample_set
+from postconv.stage import StageConfig, evaluate, select_run
+
+TASK = "PostConv-Velocity-Flat-G1"
+
+
+def _write(root, scenario, checkpoint, seed, psi, key="k", iteration=0, terms=None):
+    steps, envs = psi.shape
+    terms = np.stack([psi, np.zeros_like(psi)], -1) if terms is None else terms
+    writer = SampleWriter(sample_dir(root, scenario, checkpoint, seed), steps, envs, terms.shape[-1], 1)
+    writer.write(0, {"terms": terms, "psi": psi, "features": np.zeros((steps, envs, 1)),
+                     "episode": np.zeros((steps, envs)), "terminated": np.zeros((steps, envs), bool),
+                     "truncated": np.zeros((steps, envs), bool)})  # fmt: skip
+    meta = {"key": key, "checkpoint": {"name": checkpoint, "iteration": iteration},
+            "reward_terms": ["alive", "effort"][: terms.shape[-1]], "feature_names": ["h"]}  # fmt: skip
+    return writer.finish(meta)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing", "no such run folder; pass logs/rsl_rl/<experiment>/<timestamp>"),
+        (lambda p: p, "no model_<iter>.pt checkpoints; is this an rsl_rl run folder, and did training save?"),
+    ],
+)
+def test_a_folder_that_is_not_a_run_gets_an_error_naming_the_fix(tmp_path, make, message):
+    with pytest.raises(RunError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+        evaluate(make(tmp_path), StageConfig())
+
+
+def test_a_run_of_another_task_is_refused_before_any_simulation(tmp_path):
+    (tmp_path / "model_0.pt").write_bytes(b"")
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "agent.yaml").write_text("seed: 0\n")
+    (tmp_path / "run.json").write_text(json.dumps({"task": "Isaac-Velocity-Flat-Anymal-D-v0"}))
+    with pytest.raises(RunError, match="trained on 'Isaac-Velocity-Flat-Anymal-D-v0'; postconv evaluates"):
+        evaluate(tmp_path, StageConfig())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_envs": 8, "envs_per_checkpoint": 16}, "num_envs (8) is smaller than envs_per_checkpoint (16)"),
+        ({"num_seeds": 0}, "num_seeds must be >= 1; got 0"),
+        ({"checkpoints_per_job": 5}, "checkpoints_per_job must be between 1 and the env's 4 groups; got 5"),
+        ({"sense": "loss"}, "sense must be 'reward' or 'cost'; got 'loss'"),
+        ({"scenarios": ("none", "no_push")}, "give one or more distinct scenarios"),
+        ({"scenarios": ("0.5",)}, "scenario '0.5': write 'none' or VELOCITY@LOW-HIGH"),
+        ({"scenarios": ("0.5@3-1",)}, "push interval must satisfy 0 < low <= high"),
+    ],
+)
+def test_bad_stage_options_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        StageConfig(**kwargs)
+
+
+def test_cli_flags_map_onto_the_stage_config():
+    args = _parser().parse_args(
+        ["run", "RUN", "--num_envs", "32", "--envs-per-checkpoint", "8", "--scenarios", "none", "1@2-4",
+         "--psi", "track_lin_vel_xy_exp=1", "feet_slide=-0.5", "--from-iter", "100", "--k", "2", "4", "--seed", "3"]
+    )  # fmt: skip
+    config = stage_config(args)
+    assert (config.num_envs, config.envs_per_checkpoint, config.groups) == (32, 8, 4)
+    assert [parse_scenario(s).name for s in config.scenarios] == ["no_push", "push_1_2-4s"]
+    assert config.psi_terms == {"track_lin_vel_xy_exp": 1.0, "feet_slide": -0.5}
+    assert (config.from_iter, config.seed, config.selection.k, config.selection.seed) == (
+        100,
+        3,
+        (2.0, 4.0),
+        3,
+    )
+
+
+def test_train_passes_isaaclab_arguments_through_and_keeps_its_own():
+    args, rest = _parser().parse_known_args(
+        [
+            "train",
+            "--task",
+            TASK,
+            "--num_envs",
+            "4096",
+            "--eval-num_envs",
+            "16",
+            "--eval-steps",
+            "10",
+            "agent.seed=1",
+        ]
+    )
+    assert rest == ["--task", TASK, "--num_envs", "4096", "agent.seed=1"]
+    assert (args.num_envs, args.steps) == (16, 10)
+
+
+def test_jobs_cover_every_checkpoint_scenario_and_seed_once_and_pickle(tmp_path):
+    spec = RolloutSpec(task=TASK, envs_per_checkpoint=2, steps=4, burn_in_steps=0)
+    refs = [CheckpointRef(f"/x/model_{i}.pt", f"model_{i}", i, f"{i:064d}") for i in range(5)]
+    scenarios = [parse_scenario("none"), parse_scenario("0.5@1-3")]
+    jobs = plan_jobs(spec, refs, scenarios, [0, 1, 2], tmp_path, {}, checkpoints_per_job=2, seeds_per_job=2)
+    units = [(c.name, j.scenario.name, s) for j in jobs for c in j.checkpoints for s in j.seeds]
+    assert len(units) == len(set(units)) == 5 * 2 * 3
+    assert max(len(j.checkpoints) for j in jobs) == 2
+    assert pickle.loads(pickle.dumps(jobs[0])) == jobs[0]
+
+
+def test_a_job_redoes_only_folders_that_are_missing_or_made_another_way(tmp_path):
+    spec = RolloutSpec(task=TASK, envs_per_checkpoint=2, steps=3, burn_in_steps=0)
+    refs = (CheckpointRef("/x/a.pt", "a", 0, "0" * 64), CheckpointRef("/x/b.pt", "b", 1, "1" * 64))
+    job = EvalJob(spec, refs, parse_scenario("none"), (0,), str(tmp_path), {})
+    assert job.todo() == {0: refs}
+    _write(tmp_path, "no_push", "a", 0, np.ones((3, 2), np.float32), key=job.key(refs[0], 0))
+    _write(tmp_path, "no_push", "b", 0, np.ones((3, 2), np.float32), key="made with other settings")
+    assert job.todo() == {0: (refs[1],)}
+    assert job.key(refs[0], 0) != job.key(refs[0], 1)
+    other = EvalJob(
+        RolloutSpec(task=TASK, envs_per_checkpoint=2, steps=4), refs, job.scenario, (0,), str(tmp_path), {}
+    )
+    assert other.key(refs[0], 0) != job.key(refs[0], 0)
+
+
+def test_a_partial_folder_is_never_seen_and_a_damaged_one_is_not_complete(tmp_path):
+    folder = sample_dir(tmp_path, "no_push", "a", 0)
+    writer = SampleWriter(folder, 3, 2, 2, 1)
+    writer.write(0, {"psi": np.ones((3, 2))})
+    assert not folder.exists()
+    writer.abort()
+    assert not any(folder.parent.iterdir())
+    done = _write(tmp_path, "no_push", "a", 0, np.ones((3, 2), np.float32))
+    assert is_complete(done, "k")
+    assert not is_complete(done, "another key")
+    (done / "psi.npy").write_bytes(b"truncated")
+    assert not is_complete(done, "k")
+
+
+def test_sample_sets_pool_scenarios_and_seeds_with_envs_as_bootstrap_groups(tmp_path):
+    root = tmp_path / "postconv" / "samples"
+    rng = np.random.default_rng(0)
+    for scenario in ("no_push", "push"):
+        for i, name in enumerate(("model_0", "model_1")):
+            for seed in (0, 1):
+                _write(root, scenario, name, seed, rng.normal(size=(4, 3)).astype(np.float32), iteration=i)
+    stored = find_samples(tmp_path)
+    assert [s.scenario for s in stored] == ["no_push", "push"]
+    samples = to_sample_set(stored)
+    assert samples.psi.shape == (2, 2 * 2 * 4 * 3)
+    assert samples.groups.shape == (2 * 2 * 4 * 3,)
+    assert len(np.unique(samples.groups)) == 2 * 2 * 3  # one group per (scenario, seed, env)
+    first = np.load(root / "no_push" / "model_1" / "seed_0" / "psi.npy")
+    np.testing.assert_array_equal(samples.psi[1, :12], first.reshape(-1))
+    # psi from the stored terms: a weighted sum, no re-evaluation
+    weighted = to_sample_set(stored, term_weights={"alive": 2.0})
+    np.testing.assert_allclose(weighted.psi, 2 * samples.psi, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"unknown reward terms \['speed'\] in psi; the run's terms are"):
+        to_sample_set(stored, term_weights={"speed": 1.0})
+
+
+def test_select_run_ranks_stored_samples_and_writes_results(tmp_path):
+    root = tmp_path / "postconv" / "samples"
+    rng = np.random.default_rng(1)
+    for i, name in enumerate(("model_0", "model_1", "model_2")):
+        _write(root, "no_push", name, 0, (rng.normal(size=(50, 4)) + i).astype(np.float32), iteration=i)
+    results = select_run(tmp_path, StageConfig(scenarios=("none",), selection=_fast_selection()))
+    assert results.pooled.chosen == "model_2"
+    assert (tmp_path / "postconv" / "selection.json").is_file()
+    assert (tmp_path / "postconv" / "by_scenario" / "no_push.csv").is_file()
+
+
+def test_selecting_a_run_never_evaluated_says_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run `postconv evaluate"):
+        select_run(tmp_path, StageConfig())
+
+
+def _fast_selection():
+    from postconv.report import SelectionConfig
+
+    return SelectionConfig(n_boot=10)
