@@ -34,13 +34,9 @@ def measure(task: str, num_envs: int, steps: int) -> dict:
 
     cfg, _ = resolve_task_config(task, "rsl_rl_cfg_entry_point", overrides=[])
     cfg.scene.num_envs = num_envs
-    cfg.sim.device = "cpu"
-    from isaaclab.app import launch_simulation
+    from postconv.rollout import open_env
 
-    with launch_simulation(cfg, {"headless": True, "device": "cpu"}):
-        from isaaclab.envs import ManagerBasedRLEnv
-
-        env = ManagerBasedRLEnv(cfg=cfg)
+    with open_env(cfg, "cpu") as env:
         action = torch.zeros(env.num_envs, env.action_manager.total_action_dim)
         physics_dt = env.physics_dt
 
@@ -65,7 +61,6 @@ def measure(task: str, num_envs: int, steps: int) -> dict:
                 start = time.perf_counter()
                 run()
                 times[key].append(time.perf_counter() - start)
-        env.close()
     return {"task": task, "envs": num_envs, "steps": steps, **{k: min(v) for k, v in times.items()}}
 
 

@@ -203,24 +203,50 @@ class GroupPolicy:
         return actions
 
 
+@contextlib.contextmanager
+def open_env(cfg, device: str = "cpu", quiet: bool = True):
+    """An Isaac Lab ``ManagerBasedRLEnv`` of ``cfg``, kit-less, closed on exit.
+
+    Isaac Lab keeps one simulation per process: build one env per process. With ``quiet``,
+    the manager tables Isaac Lab prints while building are kept out of the way (and shown
+    if the build fails).
+    """
+    from isaaclab.app import launch_simulation
+
+    cfg.sim.device = device
+    log = io.StringIO()
+    with contextlib.ExitStack() as stack:
+        try:
+            with contextlib.redirect_stdout(log) if quiet else contextlib.nullcontext():
+                stack.enter_context(launch_simulation(cfg, {"headless": True, "device": device}))
+                from isaaclab.envs import ManagerBasedRLEnv
+
+                env = ManagerBasedRLEnv(cfg=cfg)
+        except Exception:
+            sys.stdout.write(log.getvalue())
+            raise
+        stack.callback(env.close)
+        yield env
+
+
 class Evaluator:
     """One evaluation env in this process, built on first use and reused across jobs.
 
     Args:
         groups: checkpoints evaluated at once (the env has ``groups x m`` envs).
         device: simulation and policy device (``"cpu"``, ``"cuda:0"``).
-        chunk_steps: steps buffered before a write to disk; bounds memory to
-            ``chunk_steps x envs x (terms + features + 4)`` values.
+        buffer_bytes: samples buffered (on the device, and as much on the host) before a
+            write to disk: the memory a rollout holds whatever its length or env count.
     """
 
     def __init__(
-        self, groups: int, device: str = "cpu", chunk_steps: int = 64, presets: tuple[str, ...] = ()
+        self, groups: int, device: str = "cpu", buffer_bytes: int = 64 << 20, presets: tuple[str, ...] = ()
     ):
         if groups < 1:
             raise ValueError(f"groups must be >= 1; got {groups}")
         self.groups = groups
         self.device = device
-        self.chunk_steps = chunk_steps
+        self.buffer_bytes = buffer_bytes
         self.presets = presets
         self.env = None
         self._built_for: tuple | None = None
@@ -233,9 +259,7 @@ class Evaluator:
         self.close()
 
     def close(self) -> None:
-        if self.env is not None:
-            self.env.close()
-            self.env = None
+        self.env = None
         self._stack.close()
 
     def _ensure_env(self, spec: RolloutSpec) -> None:
@@ -247,27 +271,12 @@ class Evaluator:
                 f"this process already simulates {self._built_for}; Isaac Lab keeps one simulation per process, "
                 "so evaluate another task or env count in a new process"
             )
-        from isaaclab.app import launch_simulation
-
+        from postconv.tasks import crn
         from postconv.tasks.velocity import make_eval_cfg
 
         m = spec.envs_per_checkpoint
         cfg = make_eval_cfg(TASK_KINDS[spec.task], NO_PUSH, num_envs=self.groups * m, presets=self.presets)
-        cfg.sim.device = self.device
-        from postconv.tasks import crn
-
-        # Isaac Lab prints its manager tables while building: kept out of the progress display,
-        # shown only if the build fails
-        log = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(log):
-                self._stack.enter_context(launch_simulation(cfg, {"headless": True, "device": self.device}))
-                from isaaclab.envs import ManagerBasedRLEnv
-
-                self.env = ManagerBasedRLEnv(cfg=cfg)
-        except Exception:
-            sys.stdout.write(log.getvalue())
-            raise
+        self.env = self._stack.enter_context(open_env(cfg, self.device))
         self.crn = crn.attach(self.env, slots=m, seed=0)
         self._built_for = key
         self._observe_before_reset(spec)
@@ -351,8 +360,10 @@ class Evaluator:
         n_live = len(writers)
         self.crn.restart(seed)
         obs = env.reset()[0]["policy"]
+        self.step_seconds = 0.0  # inside env.step: the rest is the evaluation's own cost
         episode = torch.zeros(env.num_envs, dtype=torch.int32, device=env.device)
-        chunk = min(self.chunk_steps, spec.steps)
+        per_step = env.num_envs * 4 * (len(env.reward_manager.active_terms) + len(spec.feature_names) + 4)
+        chunk = max(1, min(spec.steps, self.buffer_bytes // per_step))
         buf = {
             "terms": torch.zeros(
                 chunk, env.num_envs, len(env.reward_manager.active_terms), device=env.device
@@ -370,7 +381,9 @@ class Evaluator:
             actions = policy(obs)
             if clip is not None:
                 actions = actions.clamp(-clip, clip)
+            tick = time.perf_counter()
             out, reward, terminated, truncated, _ = env.step(actions)
+            self.step_seconds += time.perf_counter() - tick
             obs = out["policy"]
             r = t - spec.burn_in_steps
             if r >= 0:

@@ -86,8 +86,9 @@ class StageConfig:
     """"reward" (larger is better) or "cost"."""
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     """The k sweep, divergence, bootstrap."""
-    chunk_steps: int = 64
-    """Steps buffered in memory before they are written to disk."""
+    buffer_mb: int = 64
+    """Samples held in memory (on the device, and as much on the host) before they go to
+    disk: the rollout's memory whatever its length or env count."""
 
     def __post_init__(self) -> None:
         if self.num_envs < self.envs_per_checkpoint:
@@ -212,7 +213,7 @@ def _run_jobs(jobs, config: StageConfig, steps_todo: int, report: EvaluationRepo
 
     start = time.perf_counter()
     with (
-        Evaluator(config.groups, device=config.device, chunk_steps=config.chunk_steps) as evaluator,
+        Evaluator(config.groups, device=config.device, buffer_bytes=config.buffer_mb << 20) as evaluator,
         tqdm(
             total=steps_todo,
             unit="env-step",
