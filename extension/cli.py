@@ -129,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
+        allow_abbrev=False,  # a prefix of one of our options must not swallow an isaaclab train argument
         help="train with `isaaclab train` (all its arguments), then run the stage on the new run",
         description="Everything not listed here goes to `isaaclab train` unchanged (--task, --num_envs, "
         "--device, --seed, --max_iterations, agent.* overrides, ...). The evaluation's own sizes take an eval- prefix.",

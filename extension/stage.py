@@ -264,6 +264,12 @@ def select_run(run_dir: str | Path, config: StageConfig, console: Console | None
     stored = find_samples(run_dir, scenarios)
     candidates = evaluation.get("candidates")
     skipped = dict(evaluation.get("skipped", {}))
+    complete = set.intersection(*(set(s.folders) for s in stored))
+    for name in candidates or ():
+        if name not in complete and name not in skipped:
+            skipped[name] = (
+                "samples incomplete (an evaluation was interrupted?): run `postconv evaluate` again"
+            )
     out = run_dir / STAGE_DIR
     by_scenario = {}
     paths: list[Path] = []

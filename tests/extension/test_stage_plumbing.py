@@ -172,8 +172,14 @@ def test_select_run_ranks_stored_samples_and_writes_results(tmp_path):
     rng = np.random.default_rng(1)
     for i, name in enumerate(("model_0", "model_1", "model_2")):
         _write(root, "no_push", name, 0, (rng.normal(size=(50, 4)) + i).astype(np.float32), iteration=i)
+    evaluation = {"scenarios": ["no_push"], "candidates": ["model_0", "model_1", "model_2", "model_3"],
+                  "skipped": {"model_3": "model_3.pt: not a readable torch checkpoint"}}  # fmt: skip
+    _write(root, "no_push", "model_4", 0, np.ones((50, 4), np.float32), iteration=4)  # not a candidate
+    (tmp_path / "postconv" / "evaluation.json").write_text(json.dumps(evaluation))
     results = select_run(tmp_path, StageConfig(scenarios=("none",), selection=_fast_selection()))
     assert results.pooled.chosen == "model_2"
+    assert [c.name for c in results.pooled.checkpoints] == ["model_0", "model_1", "model_2"]
+    assert results.pooled.skipped == evaluation["skipped"]
     assert (tmp_path / "postconv" / "selection.json").is_file()
     assert (tmp_path / "postconv" / "by_scenario" / "no_push.csv").is_file()
 

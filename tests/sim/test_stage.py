@@ -155,3 +155,21 @@ def test_corrupt_and_foreign_checkpoints_are_reported_and_the_others_ranked(trai
     assert "another task" in result["skipped"]["model_9"]
     assert "skipped model_7" in proc.stdout
     assert "skipped model_9" in proc.stdout
+
+
+def test_postconv_train_trains_through_isaaclab_then_selects(tmp_path):
+    proc = postconv(
+        "train", "--task", "PostConv-Velocity-Flat-G1", "--num_envs", "4", "--max_iterations", "2",
+        "--device", "cpu", "agent.device=cpu", "agent.num_steps_per_env=8", "agent.save_interval=1",
+        "--eval-num_envs", "4", "--eval-envs-per-checkpoint", "2", "--eval-steps", "12", "--eval-burn-in", "4",
+        "--scenarios", "none", "--n-boot", "0",
+        cwd=tmp_path,
+    )  # fmt: skip
+    _assert_ok(proc)
+    (run,) = (tmp_path / "logs" / "rsl_rl" / "g1_flat").iterdir()
+    result = json.loads((run / "postconv" / "selection.json").read_text())
+    assert sorted(c["name"] for c in result["checkpoints"]) == ["model_0", "model_1"]
+    assert result["scenarios"] == ["no_push"]
+    assert "post-convergence stage on" in proc.stdout
+    # the training itself ran with the automatic stage off: the stage ran once, here
+    assert "starts at exit" not in proc.stdout
