@@ -52,11 +52,11 @@ def worker(mode: str, run_dir: Path, m: int, steps: int, out: Path) -> dict:
     from postconv.rollout import Evaluator, RolloutSpec, parse_scenario, plan_jobs
 
     run, refs = _refs(run_dir)
-    spec = RolloutSpec(task=TASK, envs_per_checkpoint=m, burn_in_steps=0, steps=steps)
     per_job = CHECKPOINTS if mode in ("overhead", "grouped") else 1
+    spec = RolloutSpec(task=TASK, envs_per_checkpoint=m, num_envs=per_job * m, burn_in_steps=0, steps=steps)
     jobs = plan_jobs(spec, refs, [parse_scenario("0.5@1-3")], [0], out, run.agent_cfg, per_job)
     result: dict = {"mode": mode, "envs": per_job * m}
-    with Evaluator(per_job) as evaluator:
+    with Evaluator() as evaluator:
         evaluator._ensure_env(spec)
         env = evaluator.env
         if mode == "overhead":

@@ -33,6 +33,13 @@ def _selection_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--divergence", choices=["kl", "chi2"], default="kl")
     g.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (0: no intervals)")
     g.add_argument("--level", type=float, default=0.9, help="interval coverage")
+    g.add_argument(
+        "--psi", nargs="+", metavar="TERM=WEIGHT",
+        help="(run folders) performance as a weighted sum of reward terms (default: the task reward)",
+    )  # fmt: skip
+    g.add_argument(
+        "--sense", choices=["reward", "cost"], default="reward", help="(run folders) reward or cost"
+    )
 
 
 def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -83,11 +90,6 @@ def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         "--trust-checkpoints", action="store_true",
         help="load checkpoints that need full unpickling (runs code from the file; only for sources you trust)",
     )  # fmt: skip
-    g.add_argument(
-        "--psi", nargs="+", metavar="TERM=WEIGHT",
-        help="performance as a weighted sum of reward terms (default: the task reward)",
-    )  # fmt: skip
-    g.add_argument("--sense", choices=["reward", "cost"], default="reward")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,10 +123,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--out", type=Path, help="results folder for a samples file (default: beside it)")
-    sel.add_argument(
-        "--psi", nargs="+", metavar="TERM=WEIGHT", help="(run folders) weighted reward terms as psi"
-    )
-    sel.add_argument("--sense", choices=["reward", "cost"], default=None, help="(run folders) reward or cost")
     _selection_options(sel)
 
     train = sub.add_parser(
@@ -222,7 +220,7 @@ def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -
 
     train_args = argparse.ArgumentParser(add_help=False)
     train_args.add_argument("--task")
-    train_args.add_argument("--device", default="cpu")
+    train_args.add_argument("--device", default=None)
     train_args.add_argument("--seed", type=int, default=0)
     known, _ = train_args.parse_known_args(passthrough)
     if not known.task:
@@ -242,10 +240,17 @@ def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -
     if run_dir is None:
         console.print("[red]error:[/] training finished but wrote no run folder under logs/rsl_rl")
         return 1
-    args.task, args.device, args.seed = known.task, known.device, known.seed
-    console.print(f"[bold]post-convergence stage on[/] {run_dir}")
+    # evaluate where Isaac Lab trained: its default is the GPU when there is one
+    args.task, args.device, args.seed = known.task, known.device or _default_device(), known.seed
+    console.print(f"[bold]post-convergence stage on[/] {run_dir} (resume it with `postconv run {run_dir}`)")
     run_stage(run_dir, stage_config(args), console)
     return 0
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
 def _newest_run(root: Path, since: float) -> Path | None:
@@ -284,9 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             stage.run_stage(args.run_dir, config, console)
         return 0
     except KeyboardInterrupt:
-        console.print(
-            "[yellow]interrupted[/]: finished sample sets are kept; run the same command again to resume"
-        )
+        resume = "`postconv run RUN_DIR`" if args.command == "train" else "the same command again"
+        console.print(f"[yellow]interrupted[/]: finished sample sets are kept; run {resume} to resume")
         return 130
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/] {err}")

@@ -140,6 +140,14 @@ def stage_command(run_dir: Path, device: str | None, extra: list[str]) -> list[s
 
 
 def _run_at_exit(command: list[str]) -> None:
-    # the training env is closed by now; the stage builds its own simulation in a new process
+    # the training env is closed by now; the stage builds its own simulation in a new process.
+    # This process waits for it: give its cached GPU memory back first (the CUDA context stays)
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     env = {**os.environ, ENV_SWITCH: "0"}
     subprocess.run(command, env=env, check=False)

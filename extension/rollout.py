@@ -27,9 +27,10 @@ import torch
 from postconv import __version__
 from postconv.policy import CheckpointError, DeterministicActor, load_actor
 from postconv.sample_store import SampleWriter, config_hash, file_sha256, is_complete, sample_dir
+from postconv.tasks import DISTURBED_TASK, FLAT_TASK
 from postconv.tasks.scenarios import NO_PUSH, PushScenario
 
-TASK_KINDS = {"PostConv-Velocity-Flat-G1": "flat", "PostConv-Velocity-Disturbed-G1": "disturbed"}
+TASK_KINDS = {FLAT_TASK: "flat", DISTURBED_TASK: "disturbed"}
 
 
 def parse_scenario(text: str) -> PushScenario:
@@ -84,6 +85,13 @@ class RolloutSpec:
     """Isaac Lab task id (``PostConv-Velocity-Flat-G1`` or ``PostConv-Velocity-Disturbed-G1``)."""
     envs_per_checkpoint: int = 16
     """Envs (slots) each checkpoint drives; the bootstrap resamples them."""
+    num_envs: int = 16
+    """Envs of the evaluation env: ``num_envs / envs_per_checkpoint`` groups. Part of the
+    samples' identity: the physics rounds differently for another env size."""
+    device: str = "cpu"
+    """Simulation and policy device."""
+    presets: tuple[str, ...] = ()
+    """Isaac Lab config presets (default: Newton MuJoCo-Warp)."""
     burn_in_steps: int = 50
     """Steps after the reset that are not recorded (1 s at 50 Hz), so samples come from
     the walking gait rather than the start-up transient."""
@@ -100,6 +108,11 @@ class RolloutSpec:
                 "envs_per_checkpoint and steps must be >= 1 and burn_in_steps >= 0; got "
                 f"{self.envs_per_checkpoint}, {self.steps}, {self.burn_in_steps}"
             )
+        if self.num_envs < self.envs_per_checkpoint or self.num_envs % self.envs_per_checkpoint:
+            raise ValueError(
+                f"num_envs ({self.num_envs}) must be a multiple of envs_per_checkpoint ({self.envs_per_checkpoint}): "
+                "the env is made of whole groups"
+            )
         unknown = [f for f in self.features if f not in FEATURES]
         if unknown:
             raise ValueError(f"unknown features {unknown}; choose from {', '.join(FEATURES)}")
@@ -107,6 +120,14 @@ class RolloutSpec:
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f"{f}.{c}" for f in self.features for c in FEATURES[f])
+
+    @property
+    def groups(self) -> int:
+        return self.num_envs // self.envs_per_checkpoint
+
+    def identity(self) -> dict:
+        """What of the spec decides the samples' values (cuda:0 and cuda:1 compute alike)."""
+        return {**asdict(self), "device": torch.device(self.device).type}
 
 
 @dataclass(frozen=True)
@@ -141,8 +162,9 @@ class EvalJob:
         """Identity of one sample folder: what produced it (not where or when)."""
         return config_hash(
             {
-                "spec": asdict(self.spec),
+                "spec": self.spec.identity(),
                 "scenario": asdict(self.scenario),
+                "postconv": __version__,  # the task configs and the rollout code come with it
                 "seed": seed,
                 "checkpoint": checkpoint.sha256,
                 "clip_actions": self.agent_cfg.get("clip_actions"),
@@ -230,25 +252,17 @@ def open_env(cfg, device: str = "cpu", quiet: bool = True):
 
 
 class Evaluator:
-    """One evaluation env in this process, built on first use and reused across jobs.
+    """One evaluation env in this process, built for the first job's spec and reused.
 
     Args:
-        groups: checkpoints evaluated at once (the env has ``groups x m`` envs).
-        device: simulation and policy device (``"cpu"``, ``"cuda:0"``).
         buffer_bytes: samples buffered (on the device, and as much on the host) before a
             write to disk: the memory a rollout holds whatever its length or env count.
     """
 
-    def __init__(
-        self, groups: int, device: str = "cpu", buffer_bytes: int = 64 << 20, presets: tuple[str, ...] = ()
-    ):
-        if groups < 1:
-            raise ValueError(f"groups must be >= 1; got {groups}")
-        self.groups = groups
-        self.device = device
+    def __init__(self, buffer_bytes: int = 64 << 20):
         self.buffer_bytes = buffer_bytes
-        self.presets = presets
         self.env = None
+        self.step_seconds = 0.0
         self._built_for: tuple | None = None
         self._stack = contextlib.ExitStack()
 
@@ -263,21 +277,20 @@ class Evaluator:
         self._stack.close()
 
     def _ensure_env(self, spec: RolloutSpec) -> None:
-        key = (spec.task, spec.envs_per_checkpoint)
+        key = (spec.task, spec.envs_per_checkpoint, spec.num_envs, spec.device, spec.presets, spec.features)
         if self._built_for == key:
             return
         if self._built_for is not None:
             raise RuntimeError(
                 f"this process already simulates {self._built_for}; Isaac Lab keeps one simulation per process, "
-                "so evaluate another task or env count in a new process"
+                "so evaluate another task or env in a new process"
             )
         from postconv.tasks import crn
         from postconv.tasks.velocity import make_eval_cfg
 
-        m = spec.envs_per_checkpoint
-        cfg = make_eval_cfg(TASK_KINDS[spec.task], NO_PUSH, num_envs=self.groups * m, presets=self.presets)
-        self.env = self._stack.enter_context(open_env(cfg, self.device))
-        self.crn = crn.attach(self.env, slots=m, seed=0)
+        cfg = make_eval_cfg(TASK_KINDS[spec.task], NO_PUSH, num_envs=spec.num_envs, presets=spec.presets)
+        self.env = self._stack.enter_context(open_env(cfg, spec.device))
+        self.crn = crn.attach(self.env, slots=spec.envs_per_checkpoint, seed=0)
         self._built_for = key
         self._observe_before_reset(spec)
 
@@ -305,13 +318,13 @@ class Evaluator:
         if not todo:
             return result
         spec = job.spec
+        if len(job.checkpoints) > spec.groups:
+            raise ValueError(f"job has {len(job.checkpoints)} checkpoints for an env of {spec.groups} groups")
         self._ensure_env(spec)
-        if len(job.checkpoints) > self.groups:
-            raise ValueError(f"job has {len(job.checkpoints)} checkpoints for an env of {self.groups} groups")
         env = self.env
         act_dim = env.action_manager.total_action_dim
         actors: dict[str, DeterministicActor] = {}
-        for c in job.checkpoints:
+        for c in {c for pending in todo.values() for c in pending}:
             try:
                 actors[c.name] = load_actor(
                     Path(c.path), job.agent_cfg, self.obs_dim, act_dim, trust=job.trust
@@ -328,7 +341,7 @@ class Evaluator:
             if not group:
                 continue
             policy = GroupPolicy(
-                [actors[c.name] for c in group] + [None] * (self.groups - len(group)),
+                [actors[c.name] for c in group] + [None] * (spec.groups - len(group)),
                 spec.envs_per_checkpoint,
                 env.device,
             )
@@ -422,7 +435,7 @@ class Evaluator:
             "feature_names": list(job.spec.feature_names),
             "step_dt": env.step_dt,
             "env_slots": "column j of every array is env slot j (the same world for every checkpoint)",
-            "groups_in_env": self.groups,
+            "groups_in_env": job.spec.groups,
             "env_steps_per_s": (job.spec.burn_in_steps + job.spec.steps) * env.num_envs / max(seconds, 1e-9),
             "device": str(env.device),
             "postconv_version": __version__,

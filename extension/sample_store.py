@@ -135,9 +135,7 @@ class SampleWriter:
             arr.flush()
         self.arrays.clear()
         meta = {**meta, "shapes": {k: list(v) for k, v in self.shapes.items()}}
-        tmp = self.partial / "meta.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2, default=str))
-        os.replace(tmp, self.partial / "meta.json")
+        atomic_write_text(self.partial / "meta.json", json.dumps(meta, indent=2, default=str))
         if self.folder.exists():  # stale (another key): replaced only now that the new one is whole
             shutil.rmtree(self.folder)
         os.replace(self.partial, self.folder)
@@ -148,54 +146,64 @@ class SampleWriter:
         shutil.rmtree(self.partial, ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class StoredSamples:
-    """The complete sample sets found for one scenario: what the selection reads."""
+_SLOTS_PER_SEED = 1 << 24  # group id = seed rank x this + env slot
 
-    scenario: str
-    checkpoints: tuple[str, ...]
-    folders: dict[str, tuple[Path, ...]]
-    """Per checkpoint, its seed folders (sorted by seed)."""
+Unit = tuple[str, str, int]
+"""(scenario, checkpoint, seed): one sample folder."""
+
+
+@dataclass(frozen=True)
+class SampleIndex:
+    """The complete, current sample folders of a run: what the selection reads."""
+
+    folders: dict[Unit, Path]
+    iterations: dict[str, int]
+    """Checkpoint -> training iteration (the order of results)."""
     term_names: tuple[str, ...]
     feature_names: tuple[str, ...]
 
+    @property
+    def scenarios(self) -> list[str]:
+        return sorted({u[0] for u in self.folders})
 
-def find_samples(run_dir: str | Path, scenarios: Iterable[str] | None = None) -> list[StoredSamples]:
-    """Every scenario's complete sample folders in a run (partial ones are ignored)."""
+
+def find_samples(run_dir: str | Path, expected: dict[Unit, str] | None = None) -> SampleIndex:
+    """The run's complete sample folders: those ``expected`` (unit -> key) if given, else all.
+
+    ``expected`` comes from the last evaluation (``evaluation.json``), so folders of other
+    settings (another seed range, step count or env size) are never mixed in; partial
+    folders never count.
+    """
     root = samples_root(run_dir)
     if not root.is_dir():
         raise FileNotFoundError(
             f"{run_dir}: no samples under {root.relative_to(Path(run_dir))}; run `postconv evaluate {run_dir}` first"
         )
-    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if scenarios is None else list(scenarios)
-    found = []
-    for scenario in names:
-        folders: dict[str, list[Path]] = {}
-        metas = {}
-        for seed_dir in sorted((root / scenario).glob("*/seed_*")):
-            meta = read_meta(seed_dir)
-            if meta is None:
-                continue
-            folders.setdefault(seed_dir.parent.name, []).append(seed_dir)
-            metas[seed_dir.parent.name] = meta
-        if not folders:
-            raise FileNotFoundError(
-                f"{root / scenario}: no complete sample folders for scenario {scenario!r}"
-            )
-        any_meta = next(iter(metas.values()))
-        order = sorted(folders, key=lambda c: (metas[c]["checkpoint"]["iteration"], c))
-        found.append(
-            StoredSamples(
-                scenario=scenario,
-                checkpoints=tuple(order),
-                folders={
-                    c: tuple(sorted(folders[c], key=lambda p: int(p.name.split("_")[1]))) for c in order
-                },
-                term_names=tuple(any_meta["reward_terms"]),
-                feature_names=tuple(any_meta["feature_names"]),
-            )
+    if expected is None:
+        candidates = {}
+        for folder in root.glob("*/*/seed_*"):
+            meta = read_meta(folder)
+            if meta is not None:
+                candidates[(folder.parts[-3], folder.parts[-2], int(folder.name[5:]))] = meta.get("key")
+    else:
+        candidates = expected
+    folders, metas = {}, {}
+    for unit, key in candidates.items():
+        folder = sample_dir(root, *unit)
+        if is_complete(folder, key):
+            folders[unit] = folder
+            metas[unit[1]] = read_meta(folder)
+    if not folders:
+        raise FileNotFoundError(
+            f"{root}: no complete sample folders; run `postconv evaluate {run_dir}` first"
         )
-    return found
+    any_meta = next(iter(metas.values()))
+    return SampleIndex(
+        folders=folders,
+        iterations={c: int(m["checkpoint"]["iteration"]) for c, m in metas.items()},
+        term_names=tuple(any_meta["reward_terms"]),
+        feature_names=tuple(any_meta["feature_names"]),
+    )
 
 
 def psi_of(folder: Path, term_weights: dict[str, float] | None, term_names: tuple[str, ...]) -> np.ndarray:
@@ -210,42 +218,55 @@ def psi_of(folder: Path, term_weights: dict[str, float] | None, term_names: tupl
 
 
 def to_sample_set(
-    stored: list[StoredSamples],
+    index: SampleIndex,
+    scenarios: Iterable[str] | None = None,
     checkpoints: Iterable[str] | None = None,
     term_weights: dict[str, float] | None = None,
     sense: str = "reward",
-) -> SampleSet:
-    """One sample set over the given scenarios (pooled with equal weight per sample).
+) -> tuple[SampleSet, dict[str, str]]:
+    """One sample set over the given scenarios (pooled, equal weight per sample), and the
+    checkpoints left out with the reason.
 
-    Bootstrap groups are envs: env j of seed s in a scenario is one trajectory of the same
-    world (initial states, commands, pushes) for every checkpoint, thanks to the common
-    random numbers, so whole envs are resampled, paired across checkpoints. Checkpoints
-    missing a scenario or seed are left out of the set.
+    A checkpoint is kept only if it has a folder for every (scenario, seed) any kept
+    checkpoint has, so every row holds the same worlds in the same order. Bootstrap groups
+    are (seed, env slot): under common random numbers slot j of seed s starts from the same
+    states and commands for every checkpoint and in every scenario, so its trajectories are
+    resampled together, paired across checkpoints.
     """
-    names = [c for c in stored[0].checkpoints if all(c in s.folders for s in stored)]
-    if checkpoints is not None:
-        wanted = set(checkpoints)
-        names = [c for c in names if c in wanted]
-    if not names:
-        raise ValueError(
-            "no checkpoint has complete samples in every scenario; run `postconv evaluate` first"
-        )
-    rows, groups = [], None
+    scenarios = set(index.scenarios if scenarios is None else scenarios)
+    wanted = set(index.iterations if checkpoints is None else checkpoints)
+    names = sorted((c for c in index.iterations if c in wanted), key=lambda c: (index.iterations[c], c))
+    units = sorted({(sc, seed) for sc, c, seed in index.folders if sc in scenarios and c in wanted})
+    kept, left_out = [], {}
     for name in names:
-        parts, group_parts, next_group = [], [], 0
-        for s in stored:
-            for folder in s.folders[name]:
-                psi = psi_of(folder, term_weights, s.term_names)
-                steps, envs = psi.shape
-                parts.append(np.asarray(psi, dtype=np.float32).reshape(-1))
-                group_parts.append(np.broadcast_to(next_group + np.arange(envs), (steps, envs)).reshape(-1))
-                next_group += envs
-        rows.append(np.concatenate(parts))
-        if groups is None:
-            groups = np.concatenate(group_parts)
-        elif rows[-1].size != groups.size:
-            raise ValueError(
-                f"{name} has {rows[-1].size} samples, {names[0]} {groups.size}: the evaluations differ; "
-                "re-run `postconv evaluate` with one configuration"
+        missing = [u for u in units if (u[0], name, u[1]) not in index.folders]
+        if missing:
+            left_out[name] = "no complete samples for " + ", ".join(
+                f"{sc} seed {seed}" for sc, seed in missing[:3]
             )
-    return SampleSet(psi=np.stack(rows), names=tuple(names), groups=groups, sense=sense)
+        else:
+            kept.append(name)
+    if not kept:
+        raise ValueError(
+            f"no checkpoint has complete samples in every scenario and seed ({left_out}); run `postconv evaluate`"
+        )
+    seed_rank = {seed: i for i, seed in enumerate(sorted({seed for _, seed in units}))}
+    rows, group_parts, shapes = [], [], {}
+    for name in kept:
+        parts = []
+        for scenario, seed in units:
+            psi = psi_of(index.folders[(scenario, name, seed)], term_weights, index.term_names)
+            if shapes.setdefault((scenario, seed), psi.shape) != psi.shape:
+                raise ValueError(
+                    f"{name} has {psi.shape} samples for {scenario} seed {seed}, {kept[0]} "
+                    f"{shapes[(scenario, seed)]}: the evaluations differ; re-run `postconv evaluate` with one configuration"
+                )
+            parts.append(np.asarray(psi, dtype=np.float32).reshape(-1))
+            if name == kept[0]:
+                slots = seed_rank[seed] * _SLOTS_PER_SEED + np.arange(psi.shape[1])
+                group_parts.append(np.broadcast_to(slots, psi.shape).reshape(-1))
+        rows.append(np.concatenate(parts))
+    samples = SampleSet(
+        psi=np.stack(rows), names=tuple(kept), groups=np.concatenate(group_parts), sense=sense
+    )
+    return samples, left_out

@@ -96,6 +96,11 @@ class StageConfig:
                 f"num_envs ({self.num_envs}) is smaller than envs_per_checkpoint ({self.envs_per_checkpoint}); "
                 "raise --num_envs or lower --envs-per-checkpoint"
             )
+        if self.num_envs % self.envs_per_checkpoint:
+            raise ValueError(
+                f"num_envs ({self.num_envs}) is not a multiple of envs_per_checkpoint ({self.envs_per_checkpoint}); "
+                f"use --num_envs {self.groups * self.envs_per_checkpoint} or {(self.groups + 1) * self.envs_per_checkpoint}"
+            )
         if self.checkpoints_per_job is not None and not 1 <= self.checkpoints_per_job <= self.groups:
             raise ValueError(
                 f"checkpoints_per_job must be between 1 and the env's {self.groups} groups; got {self.checkpoints_per_job}"
@@ -119,6 +124,8 @@ class StageConfig:
             burn_in_steps=self.burn_in_steps,
             steps=self.steps,
             features=tuple(self.features),
+            num_envs=self.num_envs,
+            device=self.device,
         )
 
 
@@ -131,6 +138,8 @@ class EvaluationReport:
     candidates: list[str]
     candidates_reason: str
     scenarios: list[str]
+    sample_sets: list[list]
+    """[scenario, checkpoint, seed, key] of every sample folder this evaluation stands for."""
     skipped: dict[str, str]
     sample_sets_written: int
     sample_sets_reused: int
@@ -182,6 +191,12 @@ def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None =
         candidates=[r.name for r in refs],
         candidates_reason=reason,
         scenarios=[s.name for s in scenarios],
+        sample_sets=[
+            [j.scenario.name, c.name, seed, j.key(c, seed)]
+            for j in jobs
+            for c in j.checkpoints
+            for seed in j.seeds
+        ],
         skipped={},
         sample_sets_written=0,
         sample_sets_reused=total_sets - sum(len(c) for _, todo in pending for c in todo.values()),
@@ -213,7 +228,7 @@ def _run_jobs(jobs, config: StageConfig, steps_todo: int, report: EvaluationRepo
 
     start = time.perf_counter()
     with (
-        Evaluator(config.groups, device=config.device, buffer_bytes=config.buffer_mb << 20) as evaluator,
+        Evaluator(buffer_bytes=config.buffer_mb << 20) as evaluator,
         tqdm(
             total=steps_todo,
             unit="env-step",
@@ -259,30 +274,36 @@ def select_run(run_dir: str | Path, config: StageConfig, console: Console | None
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run folder; pass logs/rsl_rl/<experiment>/<timestamp>")
-    evaluation = read_evaluation(run_dir) or {}
-    scenarios = evaluation.get("scenarios") or [parse_scenario(s).name for s in config.scenarios]
-    stored = find_samples(run_dir, scenarios)
-    candidates = evaluation.get("candidates")
-    skipped = dict(evaluation.get("skipped", {}))
-    complete = set.intersection(*(set(s.folders) for s in stored))
-    for name in candidates or ():
-        if name not in complete and name not in skipped:
-            skipped[name] = (
-                "samples incomplete (an evaluation was interrupted?): run `postconv evaluate` again"
-            )
+    evaluation = read_evaluation(run_dir)
+    if evaluation is None or "sample_sets" not in evaluation:
+        raise FileNotFoundError(
+            f"{run_dir}: no evaluation on record; run `postconv evaluate {run_dir}` first"
+        )
+    index = find_samples(run_dir, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
+    candidates = evaluation["candidates"]
     out = run_dir / STAGE_DIR
     by_scenario = {}
     paths: list[Path] = []
-    with console.status("selecting"):
-        for s in stored:
-            samples = to_sample_set([s], candidates, config.psi_terms, config.sense)
-            by_scenario[s.scenario] = replace(select(samples, config.selection), skipped=skipped)
-            paths += write_results(by_scenario[s.scenario], out / "by_scenario", stem=s.scenario)
-        pooled = replace(
-            select(to_sample_set(stored, candidates, config.psi_terms, config.sense), config.selection),
-            skipped=skipped,
-            scenarios=[s.scenario for s in stored],
+
+    def ranked(scenarios: list[str]) -> SelectionResult:
+        samples, left_out = to_sample_set(index, scenarios, candidates, config.psi_terms, config.sense)
+        # why a checkpoint is missing: its evaluation's reason first, else what is missing
+        skipped = {**left_out, **{c: r for c, r in evaluation["skipped"].items() if c in candidates}}
+        skipped.update(
+            {
+                c: "never evaluated: run `postconv evaluate` again"
+                for c in candidates
+                if c not in index.iterations and c not in skipped
+            }
         )
+        skipped = {c: r for c, r in skipped.items() if c not in samples.names}
+        return replace(select(samples, config.selection), skipped=skipped, scenarios=scenarios)
+
+    with console.status("selecting"):
+        for scenario in evaluation["scenarios"]:
+            by_scenario[scenario] = ranked([scenario])
+            paths += write_results(by_scenario[scenario], out / "by_scenario", stem=scenario)
+        pooled = ranked(evaluation["scenarios"])
         paths = [*write_results(pooled, out), *paths]
     print_summary(pooled, tuple(paths[:2]), console)
     for name, result in by_scenario.items():

@@ -6,6 +6,7 @@ rollout would write); the rollouts themselves are tested in tests/sim/test_stage
 
 import json
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -57,6 +58,10 @@ def test_a_run_of_another_task_is_refused_before_any_simulation(tmp_path):
     [
         ({"num_envs": 8, "envs_per_checkpoint": 16}, "num_envs (8) is smaller than envs_per_checkpoint (16)"),
         ({"num_seeds": 0}, "num_seeds must be >= 1; got 0"),
+        (
+            {"num_envs": 70},
+            "num_envs (70) is not a multiple of envs_per_checkpoint (16); use --num_envs 64 or 80",
+        ),
         ({"checkpoints_per_job": 5}, "checkpoints_per_job must be between 1 and the env's 4 groups; got 5"),
         ({"sense": "loss"}, "sense must be 'reward' or 'cost'; got 'loss'"),
         ({"scenarios": ("none", "no_push")}, "give one or more distinct scenarios"),
@@ -109,11 +114,22 @@ def test_jobs_cover_every_checkpoint_scenario_and_seed_once_and_pickle(tmp_path)
     spec = RolloutSpec(task=TASK, envs_per_checkpoint=2, steps=4, burn_in_steps=0)
     refs = [CheckpointRef(f"/x/model_{i}.pt", f"model_{i}", i, f"{i:064d}") for i in range(5)]
     scenarios = [parse_scenario("none"), parse_scenario("0.5@1-3")]
-    jobs = plan_jobs(spec, refs, scenarios, [0, 1, 2], tmp_path, {}, checkpoints_per_job=2, seeds_per_job=2)
+    jobs = plan_jobs(
+        spec,
+        refs,
+        scenarios,
+        [0, 1, 2],
+        tmp_path,
+        {"clip_actions": 1.0},
+        checkpoints_per_job=2,
+        seeds_per_job=2,
+    )
     units = [(c.name, j.scenario.name, s) for j in jobs for c in j.checkpoints for s in j.seeds]
     assert len(units) == len(set(units)) == 5 * 2 * 3
     assert max(len(j.checkpoints) for j in jobs) == 2
-    assert pickle.loads(pickle.dumps(jobs[0])) == jobs[0]
+    copy = pickle.loads(pickle.dumps(jobs[0]))
+    assert copy == jobs[0]
+    assert copy.agent_cfg == jobs[0].agent_cfg
 
 
 def test_a_job_redoes_only_folders_that_are_missing_or_made_another_way(tmp_path):
@@ -125,10 +141,13 @@ def test_a_job_redoes_only_folders_that_are_missing_or_made_another_way(tmp_path
     _write(tmp_path, "no_push", "b", 0, np.ones((3, 2), np.float32), key="made with other settings")
     assert job.todo() == {0: (refs[1],)}
     assert job.key(refs[0], 0) != job.key(refs[0], 1)
-    other = EvalJob(
-        RolloutSpec(task=TASK, envs_per_checkpoint=2, steps=4), refs, job.scenario, (0,), str(tmp_path), {}
+    for changed in ({"steps": 4}, {"num_envs": 4}, {"device": "cuda:0"}, {"features": ("command",)}):
+        other = EvalJob(replace(spec, **changed), refs, job.scenario, (0,), str(tmp_path), {})
+        assert other.key(refs[0], 0) != job.key(refs[0], 0), changed
+    same_kind = EvalJob(replace(spec, device="cuda:0"), refs, job.scenario, (0,), str(tmp_path), {})
+    assert same_kind.key(refs[0], 0) == replace(same_kind, spec=replace(spec, device="cuda:1")).key(
+        refs[0], 0
     )
-    assert other.key(refs[0], 0) != job.key(refs[0], 0)
 
 
 def test_a_partial_folder_is_never_seen_and_a_damaged_one_is_not_complete(tmp_path):
@@ -145,26 +164,48 @@ def test_a_partial_folder_is_never_seen_and_a_damaged_one_is_not_complete(tmp_pa
     assert not is_complete(done, "k")
 
 
-def test_sample_sets_pool_scenarios_and_seeds_with_envs_as_bootstrap_groups(tmp_path):
+def test_sample_sets_pool_scenarios_and_seeds_with_seed_slots_as_bootstrap_groups(tmp_path):
     root = tmp_path / "postconv" / "samples"
     rng = np.random.default_rng(0)
     for scenario in ("no_push", "push"):
         for i, name in enumerate(("model_0", "model_1")):
             for seed in (0, 1):
                 _write(root, scenario, name, seed, rng.normal(size=(4, 3)).astype(np.float32), iteration=i)
-    stored = find_samples(tmp_path)
-    assert [s.scenario for s in stored] == ["no_push", "push"]
-    samples = to_sample_set(stored)
+    index = find_samples(tmp_path)
+    assert index.scenarios == ["no_push", "push"]
+    samples, left_out = to_sample_set(index)
+    assert left_out == {}
     assert samples.psi.shape == (2, 2 * 2 * 4 * 3)
-    assert samples.groups.shape == (2 * 2 * 4 * 3,)
-    assert len(np.unique(samples.groups)) == 2 * 2 * 3  # one group per (scenario, seed, env)
+    # one group per (seed, env slot): slot j of a seed is the same world in every scenario
+    assert len(np.unique(samples.groups)) == 2 * 3
     first = np.load(root / "no_push" / "model_1" / "seed_0" / "psi.npy")
     np.testing.assert_array_equal(samples.psi[1, :12], first.reshape(-1))
     # psi from the stored terms: a weighted sum, no re-evaluation
-    weighted = to_sample_set(stored, term_weights={"alive": 2.0})
+    weighted, _ = to_sample_set(index, term_weights={"alive": 2.0})
     np.testing.assert_allclose(weighted.psi, 2 * samples.psi, rtol=1e-6)
     with pytest.raises(ValueError, match=r"unknown reward terms \['speed'\] in psi; the run's terms are"):
-        to_sample_set(stored, term_weights={"speed": 1.0})
+        to_sample_set(index, term_weights={"speed": 1.0})
+
+
+def test_a_checkpoint_missing_a_seed_is_left_out_with_the_reason(tmp_path):
+    root = tmp_path / "postconv" / "samples"
+    for name, seeds in (("model_0", (0, 1)), ("model_1", (0,)), ("model_2", (0, 1))):
+        for seed in seeds:
+            _write(root, "no_push", name, seed, np.ones((4, 3), np.float32), iteration=int(name[-1]))
+    samples, left_out = to_sample_set(find_samples(tmp_path))
+    assert samples.names == ("model_0", "model_2")
+    assert left_out == {"model_1": "no complete samples for no_push seed 1"}
+
+
+def test_only_the_folders_of_the_last_evaluation_count(tmp_path):
+    root = tmp_path / "postconv" / "samples"
+    for seed, key in ((0, "new"), (1, "old"), (2, "old")):  # seeds 1, 2 from an earlier --num-seeds 3
+        _write(root, "no_push", "model_0", seed, np.ones((4, 3), np.float32), key=key)
+    _write(root, "no_push", "model_1", 0, np.ones((4, 3), np.float32), key="stale")  # made another way
+    index = find_samples(tmp_path, {("no_push", "model_0", 0): "new", ("no_push", "model_1", 0): "new"})
+    assert list(index.folders) == [("no_push", "model_0", 0)]
+    samples, _ = to_sample_set(index)
+    assert samples.psi.shape == (1, 12)
 
 
 def test_select_run_ranks_stored_samples_and_writes_results(tmp_path):
@@ -173,7 +214,8 @@ def test_select_run_ranks_stored_samples_and_writes_results(tmp_path):
     for i, name in enumerate(("model_0", "model_1", "model_2")):
         _write(root, "no_push", name, 0, (rng.normal(size=(50, 4)) + i).astype(np.float32), iteration=i)
     evaluation = {"scenarios": ["no_push"], "candidates": ["model_0", "model_1", "model_2", "model_3"],
-                  "skipped": {"model_3": "model_3.pt: not a readable torch checkpoint"}}  # fmt: skip
+                  "skipped": {"model_3": "model_3.pt: not a readable torch checkpoint"},
+                  "sample_sets": [["no_push", f"model_{i}", 0, "k"] for i in range(4)]}  # fmt: skip
     _write(root, "no_push", "model_4", 0, np.ones((50, 4), np.float32), iteration=4)  # not a candidate
     (tmp_path / "postconv" / "evaluation.json").write_text(json.dumps(evaluation))
     results = select_run(tmp_path, StageConfig(scenarios=("none",), selection=_fast_selection()))
@@ -185,7 +227,7 @@ def test_select_run_ranks_stored_samples_and_writes_results(tmp_path):
 
 
 def test_selecting_a_run_never_evaluated_says_what_to_run(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run `postconv evaluate"):
+    with pytest.raises(FileNotFoundError, match="no evaluation on record; run `postconv evaluate"):
         select_run(tmp_path, StageConfig())
 
 

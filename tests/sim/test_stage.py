@@ -21,8 +21,9 @@ from postconv.sample_store import ARRAYS, find_samples, samples_root, to_sample_
 from postconv.selection import worst_case
 
 pytestmark = pytest.mark.needs_sim
-# 3 checkpoints, 2 envs each, 2 scenarios; --all-checkpoints: the 2-iteration run has no curve
-EVAL = ["--envs-per-checkpoint", "2", "--steps", "12", "--burn-in", "4", "--scenarios", "none", "0.5@0.1-0.3"]
+# 3 checkpoints (all: a 2-iteration run has no converged curve), 2 envs each, 2 scenarios
+EVAL = ["--envs-per-checkpoint", "2", "--steps", "12", "--burn-in", "4", "--scenarios", "none", "0.5@0.1-0.3",
+        "--all-checkpoints"]  # fmt: skip
 # One env of 3 groups either way: the physics' last bits depend on the env's size (measured
 # here: 2 vs 6 envs differ by ~1e-7 after a step), never on what the other groups hold.
 GROUPED = ["--num_envs", "6", *EVAL]
@@ -64,8 +65,10 @@ def test_training_ends_with_the_stage_whose_numbers_match_the_selection_module(t
     assert "post-convergence stage starts at exit" in log
     result = json.loads((out / "selection.json").read_text())
     assert result["scenarios"] == ["no_push", "push_0.5_0.1-0.3s"]
-    stored = find_samples(trained_run, result["scenarios"])
-    samples = to_sample_set(stored)
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    index = find_samples(trained_run, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
+    samples, left_out = to_sample_set(index)
+    assert left_out == {}
     assert samples.psi.shape == (2, 2 * 12 * 2)  # checkpoints x (scenarios x steps x envs)
     ks = result["config"]["k"]
     direct = worst_case(samples.psi, k=ks, divergence="kl")
