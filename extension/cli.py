@@ -40,6 +40,16 @@ def _selection_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--sense", choices=["reward", "cost"], default="reward", help="(run folders) reward or cost"
     )
+    g.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="(run folders) no charts, HTML, export or W&B",
+    )
+    g.add_argument("--no-wandb", dest="wandb", action="store_false", help="(run folders) do not log to W&B")
+    g.add_argument(
+        "--wandb-project", help="(run folders) W&B project (default: the training's, else postconv)"
+    )
 
 
 def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -273,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     from postconv.report import wide_console
 
     console = wide_console()
-    # a polite kill (SIGTERM) cleans up like Ctrl-C: partial sample folders are removed
+    # Ctrl-C and a polite kill (SIGTERM) clean up alike: partial sample folders are removed.
+    # SIGINT explicitly too: a process started in the background inherits it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         if args.command == "select":

@@ -133,9 +133,13 @@ def read_checkpoint(path: Path, trust: bool = False) -> dict:
 
 
 def load_actor(
-    path: str | Path, agent_cfg: dict, obs_dim: int, act_dim: int, trust: bool = False
+    path: str | Path,
+    agent_cfg: dict,
+    obs_dim: int | None = None,
+    act_dim: int | None = None,
+    trust: bool = False,
 ) -> DeterministicActor:
-    """The checkpoint's deterministic actor, checked against the task's sizes."""
+    """The checkpoint's deterministic actor, checked against the task's sizes when given."""
     path = Path(path)
     data = read_checkpoint(path, trust)
     if not isinstance(data, dict):
@@ -161,7 +165,7 @@ def load_actor(
             "normalizer statistics; its actions would be wrong"
         )
     actor = DeterministicActor(layers, str(actor_cfg.get("activation", "elu")), mean, std)
-    if (actor.obs_dim, actor.act_dim) != (obs_dim, act_dim):
+    if obs_dim is not None and (actor.obs_dim, actor.act_dim) != (obs_dim, act_dim):
         raise CheckpointError(
             f"{path.name}: its actor maps {actor.obs_dim} observations to {actor.act_dim} actions, but the task has "
             f"{obs_dim} and {act_dim}: a checkpoint of another task or robot?"

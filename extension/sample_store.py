@@ -270,3 +270,25 @@ def to_sample_set(
         psi=np.stack(rows), names=tuple(kept), groups=np.concatenate(group_parts), sense=sense
     )
     return samples, left_out
+
+
+def checkpoint_columns(
+    index: SampleIndex,
+    checkpoint: str,
+    scenarios: Iterable[str],
+    term_weights: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """One checkpoint's pooled samples: psi (n,), reward terms and features (n, R + F), column names."""
+    psi, columns = [], []
+    wanted = set(scenarios)
+    for (scenario, name, _), folder in sorted(index.folders.items()):
+        if name != checkpoint or scenario not in wanted:
+            continue
+        psi.append(np.asarray(psi_of(folder, term_weights, index.term_names), dtype=np.float32).reshape(-1))
+        terms = np.load(folder / "terms.npy", mmap_mode="r")
+        features = np.load(folder / "features.npy", mmap_mode="r")
+        columns.append(
+            np.concatenate([terms.reshape(-1, terms.shape[-1]), features.reshape(-1, features.shape[-1])], 1)
+        )
+    names = tuple(f"reward/{t}" for t in index.term_names) + tuple(f"state/{f}" for f in index.feature_names)
+    return np.concatenate(psi), np.concatenate(columns), names

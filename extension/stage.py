@@ -86,6 +86,12 @@ class StageConfig:
     """"reward" (larger is better) or "cost"."""
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     """The k sweep, divergence, bootstrap."""
+    report: bool = True
+    """After the selection: charts, ``report/report.html``, the chosen policy exported, W&B."""
+    wandb: bool = True
+    """Log the selection to W&B (offline without credentials); needs ``report``."""
+    wandb_project: str | None = None
+    """W&B project; default: the training's, else ``postconv``."""
     buffer_mb: int = 64
     """Samples held in memory (on the device, and as much on the host) before they go to
     disk: the rollout's memory whatever its length or env count."""
@@ -312,6 +318,10 @@ def select_run(run_dir: str | Path, config: StageConfig, console: Console | None
             + (f" (mean: {result.chosen_by_mean})" if result.chosen_by_mean != result.chosen else "")
         )
     console.print(f"per-scenario results in {out / 'by_scenario'}")
+    if config.report:
+        from postconv.review import review
+
+        review(run_dir, index, pooled, by_scenario, dict(index.iterations), config, console)
     return StageResults(pooled=pooled, by_scenario=by_scenario, paths=tuple(paths))
 
 

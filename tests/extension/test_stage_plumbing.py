@@ -218,7 +218,8 @@ def test_select_run_ranks_stored_samples_and_writes_results(tmp_path):
                   "sample_sets": [["no_push", f"model_{i}", 0, "k"] for i in range(4)]}  # fmt: skip
     _write(root, "no_push", "model_4", 0, np.ones((50, 4), np.float32), iteration=4)  # not a candidate
     (tmp_path / "postconv" / "evaluation.json").write_text(json.dumps(evaluation))
-    results = select_run(tmp_path, StageConfig(scenarios=("none",), selection=_fast_selection()))
+    config = StageConfig(scenarios=("none",), selection=_fast_selection(), report=False)
+    results = select_run(tmp_path, config)
     assert results.pooled.chosen == "model_2"
     assert [c.name for c in results.pooled.checkpoints] == ["model_0", "model_1", "model_2"]
     assert results.pooled.skipped == evaluation["skipped"]

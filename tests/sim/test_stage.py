@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +177,44 @@ def test_postconv_train_trains_through_isaaclab_then_selects(tmp_path):
     assert "post-convergence stage on" in proc.stdout
     # the training itself ran with the automatic stage off: the stage ran once, here
     assert "starts at exit" not in proc.stdout
+
+
+def test_the_review_holds_charts_a_report_the_exported_policy_and_an_offline_wandb_run(trained_run):
+    report = trained_run / "postconv" / "report"
+    selection = json.loads((trained_run / "postconv" / "selection.json").read_text())
+    chosen = selection["chosen"]
+    for chart in ("estimates", "worst_case_vs_k", "rank_change", "tilt"):
+        assert (report / f"{chart}.png").read_bytes()[:4] == b"\x89PNG"
+    page = (report / "report.html").read_text()
+    assert f"Chosen: <b>{chosen}</b>" in page
+    assert page.count("data:image/png;base64,") >= 4
+    # the exported policy (normalizer inside) computes the checkpoint's actions
+    from postconv.checkpoints import open_run
+    from postconv.policy import load_actor
+
+    run = open_run(trained_run)
+    actor = load_actor(trained_run / f"{chosen}.pt", run.agent_cfg)
+    obs = torch.randn(5, actor.obs_dim)
+    scripted = torch.jit.load(str(report / f"{chosen}_policy.pt"))
+    torch.testing.assert_close(scripted(obs), actor(obs))
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    session = ReferenceEvaluator(onnx.load(str(report / f"{chosen}_policy.onnx")))
+    np.testing.assert_allclose(session.run(None, {"obs": obs.numpy()})[0], actor(obs).numpy(), atol=1e-5)
+    # the W&B run, offline (no credentials in tests), read back by wandb's own reader
+    (log,) = (trained_run / "postconv" / "wandb").glob("offline-run-*/run-*.wandb")
+    wandb_cli = str(Path(sys.executable).with_name("wandb"))
+    proc = subprocess.run(
+        [wandb_cli, "leet", "inspect", "--summary", "--json", str(log)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["project"] == "postconv"
+    assert record["config"]["task"] == "PostConv-Velocity-Flat-G1"
+    assert record["summary"]["chosen"] == chosen
+    assert record["summary"]["chosen_by_mean"] == selection["chosen_by_mean"]
+    table = json.loads((log.parent / "files" / record["summary"]["selection/table"]["path"]).read_text())
+    assert table["columns"][:4] == ["checkpoint", "iteration", "scenario", "status"]
+    assert len(table["data"]) == 2 * (1 + len(selection["scenarios"]))  # checkpoints x (pooled + scenarios)
+    assert {row[0] for row in table["data"]} == {"model_0", "model_1"}

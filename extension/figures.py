@@ -1,0 +1,167 @@
+"""The selection's charts as PNG files: for the local report and for W&B alike.
+
+- ``estimates.png``: each checkpoint's mean (the direct simulation estimate) beside its
+  worst case at the primary k, with the bootstrap interval;
+- ``worst_case_vs_k.png``: worst-case value against k per checkpoint (k = 0 is the mean);
+- ``rank_change.png``: how ranks move from the mean to the worst case;
+- ``training_curve.png``: the training reward with the candidates and the choice marked;
+- ``tilt.png``: for the chosen checkpoint, how the worst-case reweighting shifts the
+  average of every reward term and state feature: what carries the weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from postconv.report import SelectionResult
+
+
+@dataclass(frozen=True)
+class Tilt:
+    """Averages under the simulation distribution q and the worst case rho, per column."""
+
+    names: tuple[str, ...]
+    under_q: np.ndarray
+    """(C,) mean of each reward term and feature under q."""
+    under_rho: np.ndarray
+    """(C,) the same under the worst-case weights rho."""
+    scale: np.ndarray
+    """(C,) standard deviation under q: the shift in these units is comparable across columns."""
+
+    @property
+    def shift(self) -> np.ndarray:
+        """(rho mean - q mean) / std, per column."""
+        return (self.under_rho - self.under_q) / np.where(self.scale > 0, self.scale, 1.0)
+
+
+def tilt_of(
+    psi: np.ndarray, columns: np.ndarray, names: tuple[str, ...], k: float, divergence: str, sense: str
+) -> Tilt:
+    """The worst-case tilt of one checkpoint's samples.
+
+    rho = the worst-case distribution of psi (n,) at radius k; for each column x of
+    ``columns`` (n, C): E_q[x] = mean(x), E_rho[x] = sum_j rho_j x_j.
+    """
+    from postconv.selection import worst_case
+
+    rho = np.asarray(worst_case(psi.astype(np.float64), k=k, divergence=divergence, sense=sense).weights)
+    x = columns.astype(np.float64)
+    return Tilt(names=names, under_q=x.mean(0), under_rho=rho @ x, scale=x.std(0))
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def estimates_chart(result: SelectionResult, path: Path) -> Path:
+    plt = _plt()
+    ks = result.config.k
+    p = ks.index(result.config.primary_k)
+    rows = result.checkpoints
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(rows) + 2), 4))
+    ax.bar(x - 0.2, [c.mean for c in rows], 0.4, label="mean (simulation)", color="#9aa7b8")
+    worst = np.array([c.worst_case[p] for c in rows])
+    err = None
+    if rows[0].interval is not None:
+        lo = np.array([c.interval[p][0] for c in rows])
+        hi = np.array([c.interval[p][1] for c in rows])
+        err = np.vstack([np.maximum(worst - lo, 0), np.maximum(hi - worst, 0)])
+    colors = ["#2a9d4b" if c.name == result.chosen else "#3b6ea8" for c in rows]
+    ax.bar(x + 0.2, worst, 0.4, yerr=err, capsize=3, label=f"worst case, k = {ks[p]:g}", color=colors)
+    ax.set_xticks(x, [c.name for c in rows], rotation=45, ha="right")
+    ax.set_ylabel("performance per step")
+    ax.set_title(f"Estimates per checkpoint (chosen: {result.chosen})")
+    ax.legend()
+    return _save(fig, path)
+
+
+def worst_case_vs_k_chart(result: SelectionResult, path: Path) -> Path:
+    plt = _plt()
+    ks = [0.0, *result.config.k]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for c in result.checkpoints:
+        chosen = c.name == result.chosen
+        ax.plot(
+            ks,
+            [c.mean, *c.worst_case],
+            marker="o",
+            lw=2.5 if chosen else 1,
+            label=c.name,
+            zorder=3 if chosen else 2,
+        )
+    ax.axvline(result.config.primary_k, color="grey", ls=":", lw=1)
+    ax.set_xlabel(f"radius k ({result.config.divergence.upper()}); k = 0 is the mean")
+    ax.set_ylabel("worst-case performance")
+    ax.set_title("Worst case against the radius")
+    ax.legend(fontsize="small", ncol=2)
+    return _save(fig, path)
+
+
+def rank_change_chart(result: SelectionResult, path: Path) -> Path:
+    plt = _plt()
+    p = result.config.k.index(result.config.primary_k)
+    fig, ax = plt.subplots(figsize=(5, max(3, 0.35 * len(result.checkpoints) + 1.5)))
+    for c in result.checkpoints:
+        chosen = c.name == result.chosen
+        ax.plot(
+            [0, 1],
+            [c.mean_rank, c.rank[p]],
+            marker="o",
+            color="#2a9d4b" if chosen else "#3b6ea8",
+            lw=2.5 if chosen else 1,
+        )
+        ax.annotate(
+            c.name, (1, c.rank[p]), xytext=(6, 0), textcoords="offset points", va="center", fontsize="small"
+        )
+    ax.set_xticks([0, 1], ["mean", f"worst case k = {result.config.primary_k:g}"])
+    ax.set_xlim(-0.2, 1.6)
+    ax.invert_yaxis()
+    ax.set_ylabel("rank (1 = best)")
+    ax.set_title("Rank from mean to worst case")
+    return _save(fig, path)
+
+
+def training_curve_chart(
+    iterations: np.ndarray, values: np.ndarray, candidates: dict[str, int], chosen: str, path: Path
+) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    ax.plot(iterations, values, color="#9aa7b8", lw=1, label="Train/mean_reward")
+    for name, it in candidates.items():
+        ax.axvline(
+            it, color="#2a9d4b" if name == chosen else "#3b6ea8", lw=2 if name == chosen else 0.6, alpha=0.8
+        )
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("mean episode reward")
+    ax.set_title(f"Training reward; candidates (lines), chosen {chosen} (green)")
+    return _save(fig, path)
+
+
+def tilt_chart(tilt: Tilt, checkpoint: str, k: float, path: Path) -> Path:
+    plt = _plt()
+    order = np.argsort(np.abs(tilt.shift))
+    fig, ax = plt.subplots(figsize=(6.5, max(3, 0.28 * len(order) + 1.2)))
+    shift = tilt.shift[order]
+    ax.barh(np.arange(order.size), shift, color=np.where(shift < 0, "#c0392b", "#3b6ea8"))
+    ax.set_yticks(np.arange(order.size), [tilt.names[i] for i in order], fontsize="small")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("shift of the average under the worst case (standard deviations)")
+    ax.set_title(f"{checkpoint}: what the worst case at k = {k:g} reweights")
+    return _save(fig, path)

@@ -1,0 +1,67 @@
+"""A self-contained HTML report of a selection (plots embedded), for people without W&B."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from postconv.report import SelectionResult
+from postconv.sample_store import atomic_write_text
+
+
+def _table(result: SelectionResult) -> str:
+    ks = result.config.k
+    p = ks.index(result.config.primary_k)
+    head = ["checkpoint", "mean"] + [f"k={k:g}" for k in ks]
+    if result.checkpoints[0].interval is not None:
+        head += [f"{result.config.level:.0%} CI (k={ks[p]:g})", "P(best)"]
+    rows = []
+    for c in sorted(result.checkpoints, key=lambda c: c.rank[p]):
+        cells = [c.name, f"{c.mean:.4g} [{c.mean_rank}]"]
+        cells += [f"{v:.4g} [{r}]" for v, r in zip(c.worst_case, c.rank, strict=True)]
+        if c.interval is not None:
+            cells += [f"{c.interval[p][0]:.4g} .. {c.interval[p][1]:.4g}", f"{c.p_best[p]:.2f}"]
+        style = ' class="chosen"' if c.name == result.chosen else ""
+        rows.append(f"<tr{style}>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
+
+
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}"></figure>'
+
+
+def write_html_report(
+    path: Path,
+    run_dir: Path,
+    pooled: SelectionResult,
+    by_scenario: dict[str, SelectionResult],
+    figures: list[Path],
+) -> Path:
+    """Write ``path``: the ranking tables, the charts and the skipped checkpoints, in one file."""
+    better = "higher" if pooled.sense == "reward" else "lower"
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>postconv selection</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:first-child{text-align:left}tr.chosen{background:#e3f4e7;font-weight:bold}img{max-width:100%}</style>",
+        f"<h1>Checkpoint selection for {html.escape(run_dir.name)}</h1>",
+        f"<p>Run folder: <code>{html.escape(str(run_dir))}</code>. Chosen: <b>{html.escape(pooled.chosen)}</b> "
+        f"(best worst case at k = {pooled.config.primary_k:g}, {pooled.config.divergence.upper()} ball; {better} is better). "
+        f"The plain simulation mean picks <b>{html.escape(pooled.chosen_by_mean)}</b>.</p>",
+        f"<h2>All scenarios pooled ({html.escape(', '.join(pooled.scenarios))})</h2>",
+        f"<p>{pooled.samples_per_checkpoint:,} samples per checkpoint; value [rank].</p>",
+        _table(pooled),
+    ]
+    parts += [_image(f) for f in figures]
+    for name, result in by_scenario.items():
+        parts += [f"<h2>Scenario {html.escape(name)}</h2>", _table(result)]
+    if pooled.skipped:
+        items = "".join(
+            f"<li><b>{html.escape(c)}</b>: {html.escape(r)}</li>" for c, r in pooled.skipped.items()
+        )
+        parts.append(f"<h2>Not ranked</h2><ul>{items}</ul>")
+    parts.append(f"<p><small>postconv {html.escape(pooled.version)}</small></p>")
+    return atomic_write_text(path, "\n".join(parts))

@@ -1,0 +1,111 @@
+"""What people look at after a selection: charts, an HTML report, the exported policy, W&B.
+
+Runs after the results are on disk (``selection.json`` / ``.csv``). Everything here lands
+in ``<run>/postconv/report/`` first; the W&B upload comes last, and its failure is
+reported, never raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from postconv import figures
+from postconv.checkpoints import open_run, training_curve
+from postconv.report import SelectionResult
+from postconv.sample_store import STAGE_DIR, SampleIndex, checkpoint_columns
+
+
+@dataclass(frozen=True)
+class ReviewFiles:
+    """The files a review wrote."""
+
+    figures: list[Path]
+    html: Path
+    policy: dict[str, Path]
+    wandb: object | None
+
+
+def review(
+    run_dir: Path,
+    index: SampleIndex,
+    pooled: SelectionResult,
+    by_scenario: dict[str, SelectionResult],
+    candidates: dict[str, int],
+    stage_config,
+    console: Console,
+) -> ReviewFiles:
+    from postconv.html_report import write_html_report
+
+    out = run_dir / STAGE_DIR / "report"
+    run = open_run(run_dir)
+    made = [
+        figures.estimates_chart(pooled, out / "estimates.png"),
+        figures.worst_case_vs_k_chart(pooled, out / "worst_case_vs_k.png"),
+        figures.rank_change_chart(pooled, out / "rank_change.png"),
+    ]
+    if (curve := training_curve(run)) is not None:
+        made.append(
+            figures.training_curve_chart(*curve, candidates, pooled.chosen, out / "training_curve.png")
+        )
+    psi, columns, names = checkpoint_columns(index, pooled.chosen, pooled.scenarios, stage_config.psi_terms)
+    k = pooled.config.primary_k
+    tilt = figures.tilt_of(psi, columns, names, k, pooled.config.divergence, pooled.sense)
+    made.append(figures.tilt_chart(tilt, pooled.chosen, k, out / "tilt.png"))
+    html = write_html_report(out / "report.html", run_dir, pooled, by_scenario, made)
+    console.print(f"report: {html}")
+    policy = _export_chosen(run, pooled.chosen, out, stage_config.trust, console)
+    ref = None
+    if stage_config.wandb:
+        ref = _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy, console)
+    return ReviewFiles(figures=made, html=html, policy=policy, wandb=ref)
+
+
+def _export_chosen(run, chosen: str, out: Path, trust: bool, console: Console) -> dict[str, Path]:
+    from postconv.export import export_policy
+    from postconv.policy import load_actor
+
+    checkpoint = next(c for c in run.checkpoints if c.name == chosen)
+    try:
+        actor = load_actor(checkpoint.path, run.agent_cfg, trust=trust)
+        paths = export_policy(actor, out, stem=f"{chosen}_policy")
+    except Exception as err:  # the results stand without the export; say why it is missing
+        console.print(f"[yellow]policy export failed[/]: {type(err).__name__}: {err}")
+        return {}
+    console.print(
+        f"exported {chosen}: {paths['torchscript'].name}, {paths['onnx'].name} (normalizer included)"
+    )
+    return {"checkpoint": checkpoint.path, **paths}
+
+
+def _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy, console):
+    try:
+        from postconv.wandb_log import log_selection
+    except ImportError:
+        console.print("[yellow]W&B skipped[/]: the wandb package is not installed (pip install wandb)")
+        return None
+    config = {
+        "task": run.task,
+        "scenarios": pooled.scenarios,
+        "k": list(pooled.config.k),
+        "primary_k": pooled.config.primary_k,
+        "divergence": pooled.config.divergence,
+        "samples_per_checkpoint": pooled.samples_per_checkpoint,
+        "seed": stage_config.seed,
+        "stage": {k: v for k, v in asdict(stage_config).items() if k != "selection"},
+    }
+    try:
+        ref = log_selection(
+            run.path, run.agent_cfg, pooled, by_scenario, candidates, made, config,
+            [Path(p) for p in policy.values()], project=stage_config.wandb_project,
+        )  # fmt: skip
+    except Exception as err:  # the selection is on disk; W&B trouble must not sink it
+        console.print(f"[yellow]W&B logging failed[/] ({type(err).__name__}: {err}); the results are on disk")
+        return None
+    if ref.mode == "offline":
+        console.print(f"W&B run written offline; upload it with: wandb sync {ref.run_dir.resolve()}")
+    else:
+        console.print(f"W&B: {ref.url}")
+    return ref

@@ -1,0 +1,159 @@
+"""One Weights & Biases run per selection: config, a table, charts, the choice, an artifact.
+
+Offline first: with no credentials (no ``WANDB_API_KEY``, no netrc entry) the run is
+written offline under ``<run>/postconv/wandb`` and the ``wandb sync`` command is printed;
+``WANDB_MODE`` decides when set. Everything logged here is already on disk, and a W&B
+failure never fails the selection: it is reported and the rest goes on.
+
+The run is tied to its training run: the same project when training logged to W&B
+(rsl_rl's writer), the training run folder's name as the group, job type
+``postconv-selection``.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from postconv import __version__
+from postconv.report import SelectionResult
+
+JOB_TYPE = "postconv-selection"
+DEFAULT_PROJECT = "postconv"
+
+
+@dataclass(frozen=True)
+class WandbRef:
+    """Where the selection's W&B run went."""
+
+    project: str
+    group: str
+    mode: str
+    """"online" or "offline"."""
+    run_dir: Path | None
+    """The local run folder (the one to `wandb sync` when offline)."""
+    url: str | None
+
+
+def has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def training_project(agent_cfg: dict) -> str | None:
+    """The W&B project the training logged to, if it did (rsl_rl's writer, or ours with backend wandb)."""
+    logger = agent_cfg.get("logger")
+    if logger == "wandb":
+        return agent_cfg.get("wandb_project")
+    if isinstance(logger, dict) and (
+        logger.get("backend") == "wandb" or logger.get("class_name") == "WandbLogWriter"
+    ):
+        backend = logger.get("backend_cfg") or logger
+        return backend.get("project_name") or agent_cfg.get("wandb_project")
+    return None
+
+
+def table_rows(
+    pooled: SelectionResult, by_scenario: dict[str, SelectionResult], iterations: dict[str, int]
+) -> tuple[list[str], list[list]]:
+    """Columns and rows of the W&B table: one row per checkpoint and scenario ("pooled" too),
+    skipped checkpoints with their reason."""
+    ks = pooled.config.k
+    p = ks.index(pooled.config.primary_k)
+    columns = ["checkpoint", "iteration", "scenario", "status", "mean", "mean_rank"]
+    columns += [f"worst_case_k{k:g}" for k in ks] + [f"rank_k{k:g}" for k in ks]
+    columns += [f"ci_low_k{ks[p]:g}", f"ci_high_k{ks[p]:g}", f"p_best_k{ks[p]:g}", "p_best_mean"]
+    rows = []
+    for scenario, result in [("pooled", pooled), *by_scenario.items()]:
+        for c in result.checkpoints:
+            interval = c.interval[p] if c.interval is not None else [None, None]
+            rows.append(
+                [
+                    c.name,
+                    iterations.get(c.name),
+                    scenario,
+                    "ranked",
+                    c.mean,
+                    c.mean_rank,
+                    *c.worst_case,
+                    *c.rank,
+                    *interval,
+                    c.p_best[p] if c.p_best else None,
+                    c.p_best_mean,
+                ]
+            )
+    blank = [None] * (len(columns) - 4)
+    for name, why in pooled.skipped.items():
+        rows.append([name, iterations.get(name), "pooled", f"skipped: {why}", *blank])
+    return columns, rows
+
+
+def log_selection(
+    run_dir: Path,
+    agent_cfg: dict,
+    pooled: SelectionResult,
+    by_scenario: dict[str, SelectionResult],
+    iterations: dict[str, int],
+    figures: list[Path],
+    config: dict,
+    artifact_files: list[Path],
+    project: str | None = None,
+) -> WandbRef:
+    """Log the selection (results already on disk) to a new W&B run; return where it went."""
+    import wandb
+
+    trained_in = training_project(agent_cfg)
+    project = project or trained_in or DEFAULT_PROJECT
+    mode = os.environ.get("WANDB_MODE") or ("online" if has_credentials() else "offline")
+    out = run_dir / "postconv"
+    run = wandb.init(
+        project=project,
+        group=run_dir.name,
+        job_type=JOB_TYPE,
+        name=f"select-{run_dir.name}",
+        dir=str(out),
+        mode=mode,
+        config={
+            **config,
+            "training_run": str(run_dir.resolve()),
+            "training_logged_to_wandb": trained_in is not None,
+            "postconv_version": __version__,
+        },
+        settings=wandb.Settings(silent=True, console="off"),
+    )
+    try:
+        columns, rows = table_rows(pooled, by_scenario, iterations)
+        run.log(
+            {
+                "selection/table": wandb.Table(columns=columns, data=rows),
+                **{f"charts/{f.stem}": wandb.Image(str(f)) for f in figures},
+            }
+        )
+        ks = pooled.config.k
+        run.summary["chosen"] = pooled.chosen
+        run.summary["chosen_by_mean"] = pooled.chosen_by_mean
+        run.summary["primary_k"] = pooled.config.primary_k
+        for j, k in enumerate(ks):
+            best = min(pooled.checkpoints, key=lambda c, j=j: c.rank[j])
+            run.summary[f"chosen_k{k:g}"] = best.name
+        for scenario, result in by_scenario.items():
+            run.summary[f"chosen/{scenario}"] = result.chosen
+        run.summary["skipped"] = len(pooled.skipped)
+        if artifact_files:
+            artifact = wandb.Artifact(
+                f"policy-{run_dir.name}", type="model", metadata={"checkpoint": pooled.chosen}
+            )
+            for f in artifact_files:
+                artifact.add_file(str(f))
+            run.log_artifact(artifact, aliases=["chosen", pooled.chosen])
+        url = run.url if mode == "online" else None
+        local = Path(run.dir).parent
+    finally:
+        run.finish()
+    return WandbRef(project=project, group=run_dir.name, mode=mode, run_dir=local, url=url)
