@@ -24,6 +24,14 @@ from rich.console import Console
 from postconv import __version__
 
 DEMO_DIR = Path("outputs/demo")
+# the main job on a 2-core CPU: 30 PPO iterations on 16 envs (a checkpoint every 3), then the
+# candidates after convergence on 8 envs each, 150 steps, without and with pushes
+DEMO_TRAIN = [
+    "--task", "PostConv-Velocity-Flat-G1", "--num_envs", "16", "--max_iterations", "30", "--device", "cpu",
+    "agent.device=cpu", "agent.save_interval=3",
+    "--eval-num_envs", "32", "--eval-envs-per-checkpoint", "8", "--eval-steps", "150", "--eval-burn-in", "50",
+    "--scenarios", "none", "0.5@1-3",
+]  # fmt: skip
 
 
 def _selection_options(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +152,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     _stage_options(train, prefix="eval-")
     _selection_options(train)
+
+    out = sub.add_parser(
+        "outcomes",
+        help="compare the selection with real-robot outcomes (CSV: checkpoint[,trial],metric,...)",
+        description="How well did the plain mean and the worst case at each k rank the checkpoints that the robot "
+        "tried? Spearman, Kendall, regret@1 and @3 per metric, and the k that best predicts (leave-one-out).",
+    )
+    out.add_argument("run_dir", type=Path, help="the run folder whose selection the outcomes judge")
+    out.add_argument(
+        "outcomes", type=Path, help="CSV with a checkpoint column, optionally trial, and metric columns"
+    )
+    out.add_argument(
+        "--lower-is-better", nargs="+", default=[], metavar="METRIC", help="metrics where less is better"
+    )
+    out.add_argument(
+        "--no-wandb", dest="wandb", action="store_false", help="do not log to the selection's W&B run"
+    )
+
+    sub.add_parser(
+        "demo",
+        help="the main job at CPU size: train the flat G1 task briefly, then the stage with pushes (~10 min)",
+        description=f"Runs: postconv train {' '.join(DEMO_TRAIN)}",
+    )
     return parser
 
 
@@ -257,6 +288,78 @@ def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -
     return 0
 
 
+def _outcomes(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from postconv import outcomes as oc
+    from postconv.report import SelectionResult
+    from postconv.sample_store import STAGE_DIR
+
+    out = args.run_dir / STAGE_DIR
+    if not (out / "selection.json").is_file():
+        raise FileNotFoundError(f"{args.run_dir}: no selection yet; run `postconv run {args.run_dir}` first")
+    selection = SelectionResult.from_json((out / "selection.json").read_text())
+    names = [c.name for c in selection.checkpoints]
+    real = oc.read_outcomes(args.outcomes, names, tuple(args.lower_is_better))
+    rows, best = oc.score(selection, real)
+    paths = oc.write_outcomes(out, rows, best, real)
+    table = Table(
+        title=f"Agreement with real outcomes ({len(real.trials)} checkpoints; regret: lower is better)"
+    )
+    header = ["metric", "predictor", "spearman", "kendall", "regret@1", "regret@3"]
+    for h in header:
+        table.add_column(h, justify="right" if h not in ("metric", "predictor") else "left")
+    cells = [[r.metric, r.predictor, f"{r.spearman:.3f}", f"{r.kendall:.3f}", f"{r.regret_1:.3g}",
+              "" if r.regret_3 is None else f"{r.regret_3:.3g}"] for r in rows]  # fmt: skip
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
+    for metric, choice in best.items():
+        console.print(
+            f"{metric}: k = {choice['k']:g} predicts best (leave-one-out, chosen in {choice['stability']:.0%} of folds)"
+        )
+    for p in paths:
+        console.print(f"wrote {p}")
+    _outcomes_into_report(args.run_dir, selection, header, cells, best)
+    if args.wandb:
+        from postconv.wandb_log import log_outcomes
+
+        summary = {f"outcomes/best_k/{m}": c["k"] for m, c in best.items()}
+        try:
+            ref = log_outcomes(args.run_dir, header, cells, summary)
+        except Exception as err:  # the outcomes are on disk; W&B trouble must not sink them
+            console.print(
+                f"[yellow]W&B logging failed[/] ({type(err).__name__}: {err}); the outcomes are on disk"
+            )
+            ref = None
+        if ref is not None and ref.mode == "offline":
+            console.print(f"added to the offline W&B run; upload it with: wandb sync {ref.run_dir.resolve()}")
+    return 0
+
+
+def _outcomes_into_report(run_dir: Path, selection, header, cells, best) -> None:
+    """Rewrite report.html with the outcomes section added (charts and scenario tables as before)."""
+    from postconv.html_report import rows_table, write_html_report
+    from postconv.report import SelectionResult
+    from postconv.sample_store import STAGE_DIR
+
+    out = run_dir / STAGE_DIR
+    report = out / "report"
+    if not (report / "report.html").is_file():
+        return
+    by_scenario = {
+        p.stem: SelectionResult.from_json(p.read_text()) for p in sorted((out / "by_scenario").glob("*.json"))
+    }
+    order = ["estimates", "worst_case_vs_k", "rank_change", "training_curve", "tilt"]
+    charts = [report / f"{name}.png" for name in order if (report / f"{name}.png").is_file()]
+    lines = "".join(
+        f"<li>{m}: k = {c['k']:g} predicts best (chosen in {c['stability']:.0%} of leave-one-out folds)</li>"
+        for m, c in best.items()
+    )
+    extra = "<h2>Real-robot outcomes</h2>" + rows_table(header, cells) + f"<ul>{lines}</ul>"
+    write_html_report(report / "report.html", run_dir, selection, by_scenario, charts, extra=extra)
+
+
 def _default_device() -> str:
     import torch
 
@@ -292,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
             return _select(args, console)
         if args.command == "train":
             return _train(args, passthrough, console)
+        if args.command == "demo":
+            return main(["train", *DEMO_TRAIN])
+        if args.command == "outcomes":
+            return _outcomes(args, console)
         from postconv import stage
 
         config = stage_config(args)

@@ -10,6 +10,13 @@ from postconv.report import SelectionResult
 from postconv.sample_store import atomic_write_text
 
 
+def rows_table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain HTML table of strings."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _table(result: SelectionResult) -> str:
     ks = result.config.k
     p = ks.index(result.config.primary_k)
@@ -39,6 +46,7 @@ def write_html_report(
     pooled: SelectionResult,
     by_scenario: dict[str, SelectionResult],
     figures: list[Path],
+    extra: str = "",
 ) -> Path:
     """Write ``path``: the ranking tables, the charts and the skipped checkpoints, in one file."""
     better = "higher" if pooled.sense == "reward" else "lower"
@@ -63,5 +71,6 @@ def write_html_report(
             f"<li><b>{html.escape(c)}</b>: {html.escape(r)}</li>" for c, r in pooled.skipped.items()
         )
         parts.append(f"<h2>Not ranked</h2><ul>{items}</ul>")
+    parts.append(extra)
     parts.append(f"<p><small>postconv {html.escape(pooled.version)}</small></p>")
     return atomic_write_text(path, "\n".join(parts))

@@ -79,6 +79,15 @@ class SelectionResult:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
+    @classmethod
+    def from_json(cls, text: str) -> SelectionResult:
+        """The result :meth:`to_json` wrote."""
+        data = json.loads(text)
+        config = data.pop("config")
+        config["k"] = tuple(config["k"])
+        rows = [CheckpointResult(**c) for c in data.pop("checkpoints")]
+        return cls(config=SelectionConfig(**config), checkpoints=rows, **data)
+
     def to_csv(self) -> str:
         out = io.StringIO()
         ks = self.config.k

@@ -12,6 +12,7 @@ The run is tied to its training run: the same project when training logged to W&
 
 from __future__ import annotations
 
+import json
 import netrc
 import os
 from dataclasses import dataclass
@@ -19,8 +20,11 @@ from pathlib import Path
 
 from postconv import __version__
 from postconv.report import SelectionResult
+from postconv.sample_store import atomic_write_text
 
 JOB_TYPE = "postconv-selection"
+RUN_RECORD = "wandb_run.json"
+"""Under ``<run>/postconv/``: the selection's W&B run id, so outcomes join the same run."""
 DEFAULT_PROJECT = "postconv"
 
 
@@ -154,6 +158,32 @@ def log_selection(
             run.log_artifact(artifact, aliases=["chosen", pooled.chosen])
         url = run.url if mode == "online" else None
         local = Path(run.dir).parent
+        record = {"id": run.id, "project": project, "group": run_dir.name, "mode": mode}
+        atomic_write_text(out / RUN_RECORD, json.dumps(record))
     finally:
         run.finish()
     return WandbRef(project=project, group=run_dir.name, mode=mode, run_dir=local, url=url)
+
+
+def log_outcomes(run_dir: Path, columns: list[str], rows: list[list], summary: dict) -> WandbRef | None:
+    """Add the outcomes' agreement table to the selection's W&B run (resumed by id); None if it has none."""
+    import wandb
+
+    out = run_dir / "postconv"
+    try:
+        record = json.loads((out / RUN_RECORD).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    mode = os.environ.get("WANDB_MODE") or record["mode"]
+    run = wandb.init(
+        id=record["id"], project=record["project"], group=record["group"], job_type=JOB_TYPE, dir=str(out),
+        mode=mode, resume="allow", settings=wandb.Settings(silent=True, console="off"),
+    )  # fmt: skip
+    try:
+        run.log({"outcomes/table": wandb.Table(columns=columns, data=rows)})
+        for key, value in summary.items():
+            run.summary[key] = value
+        local = Path(run.dir).parent
+    finally:
+        run.finish()
+    return WandbRef(project=record["project"], group=record["group"], mode=mode, run_dir=local, url=None)

@@ -1,0 +1,122 @@
+"""Real-robot outcomes: bad rows named, agreement computed per predictor, the W&B run joined.
+
+The selection here comes from `postconv.report.select` on synthetic samples (the
+simulator is not what these tests are about)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from postconv.outcomes import read_outcomes, score
+from postconv.report import SelectionConfig, SelectionResult, select
+from postconv.samples_file import SampleSet
+
+NAMES = ["model_10", "model_20", "model_30", "model_40"]
+
+
+@pytest.fixture(scope="module")
+def selection() -> SelectionResult:
+    rng = np.random.default_rng(0)
+    # model_40 has the best mean but a heavy lower tail; model_30 is steady
+    psi = rng.normal(size=(4, 2000)) * np.array([[1.0], [1.0], [0.3], [3.0]]) + np.array(
+        [[0.0], [0.2], [0.4], [0.6]]
+    )
+    samples = SampleSet(psi=psi, names=tuple(NAMES), groups=np.arange(2000) // 20)
+    return select(samples, SelectionConfig(n_boot=0))
+
+
+def _csv(tmp_path, text: str) -> Path:
+    path = tmp_path / "robot.csv"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name,success\nmodel_10,1\n", "no 'checkpoint' column; the header is ['name', 'success']"),
+        ("checkpoint,trial\nmodel_10,1\n", "no metric columns besides checkpoint/trial"),
+        (
+            "checkpoint,success\nmodel_99,1\n",
+            "line 2: checkpoint 'model_99' was not ranked (ranked: model_10,",
+        ),
+        ("checkpoint,success\nmodel_10,high\n", "line 2: success = 'high' is not a number"),
+        ("checkpoint,success\nmodel_10,nan\n", "line 2: success = 'nan' is not finite"),
+        (
+            "checkpoint,trial,success\nmodel_10,1,1\nmodel_10,1,0\n",
+            "line 3: checkpoint 'model_10' trial '1' repeats line 2",
+        ),
+        (
+            "checkpoint,success\nmodel_10,1\nmodel_10,0\n",
+            "outcomes for 1 checkpoint(s); comparing rankings needs at least 2",
+        ),
+    ],
+)
+def test_bad_outcome_files_are_named_with_the_row_and_the_fix(tmp_path, text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_outcomes(_csv(tmp_path, text), NAMES)
+
+
+def test_every_bad_row_is_listed_at_once(tmp_path):
+    text = "checkpoint,success\nmodel_99,1\nmodel_10,x\nmodel_20,1\n"
+    with pytest.raises(ValueError, match=r"2 bad rows:\n  line 2: .*\n  line 3: "):
+        read_outcomes(_csv(tmp_path, text), NAMES)
+
+
+def test_trials_are_averaged_and_lower_is_better_metrics_flipped(tmp_path):
+    text = "checkpoint,success,falls\nmodel_10,1,2\nmodel_10,0,4\nmodel_20,1,0\n"
+    real = read_outcomes(_csv(tmp_path, text), NAMES, lower_is_better=("falls",))
+    assert real.means["success"] == {"model_10": 0.5, "model_20": 1.0}
+    assert real.means["falls"] == {"model_10": -3.0, "model_20": 0.0}
+    assert real.trials == {"model_10": 2, "model_20": 1}
+
+
+def test_outcomes_that_follow_the_worst_case_score_it_above_the_mean(selection, tmp_path):
+    # the robot rewards steadiness: the real order is the worst-case order at the primary k
+    p = selection.config.k.index(selection.config.primary_k)
+    order = sorted(selection.checkpoints, key=lambda c: c.worst_case[p])
+    text = "checkpoint,success\n" + "".join(f"{c.name},{i}\n" for i, c in enumerate(order))
+    rows, best = score(selection, read_outcomes(_csv(tmp_path, text), NAMES))
+    by = {r.predictor: r for r in rows}
+    assert by[f"k={selection.config.primary_k:g}"].spearman == pytest.approx(1.0)
+    assert by[f"k={selection.config.primary_k:g}"].regret_1 == 0.0
+    assert by["mean"].spearman < 1.0
+    assert by["mean"].regret_1 > 0.0
+    assert best["success"]["k"] in selection.config.k
+
+
+def test_the_cli_writes_results_and_joins_the_selections_offline_wandb_run(selection, tmp_path, monkeypatch):
+    from postconv.report import write_results
+    from postconv.wandb_log import log_selection
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_dir = tmp_path / "2026-01-01_00-00-00"
+    write_results(selection, run_dir / "postconv")
+    log_selection(run_dir, {}, selection, {}, {n: i for i, n in enumerate(NAMES)}, [], {"task": "t"}, [])
+    csv_path = _csv(tmp_path, "checkpoint,success\n" + "".join(f"{n},{i % 3}\n" for i, n in enumerate(NAMES)))
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "postconv.cli", "outcomes", str(run_dir), str(csv_path)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((run_dir / "postconv" / "outcomes.json").read_text())
+    assert {s["predictor"] for s in data["scores"]} == {"mean", "k=1", "k=2", "k=4", "k=6"}
+    assert "added to the offline W&B run" in proc.stdout
+    logs = sorted((run_dir / "postconv" / "wandb").glob("offline-run-*/run-*.wandb"))
+    wandb_cli = str(Path(sys.executable).with_name("wandb"))
+    summary = json.loads(
+        subprocess.run(
+            [wandb_cli, "leet", "inspect", "--summary", "--json", str(logs[-1])],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )["summary"]
+    assert summary["outcomes/best_k/success"] in (1, 2, 4, 6)
+    assert "outcomes/table" in summary
