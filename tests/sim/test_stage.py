@@ -214,6 +214,10 @@ def test_the_review_holds_charts_a_report_the_exported_policy_and_an_offline_wan
     assert record["config"]["task"] == "PostConv-Velocity-Flat-G1"
     assert record["summary"]["chosen"] == chosen
     assert record["summary"]["chosen_by_mean"] == selection["chosen_by_mean"]
+    for chart in ("estimates", "worst_case_vs_k", "rank_change", "tilt"):
+        assert record["summary"][f"charts/{chart}"]["_type"] == "image-file"
+    for k in selection["config"]["k"]:
+        assert record["summary"][f"chosen_k{k:g}"] in {"model_0", "model_1"}
     table = json.loads((log.parent / "files" / record["summary"]["selection/table"]["path"]).read_text())
     assert table["columns"][:4] == ["checkpoint", "iteration", "scenario", "status"]
     assert len(table["data"]) == 2 * (1 + len(selection["scenarios"]))  # checkpoints x (pooled + scenarios)
