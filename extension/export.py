@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,9 +25,18 @@ def export_policy(actor: DeterministicActor, out_dir: Path, stem: str = "policy"
     paths = {"torchscript": out_dir / f"{stem}.pt", "onnx": out_dir / f"{stem}.onnx"}
     torch.jit.trace(actor, example).save(str(paths["torchscript"]))
     batch = torch.export.Dim("batch")
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates every pass
-        torch.onnx.export(
-            actor, (example,), str(paths["onnx"]), input_names=["obs"], output_names=["actions"],
-            dynamic_shapes={"obs": {0: batch}}, external_data=False,
-        )  # fmt: skip
+    # the exporter narrates every pass, warns about torchvision ops a policy never uses and
+    # about its own deprecations: none of it concerns the user
+    quiet_registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = quiet_registry.level
+    quiet_registry.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.onnx.export(
+                actor, (example,), str(paths["onnx"]), input_names=["obs"], output_names=["actions"],
+                dynamic_shapes={"obs": {0: batch}}, external_data=False,
+            )  # fmt: skip
+    finally:
+        quiet_registry.setLevel(level)
     return paths

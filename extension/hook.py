@@ -90,7 +90,9 @@ class PostConvLogWriter(LogWriter):
         elif backend == "wandb":
             from rsl_rl.utils.wandb_log_writer import WandbLogWriter
 
-            self.inner = WandbLogWriter(log_dir=str(log_dir), **(backend_cfg or {}))
+            # rsl_rl's writer needs a project; Isaac Lab's default one unless the config names another
+            cfg = {"project_name": os.environ.get("WANDB_PROJECT", "isaaclab"), **(backend_cfg or {})}
+            self.inner = WandbLogWriter(log_dir=str(log_dir), **cfg)
         else:
             raise ValueError(
                 f"postconv log writer: backend {backend!r} unknown; use 'tensorboard' or 'wandb'"

@@ -55,11 +55,12 @@ def training_project(agent_cfg: dict) -> str | None:
     logger = agent_cfg.get("logger")
     if logger == "wandb":
         return agent_cfg.get("wandb_project")
-    if isinstance(logger, dict) and (
-        logger.get("backend") == "wandb" or logger.get("class_name") == "WandbLogWriter"
-    ):
-        backend = logger.get("backend_cfg") or logger
-        return backend.get("project_name") or agent_cfg.get("wandb_project")
+    if isinstance(logger, dict) and logger.get("class_name") == "WandbLogWriter":  # rsl_rl's own writer
+        return logger.get("project_name") or agent_cfg.get("wandb_project")
+    if isinstance(logger, dict) and logger.get("backend") == "wandb":  # ours, keeping W&B (see postconv.hook)
+        return (logger.get("backend_cfg") or {}).get("project_name") or os.environ.get(
+            "WANDB_PROJECT", "isaaclab"
+        )
     return None
 
 
