@@ -31,12 +31,16 @@ def test_the_logger_entry_survives_isaac_labs_hash_test_and_names_our_writer():
 
 
 def test_wandb_backend_logs_offline_and_the_selection_joins_its_project(tmp_path, monkeypatch):
+    import wandb
+
+    wandb.teardown()  # wandb keeps the settings of its first use in a process; this test sets its own
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_PROJECT", "g1-sweeps")
     writer = PostConvLogWriter(str(tmp_path / "run"), backend="wandb", run_stage=False)
     writer.add_scalar("Train/mean_reward", 1.0, 0)
     writer.stop()
+    wandb.teardown()
     assert list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
     assert training_project({"logger": {"backend": "wandb"}}) == "g1-sweeps"
     assert training_project({"logger": {"backend": "tensorboard"}}) is None
