@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from postconv.report import SelectionResult
+from postconv.report import SelectionResult, ranking_rows
 from postconv.sample_store import atomic_write_text
 
 
@@ -18,21 +18,15 @@ def rows_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _table(result: SelectionResult) -> str:
-    ks = result.config.k
-    p = ks.index(result.config.primary_k)
-    head = ["checkpoint", "mean"] + [f"k={k:g}" for k in ks]
-    if result.checkpoints[0].interval is not None:
-        head += [f"{result.config.level:.0%} CI (k={ks[p]:g})", "P(best)"]
-    rows = []
-    for c in sorted(result.checkpoints, key=lambda c: c.rank[p]):
-        cells = [c.name, f"{c.mean:.4g} [{c.mean_rank}]"]
-        cells += [f"{v:.4g} [{r}]" for v, r in zip(c.worst_case, c.rank, strict=True)]
-        if c.interval is not None:
-            cells += [f"{c.interval[p][0]:.4g} .. {c.interval[p][1]:.4g}", f"{c.p_best[p]:.2f}"]
-        style = ' class="chosen"' if c.name == result.chosen else ""
-        rows.append(f"<tr{style}>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
-    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
+    header, rows = ranking_rows(result)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        ('<tr class="chosen">' if name == result.chosen else "<tr>")
+        + "".join(f"<td>{html.escape(x)}</td>" for x in cells)
+        + "</tr>"
+        for name, cells in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _image(path: Path) -> str:

@@ -181,23 +181,34 @@ def ranking_table(result: SelectionResult) -> Table:
             else "; no bootstrap (--n-boot 0)"
         ),
     )
-    table.add_column("checkpoint", no_wrap=True)
-    table.add_column("mean", justify="right", no_wrap=True)
-    for k in ks:
+    header, rows = ranking_rows(result)
+    for i, name in enumerate(header):
+        bold = name == f"k={ks[primary]:g}"
         table.add_column(
-            f"k={k:g}", justify="right", no_wrap=True, style="bold" if k == ks[primary] else None
+            name, justify="left" if i == 0 else "right", no_wrap=True, style="bold" if bold else None
         )
+    for name, cells in rows:
+        table.add_row(*cells, style="green" if name == result.chosen else None)
+    return table
+
+
+def ranking_rows(result: SelectionResult) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Header and (checkpoint, cells) rows of the ranking, ordered by the primary k: the
+    printed table and the HTML report show the same cells."""
+    ks = result.config.k
+    primary = ks.index(result.config.primary_k)
+    header = ["checkpoint", "mean", *(f"k={k:g}" for k in ks)]
     if result.checkpoints[0].interval is not None:
-        table.add_column(f"{result.config.level:.0%} CI", justify="right", no_wrap=True)
-        table.add_column("P(best)", justify="right", no_wrap=True)
+        header += [f"{result.config.level:.0%} CI", "P(best)"]
+    rows = []
     for c in sorted(result.checkpoints, key=lambda c: c.rank[primary]):
         cells = [c.name, f"{c.mean:.3g} [{c.mean_rank}]"]
         cells += [f"{v:.3g} [{r}]" for v, r in zip(c.worst_case, c.rank, strict=True)]
         if c.interval is not None:
             lo, hi = c.interval[primary]
             cells += [f"{lo:.3g}..{hi:.3g}", f"{c.p_best[primary]:.2f}"]
-        table.add_row(*cells, style="green" if c.name == result.chosen else None)
-    return table
+        rows.append((c.name, cells))
+    return header, rows
 
 
 def print_summary(result: SelectionResult, paths: tuple[Path, ...], console: Console | None = None) -> None:

@@ -33,7 +33,6 @@ from postconv.rollout import (
     DEFAULT_SCENARIOS,
     FEATURES,
     TASK_KINDS,
-    CheckpointRef,
     RolloutSpec,
     checkpoint_ref,
     parse_scenario,
@@ -333,7 +332,6 @@ def run_stage(run_dir: str | Path, config: StageConfig, console: Console | None 
 
 
 __all__ = [
-    "CheckpointRef",
     "EvaluationReport",
     "StageConfig",
     "StageResults",

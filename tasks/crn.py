@@ -57,13 +57,15 @@ class CommonRandom:
         self.device = torch.device(device)
         self.slot = torch.arange(num_envs, device=self.device) % slots
         self.counts = torch.zeros(num_envs, _NUM_STREAMS, dtype=torch.int64, device=self.device)
+        self.generation = 0
+        """Counts restarts, so terms with state of their own (push timers) know to start over."""
         self.restart(seed)
 
     def restart(self, seed: int) -> None:
         """Start every stream over from ``seed`` (e.g. before a new evaluation)."""
         self.seed = int(seed)
         self.counts.zero_()
-        self.generation = getattr(self, "generation", 0) + 1
+        self.generation += 1
 
     def uniform(self, env_ids: torch.Tensor | slice | Sequence[int], stream: int, dims: int) -> torch.Tensor:
         """(len(env_ids), dims) uniforms in [0, 1): each env's next draw from ``stream``."""
