@@ -5,6 +5,7 @@ postconv evaluate RUN_DIR     rollouts only: samples into RUN_DIR/postconv/sampl
 postconv select RUN_DIR       ranking only, from the stored samples
 postconv select FILE.npz      ranking of a samples file; --demo: of a synthetic one
 postconv train ARGS...        `isaaclab train ARGS...`, then `postconv run` on the new run
+postconv fetch ENTITY/PROJECT/RUN_ID   a run folder from a W&B training run, for `postconv run`
 """
 
 from __future__ import annotations
@@ -169,6 +170,19 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--no-wandb", dest="wandb", action="store_false", help="do not log to the selection's W&B run"
     )
+
+    fetch = sub.add_parser(
+        "fetch",
+        help="rebuild a run folder from a W&B training run (checkpoints, configs, training curve)",
+        description="Downloads the model_<iter>.pt files, params/*.yaml and run.json that a training run logged "
+        "to W&B into logs/rsl_rl/<experiment>/<run name>/, with its training curve; then `postconv run` that folder. "
+        "Needs `wandb login` or WANDB_API_KEY. Files already there are not downloaded again.",
+    )
+    fetch.add_argument("wandb_run", help="ENTITY/PROJECT/RUN_ID or the run's URL")
+    fetch.add_argument(
+        "--into", type=Path, default=Path("logs/rsl_rl"), help="the folder holding experiments"
+    )
+    fetch.add_argument("--task", help="task id, when the run did not upload its run.json")
 
     sub.add_parser(
         "demo",
@@ -360,6 +374,18 @@ def _outcomes_into_report(run_dir: Path, selection, header, cells, best) -> None
     write_html_report(report / "report.html", run_dir, selection, by_scenario, charts, extra=extra)
 
 
+def _fetch(args: argparse.Namespace, console: Console) -> int:
+    from postconv.wandb_fetch import fetch_run, open_remote_run, parse_run_path
+
+    fetched = fetch_run(open_remote_run(parse_run_path(args.wandb_run)), root=args.into, task=args.task)
+    console.print(
+        f"{fetched.checkpoints} checkpoints in [bold]{fetched.run_dir}[/] ({fetched.downloaded} files downloaded now, "
+        f"training curve: {fetched.curve_points or 'kept or none'} points)\n"
+        f"next: postconv run {fetched.run_dir}"
+    )
+    return 0
+
+
 def _default_device() -> str:
     import torch
 
@@ -399,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
             return main(["train", *DEMO_TRAIN])
         if args.command == "outcomes":
             return _outcomes(args, console)
+        if args.command == "fetch":
+            return _fetch(args, console)
         from postconv import stage
 
         config = stage_config(args)

@@ -122,6 +122,7 @@ class PostConvLogWriter(LogWriter):
 
     def stop(self) -> None:
         if isinstance(self.inner, LogWriter):
+            self._upload_run_files()
             self.inner.stop()
         else:
             self.inner.close()
@@ -132,6 +133,14 @@ class PostConvLogWriter(LogWriter):
                 f"[postconv] training finished; the post-convergence stage starts at exit: {' '.join(command)}"
             )
             atexit.register(_run_at_exit, command)
+
+    def _upload_run_files(self) -> None:
+        """The configs and manifest next to the checkpoints on W&B, so `postconv fetch` rebuilds the run folder."""
+        import wandb
+
+        for path in [*sorted((self.log_dir / "params").glob("*.yaml")), self.log_dir / "run.json"]:
+            if path.is_file():
+                wandb.save(str(path), base_path=str(self.log_dir), policy="now")
 
 
 def stage_command(run_dir: Path, device: str | None, extra: list[str]) -> list[str]:

@@ -26,6 +26,8 @@ JOB_TYPE = "postconv-selection"
 RUN_RECORD = "wandb_run.json"
 """Under ``<run>/postconv/``: the selection's W&B run id, so outcomes join the same run."""
 DEFAULT_PROJECT = "postconv"
+SOURCE_RECORD = "wandb_source.json"
+"""Under ``<run>/postconv/``, written by ``postconv fetch``: the W&B training run the folder came from."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,12 @@ def training_project(agent_cfg: dict) -> str | None:
             "WANDB_PROJECT", "isaaclab"
         )
     return None
+
+
+def fetched_from(run_dir: Path) -> dict | None:
+    """The W&B training run (entity, project, path) a folder was fetched from, if it was."""
+    record = run_dir / "postconv" / SOURCE_RECORD
+    return json.loads(record.read_text()) if record.is_file() else None
 
 
 def table_rows(
@@ -113,12 +121,14 @@ def log_selection(
     """Log the selection (results already on disk) to a new W&B run; return where it went."""
     import wandb
 
-    trained_in = training_project(agent_cfg)
+    source = fetched_from(run_dir)
+    trained_in = source["project"] if source else training_project(agent_cfg)
     project = project or trained_in or DEFAULT_PROJECT
     mode = os.environ.get("WANDB_MODE") or ("online" if has_credentials() else "offline")
     out = run_dir / "postconv"
     run = wandb.init(
         project=project,
+        entity=source["entity"] if source and project == trained_in else None,
         group=run_dir.name,
         job_type=JOB_TYPE,
         name=f"select-{run_dir.name}",
@@ -128,6 +138,7 @@ def log_selection(
             **config,
             "training_run": str(run_dir.resolve()),
             "training_logged_to_wandb": trained_in is not None,
+            **({"training_wandb_run": source["path"]} if source else {}),
             "postconv_version": __version__,
         },
         settings=wandb.Settings(silent=True, console="off"),

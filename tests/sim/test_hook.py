@@ -30,18 +30,27 @@ def test_the_logger_entry_survives_isaac_labs_hash_test_and_names_our_writer():
     assert spec["stage_args"] == ["--num_envs", "8"]
 
 
-def test_wandb_backend_logs_offline_and_the_selection_joins_its_project(tmp_path, monkeypatch):
+def test_wandb_backend_uploads_the_run_files_and_the_selection_joins_its_project(tmp_path, monkeypatch):
     import wandb
 
     wandb.teardown()  # wandb keeps the settings of its first use in a process; this test sets its own
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_PROJECT", "g1-sweeps")
-    writer = PostConvLogWriter(str(tmp_path / "run"), backend="wandb", run_stage=False)
+    run = tmp_path / "run"
+    (run / "params").mkdir(parents=True)
+    for name in ("params/agent.yaml", "params/env.yaml", "run.json", "model_0.pt"):
+        (run / name).write_text("{}")
+    writer = PostConvLogWriter(str(run), backend="wandb", run_stage=False)
     writer.add_scalar("Train/mean_reward", 1.0, 0)
+    writer.save_model(str(run / "model_0.pt"), 0)
     writer.stop()
     wandb.teardown()
     assert list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    # what `postconv fetch` downloads later: checkpoints, configs and manifest under their run-folder names
+    (files,) = tmp_path.glob("wandb/offline-run-*/files")
+    uploaded = {p.relative_to(files).as_posix() for p in files.rglob("*") if p.is_file()}
+    assert {"model_0.pt", "params/agent.yaml", "params/env.yaml", "run.json"} <= uploaded
     assert training_project({"logger": {"backend": "wandb"}}) == "g1-sweeps"
     assert training_project({"logger": {"backend": "tensorboard"}}) is None
     assert training_project({"logger": "wandb", "wandb_project": "isaaclab"}) == "isaaclab"
