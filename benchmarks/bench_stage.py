@@ -92,7 +92,7 @@ def _spawn(mode: str, args) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _train_run(root: Path) -> Path:
+def train_bench_run(root: Path) -> Path:
     runs = sorted(root.glob("logs/rsl_rl/g1_flat/*/model_10.pt"))
     if runs:
         return runs[-1].parent
@@ -102,7 +102,7 @@ def _train_run(root: Path) -> Path:
            "agent.device=cpu", "agent.num_steps_per_env=8", "agent.save_interval=1"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "POSTCONV_STAGE": "0"}
     subprocess.run(cmd, cwd=root, check=True, capture_output=True, env=env)
-    return _train_run(root)
+    return train_bench_run(root)
 
 
 def main() -> None:
@@ -119,7 +119,7 @@ def main() -> None:
     console = Console()
     if args.run is None:
         with console.status("training a 10-checkpoint run (once; kept in outputs/bench_stage)"):
-            args.run = _train_run(Path("outputs/bench_stage").resolve())
+            args.run = train_bench_run(Path("outputs/bench_stage").resolve())
     results = {}
     for mode in ("overhead", "grouped", "one_by_one"):
         with console.status(f"{mode}"):

@@ -105,6 +105,15 @@ def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     )
     g.add_argument("--every", type=int, help="keep every n-th candidate, counting back from the last")
     g.add_argument("--all-checkpoints", action="store_true", help="ignore the convergence rule")
+    r = parser.add_argument_group("Ray (pip install 'postconv[ray]')")
+    r.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="evaluate on Ray: alone, a cluster started on this machine; auto, HOST:PORT or ray://... joins one",
+    )  # fmt: skip
+    r.add_argument(
+        "--ray-workers", type=int, help="workers (default: one per GPU, or per CPU, of the cluster)"
+    )
+    r.add_argument("--ray-retries", type=int, default=2, help="times a job is retried after its worker died")
     g.add_argument(
         "--trust-checkpoints", action="store_true",
         help="load checkpoints that need full unpickling (runs code from the file; only for sources you trust)",
@@ -439,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         resume = "`postconv run RUN_DIR`" if args.command == "train" else "the same command again"
         console.print(f"[yellow]interrupted[/]: finished sample sets are kept; run {resume} to resume")
         return 130
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ModuleNotFoundError) as err:
         console.print(f"[red]error:[/] {err}")
         return 2
 

@@ -33,6 +33,7 @@ from postconv.rollout import (
     DEFAULT_SCENARIOS,
     FEATURES,
     TASK_KINDS,
+    JobResult,
     RolloutSpec,
     checkpoint_ref,
     parse_scenario,
@@ -94,6 +95,13 @@ class StageConfig:
     buffer_mb: int = 64
     """Samples held in memory (on the device, and as much on the host) before they go to
     disk: the rollout's memory whatever its length or env count."""
+    ray: str | None = None
+    """Evaluate on Ray: ``local`` starts a cluster on this machine, ``auto`` or ``HOST:PORT``
+    (or ``ray://...``) joins one; one worker per GPU (``cuda`` devices) or CPU. None: in this process."""
+    ray_workers: int | None = None
+    """Ray workers (default: every GPU or CPU of the cluster, at most one per job)."""
+    ray_retries: int = 2
+    """Times a job is started again after its Ray worker died (killed, out of memory, node lost)."""
 
     def __post_init__(self) -> None:
         if self.num_envs < self.envs_per_checkpoint:
@@ -109,6 +117,10 @@ class StageConfig:
         if self.checkpoints_per_job is not None and not 1 <= self.checkpoints_per_job <= self.groups:
             raise ValueError(
                 f"checkpoints_per_job must be between 1 and the env's {self.groups} groups; got {self.checkpoints_per_job}"
+            )
+        if self.ray_retries < 0 or (self.ray_workers is not None and self.ray_workers < 1):
+            raise ValueError(
+                f"ray_workers must be >= 1 and ray_retries >= 0; got {self.ray_workers} and {self.ray_retries}"
             )
         if self.num_seeds < 1:
             raise ValueError(f"num_seeds must be >= 1; got {self.num_seeds}")
@@ -153,6 +165,8 @@ class EvaluationReport:
     total_env_steps: int = 0
     """Env steps of every evaluation of this run so far (resumed ones included)."""
     total_seconds: float = 0.0
+    ray: dict | None = None
+    """On Ray: workers, jobs retried after a worker died, jobs given up."""
 
     @property
     def env_steps_per_s(self) -> float:
@@ -173,6 +187,10 @@ def _task_of(run, config: StageConfig) -> str:
 def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None = None) -> EvaluationReport:
     """Evaluate a run's candidate checkpoints; samples already on disk and valid are reused."""
     console = console or wide_console()
+    if config.ray is not None:
+        from postconv.ray_eval import import_ray
+
+        import_ray()  # says what to install before any work
     run = open_run(run_dir)
     task = _task_of(run, config)
     candidates, reason = select_candidates(run, config.from_iter, config.every, config.after_convergence)
@@ -226,7 +244,47 @@ def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None =
     return report
 
 
+def _add_result(report: EvaluationReport, result: JobResult) -> None:
+    report.skipped.update(result.skipped)
+    report.sample_sets_written += len(result.written)
+    report.env_steps += result.env_steps
+
+
+def _run_jobs_on_ray(
+    jobs, config: StageConfig, steps_todo: int, report: EvaluationReport, console: Console
+) -> None:
+    from postconv import ray_eval
+
+    started_here = ray_eval.connect(config.ray)
+    try:
+        cluster = ray_eval.run_jobs(
+            jobs,
+            device=config.device,
+            buffer_bytes=config.buffer_mb << 20,
+            workers=config.ray_workers,
+            retries=config.ray_retries,
+            steps_todo=steps_todo,
+            on_result=lambda result: _add_result(report, result),
+            console=console,
+        )
+    finally:
+        if started_here:
+            import ray
+
+            ray.shutdown()
+    report.seconds = cluster.seconds
+    report.ray = {"workers": cluster.workers, "retries": cluster.retries, "failed_jobs": len(cluster.failed)}
+    for job, why in cluster.failed:
+        console.print(f"[red]gave up[/] {ray_eval.describe(job)}: {why}")
+        for c in job.checkpoints:
+            report.skipped.setdefault(
+                c.name, f"{job.scenario.name}: {why}; run the same command again to retry"
+            )
+
+
 def _run_jobs(jobs, config: StageConfig, steps_todo: int, report: EvaluationReport, console: Console) -> None:
+    if config.ray is not None:
+        return _run_jobs_on_ray(jobs, config, steps_todo, report, console)
     from tqdm import tqdm
 
     from postconv.rollout import Evaluator
@@ -245,10 +303,7 @@ def _run_jobs(jobs, config: StageConfig, steps_todo: int, report: EvaluationRepo
     ):
         for job in jobs:
             bar.set_postfix_str(f"{job.scenario.name}: {', '.join(c.name for c in job.checkpoints)}")
-            result = evaluator.run(job, on_steps=bar.update)
-            report.skipped.update(result.skipped)
-            report.sample_sets_written += len(result.written)
-            report.env_steps += result.env_steps
+            _add_result(report, evaluator.run(job, on_steps=bar.update))
     report.seconds = time.perf_counter() - start
 
 

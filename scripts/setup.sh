@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv at the repository root and install postconv, its test tools and the Isaac Lab
-# 3.0 stack (Newton physics, rsl_rl) into it.
+# Create .venv at the repository root and install postconv, its test tools, Ray and the Isaac
+# Lab 3.0 stack (Newton physics, rsl_rl) into it.
 #
 # Idempotent: a stamp of the inputs (pyproject.toml, constraints.txt, requirements/, the
 # Python version, the options) is kept in .venv; when nothing changed the script returns in
@@ -65,10 +65,10 @@ if [ "$with_sim" = 0 ]; then
     "${pip[@]}" -e ".[dev]"
 elif [ "$minor" -ge 12 ]; then
     echo "postconv: installing postconv with Isaac Lab 3.0 (Python 3.$minor: normal dependency resolution)"
-    "${pip[@]}" -e ".[dev,sim]"
+    "${pip[@]}" -e ".[dev,sim,ray]"
 else
     echo "postconv: installing postconv, then Isaac Lab 3.0 without dependency resolution (Python 3.$minor)"
-    "${pip[@]}" -e ".[dev]" -r requirements/isaaclab-py311.txt
+    "${pip[@]}" -e ".[dev,ray]" -r requirements/isaaclab-py311.txt
     "${pip[@]}" --no-deps --ignore-requires-python isaaclab==3.0.0
 fi
 echo "$stamp" >"$stamp_file"

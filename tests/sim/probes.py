@@ -2,9 +2,12 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 PROBE = Path(__file__).with_name("probe_env.py")
 
@@ -64,3 +67,45 @@ def postconv(*args: str, cwd: Path | None = None, timeout: float = 900) -> subpr
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "postconv.cli", *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+# The stage on a copied trained run: 3 checkpoints (all: a 2-iteration run has no converged
+# curve), 2 envs each, 2 scenarios
+EVAL = ["--envs-per-checkpoint", "2", "--steps", "12", "--burn-in", "4", "--scenarios", "none", "0.5@0.1-0.3",
+        "--all-checkpoints"]  # fmt: skip
+# One env of 3 groups either way: the physics' last bits depend on the env's size (measured
+# here: 2 vs 6 envs differ by ~1e-7 after a step), never on what the other groups hold.
+GROUPED = ["--num_envs", "6", *EVAL]
+ONE_BY_ONE = [*GROUPED, "--checkpoints-per-job", "1"]
+
+
+def copy_run(trained_run: Path, dest: Path, duplicate_last: bool = True) -> Path:
+    """The trained run without its stage outputs; model_5.pt = a byte copy of model_1.pt."""
+    run = dest / trained_run.name
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("postconv"))
+    if duplicate_last:
+        shutil.copy(run / "model_1.pt", run / "model_5.pt")
+    return run
+
+
+def samples_of(run: Path) -> dict[tuple[str, ...], dict[str, np.ndarray]]:
+    """Every sample folder's arrays, by (scenario, checkpoint, seed folder)."""
+    from postconv.sample_store import ARRAYS, samples_root
+
+    root = samples_root(run)
+    return {
+        tuple(folder.relative_to(root).parts): {name: np.load(folder / f"{name}.npy") for name in ARRAYS}
+        for folder in sorted(root.glob("*/*/seed_*"))
+    }
+
+
+def assert_same_samples(run: Path, reference: Path) -> None:
+    ours, theirs = samples_of(run), samples_of(reference)
+    assert ours.keys() == theirs.keys()
+    for key, arrays in ours.items():
+        for name, values in arrays.items():
+            np.testing.assert_array_equal(values, theirs[key][name], err_msg=f"{key} {name}")
+
+
+def assert_ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -2,7 +2,6 @@
 grouped = one by one, resume after an interrupt, bad checkpoints skipped (CPU, kit-less)."""
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import HAS_SIM
-from probes import postconv
+from probes import GROUPED, ONE_BY_ONE, assert_ok, assert_same_samples, copy_run, postconv, samples_of
 
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
@@ -22,42 +21,6 @@ from postconv.sample_store import ARRAYS, find_samples, samples_root, to_sample_
 from postconv.selection import worst_case
 
 pytestmark = pytest.mark.needs_sim
-# 3 checkpoints (all: a 2-iteration run has no converged curve), 2 envs each, 2 scenarios
-EVAL = ["--envs-per-checkpoint", "2", "--steps", "12", "--burn-in", "4", "--scenarios", "none", "0.5@0.1-0.3",
-        "--all-checkpoints"]  # fmt: skip
-# One env of 3 groups either way: the physics' last bits depend on the env's size (measured
-# here: 2 vs 6 envs differ by ~1e-7 after a step), never on what the other groups hold.
-GROUPED = ["--num_envs", "6", *EVAL]
-ONE_BY_ONE = [*GROUPED, "--checkpoints-per-job", "1"]
-
-
-def _copy_run(trained_run, dest, duplicate_last: bool = True):
-    """The trained run without its stage outputs; model_5.pt = a byte copy of model_1.pt."""
-    run = dest / trained_run.name
-    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("postconv"))
-    if duplicate_last:
-        shutil.copy(run / "model_1.pt", run / "model_5.pt")
-    return run
-
-
-def _samples(run) -> dict[tuple[str, str, str], dict[str, np.ndarray]]:
-    root = samples_root(run)
-    return {
-        tuple(folder.relative_to(root).parts): {name: np.load(folder / f"{name}.npy") for name in ARRAYS}
-        for folder in sorted(root.glob("*/*/seed_*"))
-    }
-
-
-def _assert_ok(proc):
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def one_by_one(trained_run, tmp_path_factory):
-    """The run evaluated one checkpoint at a time, uninterrupted."""
-    run = _copy_run(trained_run, tmp_path_factory.mktemp("one_by_one"))
-    _assert_ok(postconv("evaluate", str(run), *ONE_BY_ONE))
-    return run
 
 
 def test_training_ends_with_the_stage_whose_numbers_match_the_selection_module(trained_run):
@@ -88,21 +51,18 @@ def test_training_ends_with_the_stage_whose_numbers_match_the_selection_module(t
 
 
 def test_stored_terms_sum_to_the_task_reward(one_by_one):
-    for arrays in _samples(one_by_one).values():
+    for arrays in samples_of(one_by_one).values():
         np.testing.assert_allclose(arrays["terms"].sum(-1), arrays["psi"], rtol=1e-4, atol=1e-6)
 
 
 def test_identical_checkpoints_get_identical_samples_and_groups_equal_one_by_one(
     trained_run, one_by_one, tmp_path
 ):
-    run = _copy_run(trained_run, tmp_path)
-    _assert_ok(postconv("evaluate", str(run), *GROUPED))  # all 3 checkpoints at once
-    grouped, single = _samples(run), _samples(one_by_one)
-    assert grouped.keys() == single.keys()
+    run = copy_run(trained_run, tmp_path)
+    assert_ok(postconv("evaluate", str(run), *GROUPED))  # all 3 checkpoints at once
+    assert_same_samples(run, one_by_one)
+    grouped = samples_of(run)
     assert len(grouped) == 3 * 2
-    for key, arrays in grouped.items():
-        for name, values in arrays.items():
-            np.testing.assert_array_equal(values, single[key][name], err_msg=f"{key} {name}")
     for scenario in ("no_push", "push_0.5_0.1-0.3s"):
         copy, original = grouped[(scenario, "model_5", "seed_0")], grouped[(scenario, "model_1", "seed_0")]
         for name in ARRAYS:
@@ -114,7 +74,7 @@ def test_identical_checkpoints_get_identical_samples_and_groups_equal_one_by_one
 def test_interrupted_evaluation_resumes_without_recomputing_and_equals_an_uninterrupted_one(
     trained_run, one_by_one, tmp_path
 ):
-    run = _copy_run(trained_run, tmp_path)
+    run = copy_run(trained_run, tmp_path)
     cmd = [sys.executable, "-m", "postconv.cli", "evaluate", str(run), *ONE_BY_ONE]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 600
@@ -131,18 +91,15 @@ def test_interrupted_evaluation_resumes_without_recomputing_and_equals_an_uninte
     assert not list(samples_root(run).glob("*/*/.*.partial")), "a partial folder was left"
 
     resumed = postconv("evaluate", str(run), *ONE_BY_ONE)
-    _assert_ok(resumed)
+    assert_ok(resumed)
     assert f"{len(done)} of 6 sample sets already on disk: reused" in resumed.stdout
     for folder, mtime in done.items():
         assert (folder / "meta.json").stat().st_mtime_ns == mtime, f"{folder} was recomputed"
-    single = _samples(one_by_one)
-    for key, arrays in _samples(run).items():
-        for name, values in arrays.items():
-            np.testing.assert_array_equal(values, single[key][name], err_msg=f"{key} {name}")
+    assert_same_samples(run, one_by_one)
 
 
 def test_corrupt_and_foreign_checkpoints_are_reported_and_the_others_ranked(trained_run, tmp_path):
-    run = _copy_run(trained_run, tmp_path, duplicate_last=False)
+    run = copy_run(trained_run, tmp_path, duplicate_last=False)
     (run / "model_7.pt").write_bytes(b"not a checkpoint" * 10)
     # a small fake of another task's checkpoint: rsl_rl 5 layout, 48 observations -> 12 actions
     foreign = {
@@ -152,7 +109,7 @@ def test_corrupt_and_foreign_checkpoints_are_reported_and_the_others_ranked(trai
     }
     torch.save({"actor_state_dict": foreign, "iter": 9}, run / "model_9.pt")
     proc = postconv("run", str(run), *GROUPED, "--n-boot", "0")
-    _assert_ok(proc)
+    assert_ok(proc)
     result = json.loads((run / "postconv" / "selection.json").read_text())
     assert sorted(c["name"] for c in result["checkpoints"]) == ["model_0", "model_1"]
     assert "not a readable torch checkpoint" in result["skipped"]["model_7"]
@@ -169,7 +126,7 @@ def test_postconv_train_trains_through_isaaclab_then_selects(tmp_path):
         "--scenarios", "none", "--n-boot", "0",
         cwd=tmp_path,
     )  # fmt: skip
-    _assert_ok(proc)
+    assert_ok(proc)
     (run,) = (tmp_path / "logs" / "rsl_rl" / "g1_flat").iterdir()
     result = json.loads((run / "postconv" / "selection.json").read_text())
     assert sorted(c["name"] for c in result["checkpoints"]) == ["model_0", "model_1"]

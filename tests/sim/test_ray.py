@@ -1,0 +1,84 @@
+"""The evaluation on a local Ray cluster (2 CPU workers): the same samples and rankings as in
+one process, and a worker killed during its job costs a retry, nothing else."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from conftest import HAS_SIM
+from probes import ONE_BY_ONE, assert_ok, assert_same_samples, copy_run, postconv
+
+if not HAS_SIM:
+    pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
+
+from postconv.sample_store import samples_root
+from postconv.stage import StageConfig, select_run
+
+pytestmark = pytest.mark.needs_sim
+# 6 jobs (3 checkpoints x 2 scenarios) for 2 workers, each worker with an env of the
+# reference's size, so the numbers must match it to the bit
+ON_RAY = [*ONE_BY_ONE, "--ray", "--ray-workers", "2"]
+WORKER_RUNNING_A_JOB = "ray::EvalWorker.run"
+
+
+def _pids_titled(title: str) -> list[int]:
+    """Processes whose title (Ray sets it to the method a worker is running) starts with ``title``."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().startswith(title.encode()):
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue  # the process ended while we looked
+    return pids
+
+
+def _rankings(run: Path) -> dict:
+    result = select_run(run, StageConfig(report=False))
+    return {"pooled": asdict(result.pooled), **{s: asdict(r) for s, r in result.by_scenario.items()}}
+
+
+def test_two_ray_workers_give_the_samples_and_rankings_of_one_process(trained_run, one_by_one, tmp_path):
+    run = copy_run(trained_run, tmp_path)
+    proc = postconv("evaluate", str(run), *ON_RAY)
+    assert_ok(proc)
+    assert "evaluating 6 jobs on Ray with 2 workers (CPU each)" in proc.stdout
+    assert_same_samples(run, one_by_one)
+    evaluation = json.loads((run / "postconv" / "evaluation.json").read_text())
+    assert evaluation["ray"] == {"workers": 2, "retries": 0, "failed_jobs": 0}
+    assert evaluation["sample_sets_written"] == 6
+    assert _rankings(run) == _rankings(one_by_one)  # the same numbers, not merely the same order
+
+
+def test_a_worker_killed_during_its_job_is_replaced_and_the_job_retried(trained_run, one_by_one, tmp_path):
+    run = copy_run(trained_run, tmp_path)
+    cmd = [sys.executable, "-m", "postconv.cli", "evaluate", str(run), *ON_RAY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    # wait until a job has finished and a worker is inside its next one, then kill that worker
+    while not (list(samples_root(run).glob("*/*/seed_*/meta.json")) and _pids_titled(WORKER_RUNNING_A_JOB)):
+        assert proc.poll() is None, "evaluation ended before a worker could be killed"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    done = {f.parent: f.stat().st_mtime_ns for f in samples_root(run).glob("*/*/seed_*/meta.json")}
+    killed = _pids_titled(WORKER_RUNNING_A_JOB)[0]
+    os.kill(killed, signal.SIGKILL)
+    output = proc.communicate(timeout=600)[0]
+
+    assert proc.returncode == 0, output[-3000:]
+    assert "worker died" in output
+    assert "retrying (1 of 2)" in output
+    evaluation = json.loads((run / "postconv" / "evaluation.json").read_text())
+    assert evaluation["ray"]["retries"] == 1
+    assert evaluation["ray"]["failed_jobs"] == 0
+    assert evaluation["skipped"] == {}
+    for folder, mtime in done.items():  # finished before the kill: never redone
+        assert (folder / "meta.json").stat().st_mtime_ns == mtime, f"{folder} was recomputed"
+    assert not list(samples_root(run).glob("*/*/.*.partial")), "the dead worker's partial folder was left"
+    assert_same_samples(run, one_by_one)
