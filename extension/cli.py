@@ -114,6 +114,10 @@ def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         "--ray-workers", type=int, help="workers (default: one per GPU, or per CPU, of the cluster)"
     )
     r.add_argument("--ray-retries", type=int, default=2, help="times a job is retried after its worker died")
+    r.add_argument(
+        "--ray-ship", action="store_true",
+        help="the workers do not see the run folder: checkpoints and samples travel through Ray's object store",
+    )  # fmt: skip
     g.add_argument(
         "--trust-checkpoints", action="store_true",
         help="load checkpoints that need full unpickling (runs code from the file; only for sources you trust)",

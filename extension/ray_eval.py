@@ -14,21 +14,28 @@ them) and a dead worker's partial folders never count (they are only renamed int
 when complete). Ctrl-C kills the workers and leaves the run resumable. An exception raised
 by the evaluation itself is a bug or a bad input, not a fault: it stops the evaluation.
 
-Workers need the run folder at the same path (a shared file system, or one machine), and
-postconv with Isaac Lab installed, as on the driver.
+Workers read the checkpoints and write the samples at the run folder's path (a shared file
+system, or one machine); with ``ship`` they need no shared file system: the checkpoints go
+to them and the sample folders come back through Ray's object store, and the driver writes
+them into the run folder as a local evaluation would. Workers need postconv with Isaac Lab
+installed, as on the driver.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from rich.console import Console
 
-from postconv.rollout import EvalJob, JobResult
+from postconv.rollout import EvalJob, JobResult, env_steps_bar
+from postconv.sample_store import folder_files, publish_folder
 
 INSTALL_HINT = "install Ray for --ray: pip install 'postconv[ray]' (or pip install ray)"
 PROGRESS_EVERY_S = 0.5
@@ -126,10 +133,21 @@ def _remote_classes():
             self.evaluator = Evaluator(buffer_bytes=buffer_bytes)
             self.progress = progress
 
-        def run(self, index: int, job: EvalJob) -> JobResult:
+        def run(self, index: int, job: EvalJob, shipped: dict | None = None):
+            """Evaluate ``job``; with ``shipped`` (checkpoint name -> its bytes in the object
+            store) in a scratch folder, returning the sample folders' files with the result."""
             report = _Batched(lambda n: self.progress.add.remote(index, n))
             try:
-                return self.evaluator.run(job, on_steps=report)
+                if shipped is None:
+                    return self.evaluator.run(job, on_steps=report)
+                with tempfile.TemporaryDirectory(prefix="postconv-job-") as scratch:
+                    local = _localized(
+                        job, Path(scratch), {name: ray.get(ref) for name, ref in shipped.items()}
+                    )
+                    result = self.evaluator.run(local, on_steps=report)
+                    root = Path(local.samples_root)
+                    files = {str(f.relative_to(root)): folder_files(f) for f in result.written}
+                    return Shipped(result, files)
             finally:
                 report.flush()
 
@@ -138,6 +156,43 @@ def _remote_classes():
 
     _remote_classes.cache = (Progress, EvalWorker)
     return _remote_classes.cache
+
+
+@dataclass
+class Shipped:
+    """A job's result from a worker without the run folder: its sample folders' files."""
+
+    result: JobResult
+    files: dict[str, dict[str, bytes]]
+    """Folder relative to the samples root -> file name -> bytes."""
+
+
+def _localized(job: EvalJob, scratch: Path, blobs: dict[str, bytes]) -> EvalJob:
+    """``job`` reading its checkpoints from, and writing its samples into, ``scratch``."""
+    checkpoints = []
+    for c in job.checkpoints:
+        path = scratch / "checkpoints" / f"{c.name}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blobs[c.name])
+        checkpoints.append(replace(c, path=str(path)))
+    return replace(job, checkpoints=tuple(checkpoints), samples_root=str(scratch / "samples"))
+
+
+def _publish(job: EvalJob, shipped: Shipped) -> JobResult:
+    """Write a shipped job's sample folders where the single-machine path puts them."""
+    root = Path(job.samples_root)
+    paths = {c.name: c.path for c in job.checkpoints}
+    written = []
+    for rel, files in shipped.files.items():
+        checkpoint = json.loads(files["meta.json"])["checkpoint"]["name"]
+        written.append(publish_folder(root / rel, files, checkpoint_path=paths[checkpoint]))
+    return replace(shipped.result, written=written)
+
+
+def _pending_only(job: EvalJob) -> EvalJob:
+    """The job without the checkpoints whose samples are already on the driver's disk."""
+    pending = {c for cs in job.todo().values() for c in cs}
+    return replace(job, checkpoints=tuple(c for c in job.checkpoints if c in pending))
 
 
 class _Batched:
@@ -164,6 +219,7 @@ def run_jobs(
     buffer_bytes: int,
     workers: int | None,
     retries: int,
+    ship: bool = False,
     steps_todo: int,
     on_result: Callable[[JobResult], None],
     console: Console,
@@ -174,11 +230,11 @@ def run_jobs(
         device: the jobs' device: one worker per GPU for ``cuda``, per CPU otherwise.
         workers: how many workers (default: all GPUs or CPUs of the cluster, at most one per job).
         retries: times a job is started again after its worker died.
+        ship: the workers do not see the run folder: checkpoints go to them, and sample
+            folders come back, through Ray's object store.
         steps_todo: env steps of all jobs, for the progress bar.
     """
     ray = import_ray()
-    from tqdm import tqdm
-
     worker_lost = (  # the worker process is gone, not the job's own error
         ray.exceptions.RayActorError,
         ray.exceptions.WorkerCrashedError,
@@ -193,6 +249,17 @@ def run_jobs(
     def new_worker():
         return worker_cls.options(num_cpus=1, num_gpus=1 if gpu else 0).remote(buffer_bytes, progress)
 
+    blobs: dict[str, object] = {}  # checkpoint sha256 -> its bytes in the object store, put once
+
+    def submit(worker, i: int):
+        if not ship:
+            return worker.run.remote(i, jobs[i])
+        job = _pending_only(jobs[i])
+        for c in job.checkpoints:
+            if c.sha256 not in blobs:
+                blobs[c.sha256] = ray.put(Path(c.path).read_bytes())
+        return worker.run.remote(i, job, {c.name: blobs[c.sha256] for c in job.checkpoints})
+
     idle = deque(new_worker() for _ in range(out.workers))
     queue = deque(range(len(jobs)))
     attempts = [0] * len(jobs)
@@ -202,13 +269,13 @@ def run_jobs(
     console.print(
         f"evaluating {len(jobs)} jobs on Ray with {out.workers} workers ({'GPU' if gpu else 'CPU'} each)"
     )
-    bar = tqdm(total=steps_todo, unit="env-step", unit_scale=True, desc="evaluating", dynamic_ncols=True)
+    bar = env_steps_bar(steps_todo)
     try:
         while queue or running:
             while queue and idle:
                 i = queue.popleft()
                 worker = idle.popleft()
-                running[worker.run.remote(i, jobs[i])] = (worker, i)
+                running[submit(worker, i)] = (worker, i)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_EVERY_S)
             for ref in ready:
                 worker, i = running.pop(ref)
@@ -234,9 +301,9 @@ def run_jobs(
                     raise err.as_instanceof_cause() from None
                 idle.append(worker)
                 done += 1
-                on_result(result)
-            bar.n = min(ray.get(progress.total.remote()), steps_todo)
-            bar.set_postfix_str(f"jobs {done}/{len(jobs)}, {len(running)} running", refresh=True)
+                on_result(_publish(jobs[i], result) if isinstance(result, Shipped) else result)
+            bar.set_postfix_str(f"jobs {done}/{len(jobs)}, {len(running)} running", refresh=False)
+            bar.update(max(0, min(ray.get(progress.total.remote()), steps_todo) - bar.n))
     finally:
         bar.close()
         for worker in [*idle, *(w for w, _ in running.values())]:

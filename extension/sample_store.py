@@ -146,6 +146,32 @@ class SampleWriter:
         shutil.rmtree(self.partial, ignore_errors=True)
 
 
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """A complete sample folder's files (to move it to another machine)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def publish_folder(folder: Path, files: dict[str, bytes], checkpoint_path: str | None = None) -> Path:
+    """Write a sample folder from :func:`folder_files` as :class:`SampleWriter` does: under a
+    temporary name, ``meta.json`` last, renamed into place. ``checkpoint_path`` replaces the
+    path in ``meta.json`` (where the checkpoint is here, not where the worker read it)."""
+    partial = folder.with_name(f".{folder.name}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    meta = json.loads(files["meta.json"])
+    if checkpoint_path is not None:
+        meta["checkpoint"]["path"] = checkpoint_path
+    for name, data in files.items():
+        if name != "meta.json":
+            (partial / name).write_bytes(data)
+    atomic_write_text(partial / "meta.json", json.dumps(meta, indent=2, default=str))
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(partial, folder)
+    return folder
+
+
 _SLOTS_PER_SEED = 1 << 24  # group id = seed rank x this + env slot
 
 Unit = tuple[str, str, int]

@@ -102,6 +102,9 @@ class StageConfig:
     """Ray workers (default: every GPU or CPU of the cluster, at most one per job)."""
     ray_retries: int = 2
     """Times a job is started again after its Ray worker died (killed, out of memory, node lost)."""
+    ray_ship: bool = False
+    """The Ray workers do not share the run folder's file system: checkpoints and samples
+    travel through Ray's object store."""
 
     def __post_init__(self) -> None:
         if self.num_envs < self.envs_per_checkpoint:
@@ -263,6 +266,7 @@ def _run_jobs_on_ray(
             buffer_bytes=config.buffer_mb << 20,
             workers=config.ray_workers,
             retries=config.ray_retries,
+            ship=config.ray_ship,
             steps_todo=steps_todo,
             on_result=lambda result: _add_result(report, result),
             console=console,
@@ -285,21 +289,12 @@ def _run_jobs_on_ray(
 def _run_jobs(jobs, config: StageConfig, steps_todo: int, report: EvaluationReport, console: Console) -> None:
     if config.ray is not None:
         return _run_jobs_on_ray(jobs, config, steps_todo, report, console)
-    from tqdm import tqdm
-
-    from postconv.rollout import Evaluator
+    from postconv.rollout import Evaluator, env_steps_bar
 
     start = time.perf_counter()
     with (
         Evaluator(buffer_bytes=config.buffer_mb << 20) as evaluator,
-        tqdm(
-            total=steps_todo,
-            unit="env-step",
-            unit_scale=True,
-            desc="evaluating",
-            dynamic_ncols=True,
-            mininterval=2.0,
-        ) as bar,
+        env_steps_bar(steps_todo) as bar,
     ):
         for job in jobs:
             bar.set_postfix_str(f"{job.scenario.name}: {', '.join(c.name for c in job.checkpoints)}")

@@ -6,6 +6,7 @@ rollout would write); the rollouts themselves are tested in tests/sim/test_stage
 
 import json
 import pickle
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -67,6 +68,8 @@ def test_a_run_of_another_task_is_refused_before_any_simulation(tmp_path):
         ({"scenarios": ("none", "no_push")}, "give one or more distinct scenarios"),
         ({"scenarios": ("0.5",)}, "scenario '0.5': write 'none' or VELOCITY@LOW-HIGH"),
         ({"scenarios": ("0.5@3-1",)}, "push interval must satisfy 0 < low <= high"),
+        ({"ray_workers": 0}, "ray_workers must be >= 1 and ray_retries >= 0; got 0 and 2"),
+        ({"ray_retries": -1}, "ray_workers must be >= 1 and ray_retries >= 0; got None and -1"),
     ],
 )
 def test_bad_stage_options_are_named(kwargs, message):
@@ -89,6 +92,29 @@ def test_cli_flags_map_onto_the_stage_config():
         (2.0, 4.0),
         3,
     )
+
+
+@pytest.mark.parametrize(
+    ("flags", "ray", "workers", "ship"),
+    [
+        ([], None, None, False),
+        (["--ray"], "local", None, False),
+        (["--ray", "auto", "--ray-workers", "8", "--ray-ship"], "auto", 8, True),
+        (["--ray", "10.0.0.1:6379"], "10.0.0.1:6379", None, False),
+    ],
+)
+def test_ray_flags_map_onto_the_stage_config(flags, ray, workers, ship):
+    config = stage_config(_parser().parse_args(["evaluate", "RUN", *flags]))
+    assert (config.ray, config.ray_workers, config.ray_ship, config.ray_retries) == (ray, workers, ship, 2)
+
+
+def test_ray_asked_for_but_not_installed_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(
+        ModuleNotFoundError,
+        match=r"Ray is not installed; install Ray for --ray: pip install 'postconv\[ray\]'",
+    ):
+        evaluate(tmp_path, StageConfig(ray="local"))
 
 
 def test_train_passes_isaaclab_arguments_through_and_keeps_its_own():

@@ -44,9 +44,16 @@ def _rankings(run: Path) -> dict:
     return {"pooled": asdict(result.pooled), **{s: asdict(r) for s, r in result.by_scenario.items()}}
 
 
-def test_two_ray_workers_give_the_samples_and_rankings_of_one_process(trained_run, one_by_one, tmp_path):
+@pytest.mark.parametrize(
+    "transfer",
+    [[], ["--ray-ship"]],
+    ids=["shared-file-system", "through-the-object-store"],
+)
+def test_two_ray_workers_give_the_samples_and_rankings_of_one_process(
+    trained_run, one_by_one, tmp_path, transfer
+):
     run = copy_run(trained_run, tmp_path)
-    proc = postconv("evaluate", str(run), *ON_RAY)
+    proc = postconv("evaluate", str(run), *ON_RAY, *transfer)
     assert_ok(proc)
     assert "evaluating 6 jobs on Ray with 2 workers (CPU each)" in proc.stdout
     assert_same_samples(run, one_by_one)
@@ -54,6 +61,9 @@ def test_two_ray_workers_give_the_samples_and_rankings_of_one_process(trained_ru
     assert evaluation["ray"] == {"workers": 2, "retries": 0, "failed_jobs": 0}
     assert evaluation["sample_sets_written"] == 6
     assert _rankings(run) == _rankings(one_by_one)  # the same numbers, not merely the same order
+    for meta in samples_root(run).glob("*/*/seed_*/meta.json"):  # where the checkpoint is on this machine
+        checkpoint = json.loads(meta.read_text())["checkpoint"]
+        assert checkpoint["path"] == str(run / f"{checkpoint['name']}.pt")
 
 
 def test_a_worker_killed_during_its_job_is_replaced_and_the_job_retried(trained_run, one_by_one, tmp_path):
