@@ -145,6 +145,12 @@ def _remote_classes():
                         job, Path(scratch), {name: ray.get(ref) for name, ref in shipped.items()}
                     )
                     result = self.evaluator.run(local, on_steps=report)
+                    # a skipped checkpoint's reason names the run's file, not the scratch copy
+                    paths = {
+                        c.name: (s.path, c.path)
+                        for s, c in zip(local.checkpoints, job.checkpoints, strict=True)
+                    }
+                    result.skipped = {name: why.replace(*paths[name]) for name, why in result.skipped.items()}
                     root = Path(local.samples_root)
                     files = {str(f.relative_to(root)): folder_files(f) for f in result.written}
                     return Shipped(result, files)

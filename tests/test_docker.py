@@ -27,7 +27,7 @@ def test_dockerfile_copies_what_exists_and_installs_isaac_lab_on_python_312():
         for item in source.split():
             assert (ROOT / item).exists(), f"COPY {item}: not in the repository"
     assert "python3.12 -m venv" in text
-    assert '-e ".[sim]"' in text
+    assert '-e ".[sim,ray]"' in text  # Isaac Lab, and Ray for --ray on multi-GPU nodes
 
 
 def test_compose_mounts_logs_passes_wandb_and_reserves_a_gpu():

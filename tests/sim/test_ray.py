@@ -92,3 +92,31 @@ def test_a_worker_killed_during_its_job_is_replaced_and_the_job_retried(trained_
         assert (folder / "meta.json").stat().st_mtime_ns == mtime, f"{folder} was recomputed"
     assert not list(samples_root(run).glob("*/*/.*.partial")), "the dead worker's partial folder was left"
     assert_same_samples(run, one_by_one)
+
+
+def test_ctrl_c_stops_the_workers_and_the_same_command_resumes(trained_run, one_by_one, tmp_path):
+    run = copy_run(trained_run, tmp_path)
+    cmd = [sys.executable, "-m", "postconv.cli", "evaluate", str(run), *ON_RAY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    while not list(samples_root(run).glob("*/*/seed_*/meta.json")):
+        assert proc.poll() is None, "evaluation ended before the first sample set"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output[-3000:]
+    assert "run the same command again to resume" in output
+    gone_by = time.time() + 15  # the local cluster's processes end just after the driver
+    while _pids_titled("ray::EvalWorker") and time.time() < gone_by:
+        time.sleep(0.2)
+    assert not _pids_titled("ray::EvalWorker"), "a worker outlived the interrupted evaluation"
+    done = {f.parent: f.stat().st_mtime_ns for f in samples_root(run).glob("*/*/seed_*/meta.json")}
+    assert 1 <= len(done) < 6
+
+    resumed = postconv("evaluate", str(run), *ON_RAY)
+    assert_ok(resumed)
+    assert f"{len(done)} of 6 sample sets already on disk: reused" in resumed.stdout
+    for folder, mtime in done.items():
+        assert (folder / "meta.json").stat().st_mtime_ns == mtime, f"{folder} was recomputed"
+    assert_same_samples(run, one_by_one)
