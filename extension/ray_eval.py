@@ -89,7 +89,9 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
 
 
 def worker_slots(device: str, requested: int | None, jobs: int) -> int:
-    """Workers to start: as asked, else one per GPU (``cuda`` devices) or per CPU of the cluster."""
+    """Workers to start: one per GPU (``cuda`` devices) or per CPU of the cluster, at most as
+    many as asked and as there are jobs (a worker beyond the cluster's slots would never start,
+    and the jobs handed to it would wait forever)."""
     ray = import_ray()
     resources = ray.cluster_resources()
     kind = "GPU" if device.startswith("cuda") else "CPU"
@@ -98,7 +100,7 @@ def worker_slots(device: str, requested: int | None, jobs: int) -> int:
         raise ValueError(
             f"the Ray cluster has no {kind} for --device {device}; add {kind} nodes or pick another --device"
         )
-    return max(1, min(requested or available, jobs))
+    return max(1, min(requested or available, available, jobs))
 
 
 def _remote_classes():

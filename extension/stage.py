@@ -99,7 +99,7 @@ class StageConfig:
     """Evaluate on Ray: ``local`` starts a cluster on this machine, ``auto`` or ``HOST:PORT``
     (or ``ray://...``) joins one; one worker per GPU (``cuda`` devices) or CPU. None: in this process."""
     ray_workers: int | None = None
-    """Ray workers (default: every GPU or CPU of the cluster, at most one per job)."""
+    """Ray workers, at most the cluster's GPUs (or CPUs) and one per job (default: that many)."""
     ray_retries: int = 2
     """Times a job is started again after its Ray worker died (killed, out of memory, node lost)."""
     ray_ship: bool = False

@@ -39,6 +39,24 @@ def _pids_titled(title: str) -> list[int]:
     return pids
 
 
+def test_workers_fit_the_clusters_slots_and_the_jobs():
+    import ray
+
+    from postconv.ray_eval import worker_slots
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        assert worker_slots("cpu", None, jobs=10) == 2
+        assert worker_slots("cpu", 8, jobs=10) == 2  # an actor beyond the slots would never start
+        assert worker_slots("cpu", None, jobs=1) == 1
+        with pytest.raises(
+            ValueError, match=r"the Ray cluster has no GPU for --device cuda:0; add GPU nodes"
+        ):
+            worker_slots("cuda:0", None, jobs=10)
+    finally:
+        ray.shutdown()
+
+
 def _rankings(run: Path) -> dict:
     result = select_run(run, StageConfig(report=False))
     return {"pooled": asdict(result.pooled), **{s: asdict(r) for s, r in result.by_scenario.items()}}
