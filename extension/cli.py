@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from postconv import __version__
+from postconv import __version__, interrupt
 
 DEMO_DIR = Path("outputs/demo")
 # the main job on a 2-core CPU: 30 PPO iterations on 16 envs (a checkpoint every 3), then the
@@ -410,10 +409,6 @@ def _newest_run(root: Path, since: float) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime, default=None)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     argv = sys.argv[1:] if argv is None else argv
@@ -425,10 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     from postconv.report import wide_console
 
     console = wide_console()
-    # Ctrl-C and a polite kill (SIGTERM) clean up alike: partial sample folders are removed.
-    # SIGINT explicitly too: a process started in the background inherits it ignored
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and a polite kill (SIGTERM) clean up alike: partial sample folders are removed
+    interrupt.install()
     try:
         if args.command == "select":
             return _select(args, console)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from postconv import interrupt
 from postconv.rollout import EvalJob, JobResult, env_steps_bar
 from postconv.sample_store import folder_files, publish_folder
 
@@ -285,6 +286,7 @@ def run_jobs(
                 worker = idle.popleft()
                 running[submit(worker, i)] = (worker, i)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_EVERY_S)
+            interrupt.check()
             for ref in ready:
                 worker, i = running.pop(ref)
                 try:

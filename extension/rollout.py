@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from postconv import __version__
+from postconv import __version__, interrupt
 from postconv.policy import CheckpointError, DeterministicActor, load_actor
 from postconv.sample_store import SampleWriter, config_hash, file_sha256, is_complete, sample_dir
 from postconv.tasks import DISTURBED_TASK, FLAT_TASK
@@ -423,6 +423,7 @@ class Evaluator:
                 episode += done.to(torch.int32)
             if on_steps is not None:
                 on_steps(env.num_envs)
+            interrupt.check()
         return time.perf_counter() - start
 
     @staticmethod
