@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from bench_stage import train_bench_run
@@ -50,8 +51,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import ray
-
+    from postconv.ray_eval import connected
     from postconv.stage import StageConfig
 
     console = Console()
@@ -70,21 +70,12 @@ def main() -> None:
     )
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        ray.init(
-            address=None if args.address == "local" else args.address,
-            include_dashboard=False,
-            configure_logging=False,
-            log_to_driver=False,
-        )
-        for n in args.workers:
-            with console.status(f"Ray, {n} worker(s)"):
-                seconds, report = _timed_evaluation(
-                    args.run,
-                    Path(scratch),
-                    StageConfig(**{**config.__dict__, "ray": args.address, "ray_workers": n}),
-                )
-            rows.append((f"Ray, {n} worker(s)", n, seconds, report))
-        ray.shutdown()
+        with connected(args.address):  # one cluster for all worker counts: its start is not timed
+            for n in args.workers:
+                with console.status(f"Ray, {n} worker(s)"):
+                    on_ray = replace(config, ray=args.address, ray_workers=n)
+                    seconds, report = _timed_evaluation(args.run, Path(scratch), on_ray)
+                rows.append((f"Ray, {n} worker(s)", n, seconds, report))
         with console.status("in this process, no Ray (baseline)"):
             seconds, report = _timed_evaluation(args.run, Path(scratch), config)
         baseline = ("in this process, no Ray", 1, seconds, report)

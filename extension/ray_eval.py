@@ -23,6 +23,7 @@ installed, as on the driver.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -69,24 +70,25 @@ class ClusterRun:
     seconds: float = 0.0
 
 
-def connect(address: str | None, num_cpus: int | None = None) -> bool:
-    """Join the cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://...``) or, with ``local``
-    or None, start one on this machine (Ray's ``RAY_ADDRESS`` still wins when set).
-
-    Returns True if this call started Ray here (so the caller shuts it down).
-    """
+@contextlib.contextmanager
+def connected(address: str | None):
+    """Inside: joined to the cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://...``) or,
+    with ``local`` or None, to one started on this machine (Ray's ``RAY_ADDRESS`` wins when
+    set). A cluster started here is shut down on exit; one joined is left running."""
     ray = import_ray()
     if ray.is_initialized():
-        return False
-    local = address in (None, "", "local")
+        yield
+        return
     ray.init(
-        address=None if local else address,
-        num_cpus=num_cpus if local else None,
+        address=None if address in (None, "", "local") else address,
         include_dashboard=False,
         configure_logging=False,
         log_to_driver=False,  # Isaac Lab's build logs from every worker would bury the progress bar
     )
-    return True
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def worker_slots(device: str, requested: int | None, jobs: int) -> int:

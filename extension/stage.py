@@ -258,8 +258,7 @@ def _run_jobs_on_ray(
 ) -> None:
     from postconv import ray_eval
 
-    started_here = ray_eval.connect(config.ray)
-    try:
+    with ray_eval.connected(config.ray):
         cluster = ray_eval.run_jobs(
             jobs,
             device=config.device,
@@ -271,11 +270,6 @@ def _run_jobs_on_ray(
             on_result=lambda result: _add_result(report, result),
             console=console,
         )
-    finally:
-        if started_here:
-            import ray
-
-            ray.shutdown()
     report.seconds = cluster.seconds
     report.ray = {"workers": cluster.workers, "retries": cluster.retries, "failed_jobs": len(cluster.failed)}
     for job, why in cluster.failed:

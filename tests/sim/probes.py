@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +111,49 @@ def assert_same_samples(run: Path, reference: Path) -> None:
 
 def assert_ok(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def start_evaluation(run: Path, args: list[str]) -> subprocess.Popen:
+    """`postconv evaluate RUN ARGS...` in the background, output captured."""
+    cmd = [sys.executable, "-m", "postconv.cli", "evaluate", str(run), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def finished_sets(run: Path) -> dict[Path, int]:
+    """Complete sample folders of a run, with their meta.json's mtime (to tell if one is redone)."""
+    from postconv.sample_store import samples_root
+
+    return {f.parent: f.stat().st_mtime_ns for f in samples_root(run).glob("*/*/seed_*/meta.json")}
+
+
+def wait_until(proc: subprocess.Popen, ready, what: str, timeout: float = 600) -> None:
+    """Poll ``ready()`` while the evaluation runs; fail if it ends or times out first."""
+    deadline = time.time() + timeout
+    while not ready():
+        assert proc.poll() is None, f"evaluation ended before {what}"
+        assert time.time() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.02)
+
+
+def interrupt(proc: subprocess.Popen) -> str:
+    """Ctrl-C the evaluation; it must stop with 130 and say how to resume. Returns its output."""
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output[-3000:]
+    assert "run the same command again to resume" in output
+    return output
+
+
+def assert_resumes(run: Path, args: list[str], done: dict[Path, int], reference: Path) -> None:
+    """The same command again reuses every finished set untouched and ends equal to ``reference``."""
+    resumed = postconv("evaluate", str(run), *args)
+    assert_ok(resumed)
+    assert f"{len(done)} of 6 sample sets already on disk: reused" in resumed.stdout
+    assert_untouched(done)
+    assert_same_samples(run, reference)
+
+
+def assert_untouched(done: dict[Path, int]) -> None:
+    for folder, mtime in done.items():
+        assert (folder / "meta.json").stat().st_mtime_ns == mtime, f"{folder} was recomputed"

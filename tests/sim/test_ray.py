@@ -4,15 +4,25 @@ one process, and a worker killed during its job costs a retry, nothing else."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 from conftest import HAS_SIM
-from probes import ONE_BY_ONE, assert_ok, assert_same_samples, copy_run, postconv
+from probes import (
+    ONE_BY_ONE,
+    assert_ok,
+    assert_resumes,
+    assert_same_samples,
+    assert_untouched,
+    copy_run,
+    finished_sets,
+    interrupt,
+    postconv,
+    start_evaluation,
+    wait_until,
+)
 
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
@@ -86,17 +96,13 @@ def test_two_ray_workers_give_the_samples_and_rankings_of_one_process(
 
 def test_a_worker_killed_during_its_job_is_replaced_and_the_job_retried(trained_run, one_by_one, tmp_path):
     run = copy_run(trained_run, tmp_path)
-    cmd = [sys.executable, "-m", "postconv.cli", "evaluate", str(run), *ON_RAY]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 600
-    # wait until a job has finished and a worker is inside its next one, then kill that worker
-    while not (list(samples_root(run).glob("*/*/seed_*/meta.json")) and _pids_titled(WORKER_RUNNING_A_JOB)):
-        assert proc.poll() is None, "evaluation ended before a worker could be killed"
-        assert time.time() < deadline
-        time.sleep(0.02)
-    done = {f.parent: f.stat().st_mtime_ns for f in samples_root(run).glob("*/*/seed_*/meta.json")}
-    killed = _pids_titled(WORKER_RUNNING_A_JOB)[0]
-    os.kill(killed, signal.SIGKILL)
+    proc = start_evaluation(run, ON_RAY)
+    # a job has finished and a worker is inside its next one: kill that worker
+    wait_until(
+        proc, lambda: finished_sets(run) and _pids_titled(WORKER_RUNNING_A_JOB), "a worker in its 2nd job"
+    )
+    done = finished_sets(run)
+    os.kill(_pids_titled(WORKER_RUNNING_A_JOB)[0], signal.SIGKILL)
     output = proc.communicate(timeout=600)[0]
 
     assert proc.returncode == 0, output[-3000:]
@@ -106,35 +112,20 @@ def test_a_worker_killed_during_its_job_is_replaced_and_the_job_retried(trained_
     assert evaluation["ray"]["retries"] == 1
     assert evaluation["ray"]["failed_jobs"] == 0
     assert evaluation["skipped"] == {}
-    for folder, mtime in done.items():  # finished before the kill: never redone
-        assert (folder / "meta.json").stat().st_mtime_ns == mtime, f"{folder} was recomputed"
+    assert_untouched(done)  # finished before the kill: never redone
     assert not list(samples_root(run).glob("*/*/.*.partial")), "the dead worker's partial folder was left"
     assert_same_samples(run, one_by_one)
 
 
 def test_ctrl_c_stops_the_workers_and_the_same_command_resumes(trained_run, one_by_one, tmp_path):
     run = copy_run(trained_run, tmp_path)
-    cmd = [sys.executable, "-m", "postconv.cli", "evaluate", str(run), *ON_RAY]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 600
-    while not list(samples_root(run).glob("*/*/seed_*/meta.json")):
-        assert proc.poll() is None, "evaluation ended before the first sample set"
-        assert time.time() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    output = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 130, output[-3000:]
-    assert "run the same command again to resume" in output
+    proc = start_evaluation(run, ON_RAY)
+    wait_until(proc, lambda: finished_sets(run), "the first sample set")
+    interrupt(proc)
     gone_by = time.time() + 15  # the local cluster's processes end just after the driver
     while _pids_titled("ray::EvalWorker") and time.time() < gone_by:
         time.sleep(0.2)
     assert not _pids_titled("ray::EvalWorker"), "a worker outlived the interrupted evaluation"
-    done = {f.parent: f.stat().st_mtime_ns for f in samples_root(run).glob("*/*/seed_*/meta.json")}
+    done = finished_sets(run)
     assert 1 <= len(done) < 6
-
-    resumed = postconv("evaluate", str(run), *ON_RAY)
-    assert_ok(resumed)
-    assert f"{len(done)} of 6 sample sets already on disk: reused" in resumed.stdout
-    for folder, mtime in done.items():
-        assert (folder / "meta.json").stat().st_mtime_ns == mtime, f"{folder} was recomputed"
-    assert_same_samples(run, one_by_one)
+    assert_resumes(run, ON_RAY, done, one_by_one)

@@ -2,17 +2,28 @@
 grouped = one by one, resume after an interrupt, bad checkpoints skipped (CPU, kit-less)."""
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import HAS_SIM
-from probes import GROUPED, ONE_BY_ONE, assert_ok, assert_same_samples, copy_run, postconv, samples_of
+from probes import (
+    GROUPED,
+    ONE_BY_ONE,
+    assert_ok,
+    assert_resumes,
+    assert_same_samples,
+    copy_run,
+    finished_sets,
+    interrupt,
+    postconv,
+    samples_of,
+    start_evaluation,
+    wait_until,
+)
 
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
@@ -75,27 +86,13 @@ def test_interrupted_evaluation_resumes_without_recomputing_and_equals_an_uninte
     trained_run, one_by_one, tmp_path
 ):
     run = copy_run(trained_run, tmp_path)
-    cmd = [sys.executable, "-m", "postconv.cli", "evaluate", str(run), *ONE_BY_ONE]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 600
-    while not list(samples_root(run).glob("*/*/seed_*/meta.json")):
-        assert proc.poll() is None, "evaluation ended before the first checkpoint"
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    output = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 130, output[-3000:]
-    assert "run the same command again to resume" in output
-    done = {f.parent: f.stat().st_mtime_ns for f in samples_root(run).glob("*/*/seed_*/meta.json")}
+    proc = start_evaluation(run, ONE_BY_ONE)
+    wait_until(proc, lambda: finished_sets(run), "the first sample set")
+    interrupt(proc)
+    done = finished_sets(run)
     assert 1 <= len(done) < 6
     assert not list(samples_root(run).glob("*/*/.*.partial")), "a partial folder was left"
-
-    resumed = postconv("evaluate", str(run), *ONE_BY_ONE)
-    assert_ok(resumed)
-    assert f"{len(done)} of 6 sample sets already on disk: reused" in resumed.stdout
-    for folder, mtime in done.items():
-        assert (folder / "meta.json").stat().st_mtime_ns == mtime, f"{folder} was recomputed"
-    assert_same_samples(run, one_by_one)
+    assert_resumes(run, ONE_BY_ONE, done, one_by_one)
 
 
 def test_corrupt_and_foreign_checkpoints_are_reported_and_the_others_ranked(trained_run, tmp_path):
