@@ -6,6 +6,7 @@ postconv select RUN_DIR       ranking only, from the stored samples
 postconv select FILE.npz      ranking of a samples file; --demo: of a synthetic one
 postconv train ARGS...        `isaaclab train ARGS...`, then `postconv run` on the new run
 postconv fetch ENTITY/PROJECT/RUN_ID   a run folder from a W&B training run, for `postconv run`
+postconv sim2sim RUN_DIR      the ranked checkpoints replayed in shifted C MuJoCo worlds, judging the ranking
 """
 
 from __future__ import annotations
@@ -123,6 +124,45 @@ def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     )  # fmt: skip
 
 
+def _sim2sim_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    from postconv.sim2sim.evaluate import Sim2SimConfig
+
+    d = Sim2SimConfig()
+    g = parser.add_argument_group("sim-to-sim (C MuJoCo)")
+    g.add_argument(f"--{prefix}worlds", dest="worlds", nargs="+", default=list(d.worlds), metavar="WORLD",
+                   help="worlds to replay in (default: a grid from mild to severe)")  # fmt: skip
+    g.add_argument(f"--{prefix}episodes", dest="episodes", type=int, default=d.episodes,
+                   help="episodes per checkpoint and world")  # fmt: skip
+    g.add_argument(
+        f"--{prefix}seconds", dest="seconds", type=float, default=d.seconds, help="episode length (s)"
+    )
+    g.add_argument(
+        f"--{prefix}threads", dest="threads", type=int, help="physics threads (default: every core)"
+    )
+    if not prefix:
+        g.add_argument("--seed", type=int, default=0, help="seed of the common random numbers")
+        g.add_argument(
+            "--trust-checkpoints", action="store_true", help="load checkpoints that need full unpickling"
+        )
+        g.add_argument(
+            "--no-wandb", dest="wandb", action="store_false", help="do not log to the selection's W&B run"
+        )
+
+
+def sim2sim_config(args: argparse.Namespace):
+    from postconv.sim2sim.evaluate import Sim2SimConfig
+
+    return Sim2SimConfig(
+        worlds=tuple(args.worlds),
+        episodes=args.episodes,
+        seconds=args.seconds,
+        seed=args.seed,
+        threads=args.threads,
+        trust=getattr(args, "trust_checkpoints", False),
+        wandb=getattr(args, "wandb", True),
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="postconv", description="Post-convergence policy selection for Isaac Lab."
@@ -195,6 +235,19 @@ def _parser() -> argparse.ArgumentParser:
         "--into", type=Path, default=Path("logs/rsl_rl"), help="the folder holding experiments"
     )
     fetch.add_argument("--task", help="task id, when the run did not upload its run.json")
+
+    s2s = sub.add_parser(
+        "sim2sim",
+        help="replay the ranked checkpoints in shifted C MuJoCo worlds; the outcomes judge the ranking",
+        description="Every checkpoint the selection ranked runs the same episodes (initial states, commands, pushes, "
+        "noise) in each world: the nominal G1 in plain C MuJoCo and shifted copies of it. Survival, time to fall, "
+        "tracking errors and return per episode go to RUN_DIR/postconv/sim2sim/outcomes.csv, which then judges the "
+        "ranking as `postconv outcomes` does. A world: nominal, or comma-joined KEY=VALUE shifts with KEY one of "
+        "strength, latency, obs_delay, joint_friction, joint_damping, friction, mass, com_x, com_y, noise, gyro_bias, "
+        "tilt, encoder_bias, push, command (e.g. strength=0.8,latency=20ms push=1@2-4 command=turn:1).",
+    )
+    s2s.add_argument("run_dir", type=Path, help="a run folder with a selection (postconv run)")
+    _sim2sim_options(s2s)
 
     sub.add_parser(
         "demo",
@@ -315,75 +368,11 @@ def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -
 
 
 def _outcomes(args: argparse.Namespace, console: Console) -> int:
-    from rich.table import Table
-
     from postconv import outcomes as oc
-    from postconv.report import SelectionResult
-    from postconv.sample_store import STAGE_DIR
 
-    out = args.run_dir / STAGE_DIR
-    if not (out / "selection.json").is_file():
-        raise FileNotFoundError(f"{args.run_dir}: no selection yet; run `postconv run {args.run_dir}` first")
-    selection = SelectionResult.from_json((out / "selection.json").read_text())
-    names = [c.name for c in selection.checkpoints]
-    real = oc.read_outcomes(args.outcomes, names, tuple(args.lower_is_better))
-    rows, best = oc.score(selection, real)
-    paths = oc.write_outcomes(out, rows, best, real)
-    table = Table(
-        title=f"Agreement with real outcomes ({len(real.trials)} checkpoints; regret: lower is better)"
-    )
-    header = ["metric", "predictor", "spearman", "kendall", "regret@1", "regret@3"]
-    for h in header:
-        table.add_column(h, justify="right" if h not in ("metric", "predictor") else "left")
-    cells = [[r.metric, r.predictor, f"{r.spearman:.3f}", f"{r.kendall:.3f}", f"{r.regret_1:.3g}",
-              "" if r.regret_3 is None else f"{r.regret_3:.3g}"] for r in rows]  # fmt: skip
-    for row in cells:
-        table.add_row(*row)
-    console.print(table)
-    for metric, choice in best.items():
-        console.print(
-            f"{metric}: k = {choice['k']:g} predicts best (leave-one-out, chosen in {choice['stability']:.0%} of folds)"
-        )
-    for p in paths:
-        console.print(f"wrote {p}")
-    _outcomes_into_report(args.run_dir, selection, header, cells, best)
-    if args.wandb:
-        from postconv.wandb_log import log_outcomes
-
-        summary = {f"outcomes/best_k/{m}": c["k"] for m, c in best.items()}
-        try:
-            ref = log_outcomes(args.run_dir, header, cells, summary)
-        except Exception as err:  # the outcomes are on disk; W&B trouble must not sink them
-            console.print(
-                f"[yellow]W&B logging failed[/] ({type(err).__name__}: {err}); the outcomes are on disk"
-            )
-            ref = None
-        if ref is not None and ref.mode == "offline":
-            console.print(f"added to the offline W&B run; upload it with: wandb sync {ref.run_dir.resolve()}")
+    judgement = oc.judge(args.run_dir, args.outcomes, tuple(args.lower_is_better), source="real")
+    oc.publish(args.run_dir, judgement, console, wandb=args.wandb)
     return 0
-
-
-def _outcomes_into_report(run_dir: Path, selection, header, cells, best) -> None:
-    """Rewrite report.html with the outcomes section added (charts and scenario tables as before)."""
-    from postconv.html_report import rows_table, write_html_report
-    from postconv.report import SelectionResult
-    from postconv.sample_store import STAGE_DIR
-
-    out = run_dir / STAGE_DIR
-    report = out / "report"
-    if not (report / "report.html").is_file():
-        return
-    by_scenario = {
-        p.stem: SelectionResult.from_json(p.read_text()) for p in sorted((out / "by_scenario").glob("*.json"))
-    }
-    order = ["estimates", "worst_case_vs_k", "rank_change", "training_curve", "tilt"]
-    charts = [report / f"{name}.png" for name in order if (report / f"{name}.png").is_file()]
-    lines = "".join(
-        f"<li>{m}: k = {c['k']:g} predicts best (chosen in {c['stability']:.0%} of leave-one-out folds)</li>"
-        for m, c in best.items()
-    )
-    extra = "<h2>Real-robot outcomes</h2>" + rows_table(header, cells) + f"<ul>{lines}</ul>"
-    write_html_report(report / "report.html", run_dir, selection, by_scenario, charts, extra=extra)
 
 
 def _fetch(args: argparse.Namespace, console: Console) -> int:
@@ -433,6 +422,11 @@ def main(argv: list[str] | None = None) -> int:
             return _outcomes(args, console)
         if args.command == "fetch":
             return _fetch(args, console)
+        if args.command == "sim2sim":
+            from postconv.sim2sim.judge import run_and_judge
+
+            run_and_judge(args.run_dir, sim2sim_config(args), console)
+            return 0
         from postconv import stage
 
         config = stage_config(args)

@@ -52,7 +52,7 @@ def tilt_of(
     return Tilt(names=names, under_q=x.mean(0), under_rho=rho @ x, scale=x.std(0))
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,16 +61,16 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def estimates_chart(result: SelectionResult, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     ks = result.config.k
     p = ks.index(result.config.primary_k)
     rows = result.checkpoints
@@ -89,11 +89,11 @@ def estimates_chart(result: SelectionResult, path: Path) -> Path:
     ax.set_ylabel("performance per step")
     ax.set_title(f"Estimates per checkpoint (chosen: {result.chosen})")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def worst_case_vs_k_chart(result: SelectionResult, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     ks = [0.0, *result.config.k]
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for c in result.checkpoints:
@@ -111,11 +111,11 @@ def worst_case_vs_k_chart(result: SelectionResult, path: Path) -> Path:
     ax.set_ylabel("worst-case performance")
     ax.set_title("Worst case against the radius")
     ax.legend(fontsize="small", ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def rank_change_chart(result: SelectionResult, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     p = result.config.k.index(result.config.primary_k)
     fig, ax = plt.subplots(figsize=(5, max(3, 0.35 * len(result.checkpoints) + 1.5)))
     for c in result.checkpoints:
@@ -135,13 +135,13 @@ def rank_change_chart(result: SelectionResult, path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_ylabel("rank (1 = best)")
     ax.set_title("Rank from mean to worst case")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def training_curve_chart(
     iterations: np.ndarray, values: np.ndarray, candidates: dict[str, int], chosen: str, path: Path
 ) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     ax.plot(iterations, values, color="#9aa7b8", lw=1, label="Train/mean_reward")
     for name, it in candidates.items():
@@ -151,11 +151,11 @@ def training_curve_chart(
     ax.set_xlabel("iteration")
     ax.set_ylabel("mean episode reward")
     ax.set_title(f"Training reward; candidates (lines), chosen {chosen} (green)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def tilt_chart(tilt: Tilt, checkpoint: str, k: float, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     order = np.argsort(np.abs(tilt.shift))
     fig, ax = plt.subplots(figsize=(6.5, max(3, 0.28 * len(order) + 1.2)))
     shift = tilt.shift[order]
@@ -164,4 +164,4 @@ def tilt_chart(tilt: Tilt, checkpoint: str, k: float, path: Path) -> Path:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("shift of the average under the worst case (standard deviations)")
     ax.set_title(f"{checkpoint}: what the worst case at k = {k:g} reweights")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -11,6 +11,7 @@ regret@3, and the k that best predicts by leave-one-out (:func:`postconv.selecti
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from postconv.report import SelectionResult
-from postconv.sample_store import atomic_write_text
+from postconv.sample_store import STAGE_DIR, atomic_write_text
 from postconv.selection import agreement, best_k
 
 
@@ -122,15 +123,18 @@ def score(selection: SelectionResult, outcomes: Outcomes) -> tuple[list[Predicto
             rows.append(
                 PredictorScore(metric, name, a.spearman, a.kendall, a.regret[1], a.regret.get(3), len(have))
             )
-        if len(have) >= 3:
+        if len(have) >= 3 and np.ptp(real) > 0:  # equal outcomes (all fell, say) cannot tell radii apart
             values = np.array([c.worst_case for c in have]) * (-1 if selection.sense == "cost" else 1)
-            choice = best_k(values, real, ks)
+            try:
+                choice = best_k(values, real, ks)
+            except ValueError:  # no leave-one-out fold has varying outcomes
+                continue
             best[metric] = {"k": choice.k, "stability": choice.stability, "score": choice.score.tolist()}
     return rows, best
 
 
 def write_outcomes(
-    out_dir: Path, rows: list[PredictorScore], best: dict, outcomes: Outcomes
+    out_dir: Path, rows: list[PredictorScore], best: dict, outcomes: Outcomes, stem: str = "outcomes"
 ) -> tuple[Path, Path]:
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -144,6 +148,152 @@ def write_outcomes(
         "outcomes": outcomes.means,
     }
     return (
-        atomic_write_text(out_dir / "outcomes.json", json.dumps(data, indent=2)),
-        atomic_write_text(out_dir / "outcomes.csv", buf.getvalue()),
+        atomic_write_text(out_dir / f"{stem}.json", json.dumps(data, indent=2)),
+        atomic_write_text(out_dir / f"{stem}.csv", buf.getvalue()),
+    )
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where outcomes come from, and where their judgement is written and shown."""
+
+    stem: str
+    """Results file under ``<run>/postconv/``, without extension."""
+    title: str
+    """Heading in the report."""
+    wandb_prefix: str
+    """Key prefix on the selection's W&B run."""
+
+
+SOURCES = {
+    "real": Source("outcomes", "Real-robot outcomes", "outcomes"),
+    "sim2sim": Source("sim2sim/agreement", "Sim-to-sim outcomes (C MuJoCo, shifted worlds)", "sim2sim"),
+}
+HEADER = ["metric", "predictor", "spearman", "kendall", "regret@1", "regret@3"]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How well the selection's predictors ranked the checkpoints by one source's outcomes."""
+
+    source: str
+    rows: list[PredictorScore]
+    best: dict[str, dict]
+    outcomes: Outcomes
+    paths: tuple[Path, Path]
+
+
+def cells(rows: list[PredictorScore]) -> list[list[str]]:
+    """The rows of :data:`HEADER` as printed strings."""
+    return [
+        [r.metric, r.predictor, f"{r.spearman:.3f}", f"{r.kendall:.3f}", f"{r.regret_1:.3g}",
+         "" if r.regret_3 is None else f"{r.regret_3:.3g}"]
+        for r in rows
+    ]  # fmt: skip
+
+
+def judge(
+    run_dir: Path, outcomes_csv: Path, lower_is_better: tuple[str, ...] = (), source: str = "real"
+) -> Judgement:
+    """Score the run's selection against an outcomes CSV and write the result beside it."""
+    out = Path(run_dir) / STAGE_DIR
+    if not (out / "selection.json").is_file():
+        raise FileNotFoundError(f"{run_dir}: no selection yet; run `postconv run {run_dir}` first")
+    selection = SelectionResult.from_json((out / "selection.json").read_text())
+    real = read_outcomes(outcomes_csv, [c.name for c in selection.checkpoints], lower_is_better)
+    rows, best = score(selection, real)
+    paths = write_outcomes(out, rows, best, real, stem=SOURCES[source].stem)
+    return Judgement(source, rows, best, real, paths)
+
+
+def report_section(run_dir: Path) -> str:
+    """HTML of every judgement on disk (real outcomes, sim-to-sim), for the report."""
+    from postconv.html_report import rows_table
+
+    parts = []
+    for source in SOURCES.values():
+        try:
+            data = json.loads((Path(run_dir) / STAGE_DIR / f"{source.stem}.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        rows = [PredictorScore(**r) for r in data["scores"]]
+        lines = "".join(
+            f"<li>{html.escape(m)}: k = {c['k']:g} predicts best (chosen in {c['stability']:.0%} of leave-one-out folds)</li>"
+            for m, c in data["best_k"].items()
+        )
+        parts.append(
+            f"<h2>{html.escape(source.title)}</h2>" + rows_table(HEADER, cells(rows)) + f"<ul>{lines}</ul>"
+        )
+    return "".join(parts)
+
+
+def publish(
+    run_dir: Path,
+    judgement: Judgement,
+    console,
+    wandb: bool = True,
+    metrics: set[str] | None = None,
+    images: dict[str, Path] | None = None,
+) -> None:
+    """Print a judgement (optionally only some metrics; all are on disk), add it to the report and, with
+    ``images`` (W&B key -> PNG), to the selection's W&B run."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    source = SOURCES[judgement.source]
+    table = Table(
+        title=f"{source.title}: agreement ({len(judgement.outcomes.trials)} checkpoints; regret: lower is better)"
+    )
+    for h in HEADER:
+        table.add_column(h, justify="right" if h not in ("metric", "predictor") else "left")
+    rows = [r for r in judgement.rows if metrics is None or r.metric in metrics]
+    for row in cells(rows):
+        table.add_row(*(escape(c) for c in row))  # metric[world] is not markup
+    console.print(table)
+    for metric, choice in judgement.best.items():
+        if metrics is None or metric in metrics:
+            console.print(
+                f"{escape(metric)}: k = {choice['k']:g} predicts best (leave-one-out, chosen in {choice['stability']:.0%} of folds)"
+            )
+    for p in judgement.paths:
+        console.print(f"wrote {p}")
+    rewrite_report(run_dir)
+    if wandb:
+        from postconv.wandb_log import log_outcomes
+
+        summary = {f"{source.wandb_prefix}/best_k/{m}": c["k"] for m, c in judgement.best.items()}
+        try:
+            ref = log_outcomes(
+                run_dir,
+                HEADER,
+                cells(judgement.rows),
+                summary,
+                key=f"{source.wandb_prefix}/table",
+                images=images,
+            )
+        except Exception as err:  # the outcomes are on disk; W&B trouble must not sink them
+            console.print(
+                f"[yellow]W&B logging failed[/] ({type(err).__name__}: {err}); the outcomes are on disk"
+            )
+            ref = None
+        if ref is not None and ref.mode == "offline":
+            console.print(f"added to the offline W&B run; upload it with: wandb sync {ref.run_dir.resolve()}")
+
+
+def rewrite_report(run_dir: Path) -> None:
+    """Rewrite report.html with the judgements on disk added (charts and scenario tables as before)."""
+    from postconv.html_report import write_html_report
+
+    out = run_dir / STAGE_DIR
+    report = out / "report"
+    if not (report / "report.html").is_file():
+        return
+    selection = SelectionResult.from_json((out / "selection.json").read_text())
+    by_scenario = {
+        p.stem: SelectionResult.from_json(p.read_text()) for p in sorted((out / "by_scenario").glob("*.json"))
+    }
+    order = ["estimates", "worst_case_vs_k", "rank_change", "training_curve", "tilt", "sim2sim"]
+    charts = [report / f"{name}.png" for name in order if (report / f"{name}.png").is_file()]
+    write_html_report(
+        report / "report.html", run_dir, selection, by_scenario, charts, extra=report_section(run_dir)
     )

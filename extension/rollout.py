@@ -197,13 +197,11 @@ class JobResult:
     seconds: float = 0.0
 
 
-def env_steps_bar(total: int):
+def env_steps_bar(total: int, desc: str = "evaluating"):
     """The evaluation's progress bar: env steps done, env-steps/s (one process or the whole cluster)."""
     from tqdm import tqdm
 
-    return tqdm(
-        total=total, unit="env-step", unit_scale=True, desc="evaluating", dynamic_ncols=True, mininterval=2.0
-    )
+    return tqdm(total=total, unit="env-step", unit_scale=True, desc=desc, dynamic_ncols=True, mininterval=2.0)
 
 
 def checkpoint_ref(path: Path, iteration: int) -> CheckpointRef:

@@ -177,7 +177,14 @@ def log_selection(
     return WandbRef(project=project, group=run_dir.name, mode=mode, run_dir=local, url=url)
 
 
-def log_outcomes(run_dir: Path, columns: list[str], rows: list[list], summary: dict) -> WandbRef | None:
+def log_outcomes(
+    run_dir: Path,
+    columns: list[str],
+    rows: list[list],
+    summary: dict,
+    key: str = "outcomes/table",
+    images: dict[str, Path] | None = None,
+) -> WandbRef | None:
     """Add the outcomes' agreement table to the selection's W&B run (resumed by id); None if it has none."""
     import wandb
 
@@ -192,7 +199,10 @@ def log_outcomes(run_dir: Path, columns: list[str], rows: list[list], summary: d
         mode=mode, resume="allow", settings=wandb.Settings(silent=True, console="off"),
     )  # fmt: skip
     try:
-        run.log({"outcomes/table": wandb.Table(columns=columns, data=rows)})
+        run.log(
+            {key: wandb.Table(columns=columns, data=rows)}
+            | {name: wandb.Image(str(path)) for name, path in (images or {}).items()}
+        )
         for key, value in summary.items():
             run.summary[key] = value
         local = Path(run.dir).parent

@@ -1,0 +1,340 @@
+"""``postconv sim2sim``: every ranked checkpoint of a run replayed in shifted C MuJoCo worlds.
+
+run folder -> the selection's checkpoints -> one :class:`~postconv.sim2sim.batch.WorldBatch`
+per world -> per-episode outcomes on disk -> ``outcomes.csv`` in the format
+``postconv outcomes`` reads (one row per episode as a trial, one column per metric and
+world) -> judged against the selection like real-robot outcomes.
+
+Everything lands in ``<run>/postconv/sim2sim/``:
+
+- ``episodes/<world>/<checkpoint>.npz``: one world's episodes of one checkpoint, with the
+  key of what made them; a rerun reuses every file whose key matches (resume);
+- ``episodes.csv``: every episode (world, checkpoint, episode, outcomes);
+- ``summary.csv``: per world and checkpoint: survival rate, time to fall, falls per
+  minute, tracking errors and return;
+- ``outcomes.csv``: what ``postconv outcomes`` reads;
+- ``agreement.json`` / ``.csv``: how the mean and each k predicted the outcomes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mujoco
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from postconv import __version__
+from postconv.checkpoints import open_run
+from postconv.policy import CheckpointError, load_actor
+from postconv.rollout import CheckpointRef, GroupPolicy, checkpoint_ref, env_steps_bar
+from postconv.sample_store import STAGE_DIR, atomic_write_text, config_hash
+from postconv.samples_file import atomic_write
+from postconv.sim2sim.batch import EpisodeOutcomes, EpisodeSpec, WorldBatch, thread_pool
+from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
+from postconv.sim2sim.worlds import DEFAULT_WORLDS, World, parse_worlds, world_model
+
+SIM2SIM_DIR = "sim2sim"
+POOLED = "all"
+"""The pseudo-world of metrics averaged over every world, per episode slot."""
+
+
+@dataclass(frozen=True)
+class Sim2SimConfig:
+    """Every option of ``postconv sim2sim``."""
+
+    worlds: tuple[str, ...] = DEFAULT_WORLDS
+    """Worlds to replay in (:func:`postconv.sim2sim.worlds.parse_world` grammar)."""
+    episodes: int = 32
+    """Episodes per checkpoint and world (identical for every checkpoint)."""
+    seconds: float = 10.0
+    """Episode length (s)."""
+    seed: int = 0
+    """Seed of the common random numbers."""
+    threads: int | None = None
+    """Physics threads (default: every core)."""
+    trust: bool = False
+    """Load checkpoints that need full unpickling (runs code from the file)."""
+    wandb: bool = True
+    """Add the judgement to the selection's W&B run."""
+
+    def __post_init__(self) -> None:
+        parse_worlds(self.worlds)  # every world checked before any work
+        EpisodeSpec(self.episodes, self.seconds, self.seed)
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1; got {self.threads}")
+
+    @property
+    def spec(self) -> EpisodeSpec:
+        return EpisodeSpec(self.episodes, self.seconds, self.seed)
+
+
+@dataclass
+class Sim2SimResult:
+    """What :func:`run_sim2sim` did and found."""
+
+    run: str
+    checkpoints: list[str]
+    worlds: list[str]
+    outcomes: dict[str, dict[str, dict[str, np.ndarray]]] = field(repr=False)
+    """world -> checkpoint -> metric -> (episodes,) values."""
+    skipped: dict[str, str]
+    reused: int
+    env_steps: int
+    seconds: float
+    unstable: dict[str, int]
+    """world -> episodes whose physics diverged."""
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def env_steps_per_s(self) -> float:
+        return self.env_steps / self.seconds if self.seconds else 0.0
+
+
+def world_slug(world: World) -> str:
+    """A folder name for a world: its text made file-safe, plus a hash to keep it unique."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", world.name).strip("_")[:60]
+    return f"{safe}-{config_hash({'name': world.name})[:6]}"
+
+
+def _key(world: World, spec: EpisodeSpec, ref: CheckpointRef, clip) -> str:
+    return config_hash(
+        {
+            "world": asdict(world),
+            "spec": asdict(spec),
+            "checkpoint": ref.sha256,
+            "clip_actions": clip,
+            "postconv": __version__,
+            "mujoco": mujoco.__version__,
+        }
+    )
+
+
+def _load(path: Path, key: str) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path) as data:
+            if str(data["key"]) != key:
+                return None
+            return {m: data[m] for m in (*EpisodeOutcomes.METRICS, "unstable")}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _save(path: Path, key: str, values: dict[str, np.ndarray]) -> None:
+    def write(f):
+        np.savez(f, key=np.array(key), **values)
+
+    atomic_write(path, write)
+
+
+def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | None = None) -> Sim2SimResult:
+    """Replay the selection's checkpoints of ``run_dir`` in every world; write and judge the outcomes."""
+    from postconv.report import SelectionResult, wide_console
+
+    console = console or wide_console()
+    run = open_run(run_dir)
+    out = run.path / STAGE_DIR
+    if not (out / "selection.json").is_file():
+        raise FileNotFoundError(
+            f"{run.path}: no selection yet; run `postconv run {run.path}` first (sim2sim replays its ranked checkpoints)"
+        )
+    selection = SelectionResult.from_json((out / "selection.json").read_text())
+    ranked = {c.name for c in selection.checkpoints}
+    checkpoints = [c for c in run.checkpoints if c.name in ranked]
+    if len(checkpoints) < 2:
+        raise ValueError(
+            f"{run.path}: {len(checkpoints)} ranked checkpoint(s) on disk; sim2sim compares 2 or more"
+        )
+    worlds = parse_worlds(config.worlds)
+    spec = config.spec
+    clip = run.agent_cfg.get("clip_actions")
+    refs = [checkpoint_ref(c.path, c.iteration) for c in checkpoints]
+    root = out / SIM2SIM_DIR
+
+    actors, skipped = {}, {}
+    for ref in refs:
+        try:
+            actors[ref.name] = load_actor(ref.path, run.agent_cfg, OBS_DIM, ACT_DIM, trust=config.trust)
+        except CheckpointError as err:
+            skipped[ref.name] = str(err)
+    refs = [r for r in refs if r.name in actors]
+    console.print(
+        f"sim2sim: [bold]{len(refs)}[/] checkpoints x {len(worlds)} worlds x {spec.episodes} episodes of "
+        f"{spec.seconds:g} s (C MuJoCo, common random numbers)"
+    )
+    outcomes: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    todo: dict[str, list[CheckpointRef]] = {}
+    for world in worlds:
+        folder = root / "episodes" / world_slug(world)
+        outcomes[world.name] = {}
+        for ref in refs:
+            found = _load(folder / f"{ref.name}.npz", _key(world, spec, ref, clip))
+            if found is None:
+                todo.setdefault(world.name, []).append(ref)
+            else:
+                outcomes[world.name][ref.name] = found
+    reused = sum(len(v) for v in outcomes.values())
+    if reused:
+        console.print(
+            f"{reused} of {len(refs) * len(worlds)} world x checkpoint results already on disk: reused"
+        )
+    total = sum(len(v) for v in todo.values()) * spec.episodes * spec.steps
+    env_steps, start = 0, time.perf_counter()
+    if todo:
+        with thread_pool(config.threads) as pool, env_steps_bar(total, "sim2sim") as bar:
+            for world in worlds:
+                group = todo.get(world.name)
+                if not group:
+                    continue
+                bar.set_postfix_str(world.name)
+                robot = world_model(world)
+                batch = WorldBatch(robot, world, spec, pool)
+                policy = GroupPolicy([actors[r.name] for r in group], spec.episodes, "cpu")
+                before = bar.n
+                result = batch.run(policy, len(group), clip=clip, on_steps=bar.update)
+                env_steps += bar.n - before
+                bar.update(len(group) * spec.episodes * spec.steps - (bar.n - before))  # fallen envs' rest
+                folder = root / "episodes" / world_slug(world)
+                for i, ref in enumerate(group):
+                    rows = slice(i * spec.episodes, (i + 1) * spec.episodes)
+                    values = {m: getattr(result, m)[rows] for m in (*EpisodeOutcomes.METRICS, "unstable")}
+                    _save(folder / f"{ref.name}.npz", _key(world, spec, ref, clip), values)
+                    outcomes[world.name][ref.name] = values
+    seconds = time.perf_counter() - start
+    names = [r.name for r in refs]
+    result = Sim2SimResult(
+        run=str(run.path.resolve()),
+        checkpoints=names,
+        worlds=[w.name for w in worlds],
+        outcomes=outcomes,
+        skipped=skipped,
+        reused=reused,
+        env_steps=env_steps,
+        seconds=seconds,
+        unstable={w: int(sum(v["unstable"].sum() for v in outcomes[w].values())) for w in outcomes},
+    )
+    result.paths = write_tables(root, result, {r.name: r.iteration for r in refs})
+    for name, why in skipped.items():
+        console.print(f"[yellow]skipped {name}[/]: {why}")
+    if env_steps:
+        console.print(
+            f"replayed {env_steps:,} env-steps in {seconds:.0f} s ({result.env_steps_per_s:,.0f} env-steps/s)"
+        )
+    print_summary(result, console)
+    return result
+
+
+def _summary_rows(result: Sim2SimResult, iterations: dict[str, int]) -> list[dict]:
+    rows = []
+    for world in result.worlds:
+        for name in result.checkpoints:
+            v = result.outcomes[world][name]
+            alive_min = float(v["time_to_fall"].sum()) / 60.0
+            falls = int((~v["survived"].astype(bool) & ~v["unstable"].astype(bool)).sum())
+            rows.append(
+                {
+                    "world": world,
+                    "checkpoint": name,
+                    "iteration": iterations.get(name),
+                    "episodes": len(v["survived"]),
+                    "survival_rate": float(np.mean(v["survived"])),
+                    "mean_time_to_fall_s": float(np.mean(v["time_to_fall"])),
+                    "falls_per_min": falls / alive_min if alive_min else math.nan,
+                    "lin_tracking_error": float(np.mean(v["lin_tracking_error"])),
+                    "ang_tracking_error": float(np.mean(v["ang_tracking_error"])),
+                    "tracking_return": float(np.mean(v["tracking_return"])),
+                    "unstable": int(np.sum(v["unstable"])),
+                }
+            )
+    return rows
+
+
+def outcome_columns(result: Sim2SimResult) -> list[str]:
+    """The metric columns of ``outcomes.csv``: ``metric[world]`` for every world, then ``metric[all]``."""
+    return [f"{m}[{w}]" for w in [*result.worlds, POOLED] for m in EpisodeOutcomes.METRICS]
+
+
+def lower_is_better(columns: list[str]) -> tuple[str, ...]:
+    return tuple(c for c in columns if c.split("[")[0] in EpisodeOutcomes.LOWER_IS_BETTER)
+
+
+def _csv(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_tables(root: Path, result: Sim2SimResult, iterations: dict[str, int]) -> dict[str, Path]:
+    """episodes.csv, summary.csv/json and outcomes.csv (for ``postconv outcomes``) under ``root``."""
+    metrics = list(EpisodeOutcomes.METRICS)
+    episodes = [
+        [w, c, iterations.get(c), e, *(float(result.outcomes[w][c][m][e]) for m in metrics),
+         int(result.outcomes[w][c]["unstable"][e])]
+        for w in result.worlds
+        for c in result.checkpoints
+        for e in range(len(result.outcomes[w][c]["survived"]))
+    ]  # fmt: skip
+    summary = _summary_rows(result, iterations)
+    columns = outcome_columns(result)
+    trials = []
+    for c in result.checkpoints:
+        n = len(result.outcomes[result.worlds[0]][c]["survived"])
+        for e in range(n):
+            row = [c, e]
+            for w in result.worlds:
+                row += [float(result.outcomes[w][c][m][e]) for m in metrics]
+            row += [float(np.mean([result.outcomes[w][c][m][e] for w in result.worlds])) for m in metrics]
+            trials.append(row)
+    return {
+        "episodes": atomic_write_text(
+            root / "episodes.csv",
+            _csv(["world", "checkpoint", "iteration", "episode", *metrics, "unstable"], episodes),
+        ),
+        "summary": atomic_write_text(
+            root / "summary.csv", _csv(list(summary[0]), [list(r.values()) for r in summary])
+        ),
+        "summary_json": atomic_write_text(
+            root / "summary.json",
+            json.dumps(
+                {
+                    "run": result.run,
+                    "worlds": result.worlds,
+                    "checkpoints": result.checkpoints,
+                    "skipped": result.skipped,
+                    "unstable": result.unstable,
+                    "rows": summary,
+                    "env_steps": result.env_steps,
+                    "seconds": result.seconds,
+                },
+                indent=2,
+            ),
+        ),
+        "outcomes": atomic_write_text(root / "outcomes.csv", _csv(["checkpoint", "trial", *columns], trials)),
+    }
+
+
+def print_summary(result: Sim2SimResult, console: Console) -> None:
+    """Per world: survival rate of each checkpoint, and whether the world separates them."""
+    table = Table(title="Sim-to-sim survival rate per world (C MuJoCo)")
+    table.add_column("world")
+    for name in result.checkpoints:
+        table.add_column(name.removeprefix("model_"), justify="right")
+    table.add_column("note")
+    for world in result.worlds:
+        rates = [float(np.mean(result.outcomes[world][c]["survived"])) for c in result.checkpoints]
+        note = "every checkpoint falls" if max(rates) == 0 else "none falls" if min(rates) == 1 else ""
+        if result.unstable[world]:
+            note = f"{result.unstable[world]} episodes unstable " + note
+        table.add_row(escape(world), *(f"{r:.0%}" for r in rates), note)
+    console.print(table)

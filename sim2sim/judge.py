@@ -1,0 +1,106 @@
+"""The sim-to-sim outcomes judge the selection: per world, how well each predictor ranked.
+
+The per-episode outcomes become ``outcomes.csv`` (:mod:`postconv.sim2sim.evaluate`);
+:func:`postconv.outcomes.judge` scores the selection's plain mean and its worst case at
+every k against each ``metric[world]`` column, as it does for real-robot outcomes. Here
+the judgement is shown compactly: one row per world, the Spearman correlation of each
+predictor with the world's outcome (``tracking_return`` by default: it counts a fall as
+the reward not earned afterwards), and a chart of the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from postconv.outcomes import Judgement
+from postconv.sim2sim.evaluate import POOLED
+
+JUDGED_METRIC = "tracking_return"
+"""The outcome the compact table and the chart show (all metrics are in agreement.csv)."""
+
+
+def per_world(judgement: Judgement, metric: str = JUDGED_METRIC) -> tuple[list[str], list[str], np.ndarray]:
+    """(worlds, predictors, (W, P) Spearman) for ``metric`` in every world and pooled."""
+    worlds, predictors, values = [], [], {}
+    for r in judgement.rows:
+        name, _, rest = r.metric.partition("[")
+        if name != metric:
+            continue
+        world = rest[:-1]
+        if world not in worlds:
+            worlds.append(world)
+        if r.predictor not in predictors:
+            predictors.append(r.predictor)
+        values[world, r.predictor] = r.spearman
+    table = np.array([[values.get((w, p), np.nan) for p in predictors] for w in worlds])
+    return worlds, predictors, table
+
+
+def print_per_world(judgement: Judgement, console: Console, metric: str = JUDGED_METRIC) -> None:
+    worlds, predictors, table = per_world(judgement, metric)
+    out = Table(title=f"Spearman of each predictor with the sim-to-sim {metric}, per world")
+    out.add_column("world")
+    for p in predictors:
+        out.add_column(p, justify="right")
+    out.add_column("best k")
+    for world, row in zip(worlds, table, strict=True):
+        best = judgement.best.get(f"{metric}[{world}]")
+        out.add_row(
+            escape(world) if world != POOLED else "[bold]all worlds[/]",
+            *("-" if np.isnan(v) else f"{v:+.2f}" for v in row),
+            "" if best is None else f"{best['k']:g}",
+        )
+    console.print(out)
+
+
+def spearman_chart(judgement: Judgement, path: Path, metric: str = JUDGED_METRIC) -> Path:
+    """Rank correlation against k per world (the mean drawn at k = 0)."""
+    from postconv.figures import pyplot, save_figure
+
+    worlds, predictors, table = per_world(judgement, metric)
+    ks = [0.0 if p == "mean" else float(p.removeprefix("k=")) for p in predictors]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for world, row in zip(worlds, table, strict=True):
+        pooled = world == POOLED
+        ax.plot(ks, row, marker="o", lw=3 if pooled else 1, color="black" if pooled else None,
+                alpha=1 if pooled else 0.6, label="all worlds" if pooled else world)  # fmt: skip
+    ax.axhline(0.0, color="grey", lw=0.5)
+    ax.set_xlabel("k (0: the plain mean)")
+    ax.set_ylabel(f"Spearman with {metric}")
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_title("Sim-to-sim: does the ranking predict the shifted worlds?")
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    return save_figure(fig, path)
+
+
+def run_and_judge(run_dir: str | Path, config, console: Console | None = None) -> Judgement:
+    """``postconv sim2sim``: replay (:func:`~postconv.sim2sim.evaluate.run_sim2sim`), then judge the
+    selection by the outcomes, print it, chart it and add it to the report and W&B."""
+    from postconv import outcomes as oc
+    from postconv.report import wide_console
+    from postconv.sample_store import STAGE_DIR
+    from postconv.sim2sim.evaluate import lower_is_better, outcome_columns, run_sim2sim
+
+    console = console or wide_console()
+    run_dir = Path(run_dir)
+    result = run_sim2sim(run_dir, config, console)
+    columns = outcome_columns(result)
+    judgement = oc.judge(run_dir, result.paths["outcomes"], lower_is_better(columns), source="sim2sim")
+    print_per_world(judgement, console)
+    report = run_dir / STAGE_DIR / "report"
+    chart = spearman_chart(judgement, report / "sim2sim.png")
+    oc.publish(
+        run_dir,
+        judgement,
+        console,
+        wandb=config.wandb,
+        metrics={f"{m}[{POOLED}]" for m in ("survived", JUDGED_METRIC)},
+        images={"sim2sim/spearman_vs_k": chart},
+    )
+    return judgement
