@@ -205,7 +205,7 @@ class WorldBatch:
         default_targets = c.targets(np.zeros((1, 29)))[0]
         latency = world.latency_physics_steps
         history = [np.tile(default_targets, (B, 1)) for _ in range(latency // DECIMATION + 2)]
-        lag = [max(0, -(-(latency - k) // DECIMATION)) for k in range(DECIMATION)]
+        lag = substep_lags(latency)
         delayed = []
         last_actions = np.zeros((B, 29))
         alive = np.ones(B, dtype=bool)
@@ -300,6 +300,15 @@ class WorldBatch:
         if world.noise:
             obs += observation_noise(self.spec.seed, step, self.spec.episodes, world.noise)[slot]
         return obs
+
+
+def substep_lags(latency: int) -> list[int]:
+    """Per physics step k of a policy step, how many policy steps old its target is.
+
+    With a latency of L physics steps, the target computed at policy step t drives physics
+    steps 4t + L to 4t + L + 3: step k of policy step t uses the target of t - ceil((L - k) / 4).
+    """
+    return [max(0, -(-(latency - k) // DECIMATION)) for k in range(DECIMATION)]
 
 
 def _yaw(quat: np.ndarray) -> np.ndarray:

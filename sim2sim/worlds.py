@@ -149,10 +149,13 @@ def _finite(value: float, what: str) -> float:
 
 
 def _ms(text: str) -> float:
+    """Milliseconds of ``20ms``, ``0.02s`` or ``20`` (ms)."""
     text = text.strip()
-    return (
-        float(text[:-2]) if text.endswith("ms") else float(text) * 1e3 if text.endswith("s") else float(text)
-    )
+    if text.endswith("ms"):
+        return float(text[:-2])
+    if text.endswith("s"):
+        return float(text[:-1]) * 1e3
+    return float(text)
 
 
 def _push(text: str) -> PushScenario:
