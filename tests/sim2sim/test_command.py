@@ -1,0 +1,119 @@
+"""``postconv sim2sim`` on a run folder: outcomes written in the format ``postconv outcomes``
+reads, the selection judged, results reused on a rerun, a damaged checkpoint skipped.
+
+The run folder is made here without Isaac Lab (rsl_rl 5 checkpoints of small random actors,
+a selection from synthetic samples): the replay and its bookkeeping are what is tested.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from postconv.cli import main
+from postconv.outcomes import read_outcomes
+from postconv.report import SelectionConfig, select
+from postconv.samples_file import SampleSet
+
+NAMES = ["model_10", "model_20", "model_30", "model_40"]
+ARGS = ["--worlds", "nominal", "strength=0.7", "--episodes", "3", "--seconds", "0.4", "--no-wandb"]
+
+
+def _checkpoint(path, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(32, 99), (29, 32)]
+    state = {}
+    for i, (out, inp) in zip((0, 2), shapes, strict=True):
+        state[f"mlp.{i}.weight"] = torch.randn(out, inp, generator=gen) * (0.1 if i else 0.3)
+        state[f"mlp.{i}.bias"] = torch.zeros(out)
+    torch.save({"actor_state_dict": state, "iter": seed}, path)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    run = tmp_path / "logs" / "rsl_rl" / "g1_flat" / "2026-01-01_00-00-00"
+    (run / "params").mkdir(parents=True)
+    (run / "params" / "agent.yaml").write_text("actor:\n  activation: elu\n  obs_normalization: false\n")
+    for i, name in enumerate(NAMES):
+        _checkpoint(run / f"{name}.pt", i)
+    psi = np.random.default_rng(0).normal(size=(4, 400)) + np.arange(4)[:, None] * 0.1
+    result = select(
+        SampleSet(psi=psi, names=tuple(NAMES), groups=np.arange(400) // 20), SelectionConfig(n_boot=0)
+    )
+    (run / "postconv").mkdir()
+    (run / "postconv" / "selection.json").write_text(result.to_json())
+    return run
+
+
+def _episodes(run):
+    return {
+        p: p.stat().st_mtime_ns for p in sorted((run / "postconv" / "sim2sim" / "episodes").rglob("*.npz"))
+    }
+
+
+def test_sim2sim_writes_outcomes_that_judge_the_selection(run_dir):
+    assert main(["sim2sim", str(run_dir), *ARGS]) == 0
+    out = run_dir / "postconv" / "sim2sim"
+    outcomes = read_outcomes(out / "outcomes.csv", NAMES)  # the format `postconv outcomes` reads
+    assert set(outcomes.trials.values()) == {3}  # one trial per episode
+    assert "tracking_return[strength=0.7]" in outcomes.metrics
+    assert "survived[all]" in outcomes.metrics
+    agreement = json.loads((out / "agreement.json").read_text())
+    judged = {(s["metric"], s["predictor"]) for s in agreement["scores"]}
+    assert ("tracking_return[all]", "mean") in judged
+    assert ("tracking_return[nominal]", "k=4") in judged
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["rows"]) == 2 * 4
+    assert {r["world"] for r in summary["rows"]} == {"nominal", "strength=0.7"}
+    episodes = (out / "episodes.csv").read_text().splitlines()
+    assert len(episodes) == 1 + 2 * 4 * 3
+
+
+def test_rerun_reuses_results_and_recomputes_what_is_missing(run_dir):
+    assert main(["sim2sim", str(run_dir), *ARGS]) == 0
+    before = _episodes(run_dir)
+    first = (run_dir / "postconv" / "sim2sim" / "outcomes.csv").read_text()
+    assert len(before) == 2 * 4
+    lost = next(iter(before))
+    lost.unlink()  # as if interrupted before this file was written
+    assert main(["sim2sim", str(run_dir), *ARGS]) == 0
+    after = _episodes(run_dir)
+    assert {p: t for p, t in after.items() if p != lost} == {p: t for p, t in before.items() if p != lost}
+    assert (run_dir / "postconv" / "sim2sim" / "outcomes.csv").read_text() == first  # recomputed to the bit
+    # other episodes are other results: recomputed, not mixed in
+    assert (
+        main(["sim2sim", str(run_dir), *ARGS[:-5], "--episodes", "2", "--seconds", "0.4", "--no-wandb"]) == 0
+    )
+    assert all(after[p] != t for p, t in _episodes(run_dir).items())
+
+
+def test_damaged_checkpoint_is_skipped_with_its_reason(run_dir, capsys):
+    (run_dir / "model_30.pt").write_bytes(b"not a checkpoint")
+    assert main(["sim2sim", str(run_dir), *ARGS]) == 0
+    summary = json.loads((run_dir / "postconv" / "sim2sim" / "summary.json").read_text())
+    assert "model_30" in summary["skipped"]
+    assert "not a readable torch checkpoint" in summary["skipped"]["model_30"]
+    assert "model_30" not in summary["checkpoints"]
+    assert "skipped model_30" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--worlds", "bogus=1"], "'bogus=1' is not KEY=VALUE"),
+        (["--episodes", "0"], "episodes must be >= 1"),
+        (["--threads", "0"], "threads must be >= 1"),
+    ],
+)
+def test_bad_options_fail_before_any_work(run_dir, capsys, args, message):
+    assert main(["sim2sim", str(run_dir), *args]) == 2
+    assert message in " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert not (run_dir / "postconv" / "sim2sim").exists()
+
+
+def test_a_run_without_a_selection_says_what_to_run(run_dir, capsys):
+    (run_dir / "postconv" / "selection.json").unlink()
+    assert main(["sim2sim", str(run_dir), *ARGS]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no selection yet; run `postconv run" in out
