@@ -59,6 +59,10 @@ def _selection_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--wandb-project", help="(run folders) W&B project (default: the training's, else postconv)"
     )
+    g.add_argument(
+        "--sim2sim", action="store_true",
+        help="(run, train) then replay the ranked checkpoints in shifted C MuJoCo worlds (postconv sim2sim)",
+    )  # fmt: skip
 
 
 def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -124,29 +128,24 @@ def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     )  # fmt: skip
 
 
-def _sim2sim_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+def _sim2sim_options(parser: argparse.ArgumentParser) -> None:
     from postconv.sim2sim.evaluate import Sim2SimConfig
 
     d = Sim2SimConfig()
     g = parser.add_argument_group("sim-to-sim (C MuJoCo)")
-    g.add_argument(f"--{prefix}worlds", dest="worlds", nargs="+", default=list(d.worlds), metavar="WORLD",
+    g.add_argument("--worlds", nargs="+", default=list(d.worlds), metavar="WORLD",
                    help="worlds to replay in (default: a grid from mild to severe)")  # fmt: skip
-    g.add_argument(f"--{prefix}episodes", dest="episodes", type=int, default=d.episodes,
+    g.add_argument("--episodes", type=int, default=d.episodes,
                    help="episodes per checkpoint and world")  # fmt: skip
+    g.add_argument("--seconds", type=float, default=d.seconds, help="episode length (s)")
+    g.add_argument("--threads", type=int, help="physics threads (default: every core)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the common random numbers")
     g.add_argument(
-        f"--{prefix}seconds", dest="seconds", type=float, default=d.seconds, help="episode length (s)"
+        "--trust-checkpoints", action="store_true", help="load checkpoints that need full unpickling"
     )
     g.add_argument(
-        f"--{prefix}threads", dest="threads", type=int, help="physics threads (default: every core)"
+        "--no-wandb", dest="wandb", action="store_false", help="do not log to the selection's W&B run"
     )
-    if not prefix:
-        g.add_argument("--seed", type=int, default=0, help="seed of the common random numbers")
-        g.add_argument(
-            "--trust-checkpoints", action="store_true", help="load checkpoints that need full unpickling"
-        )
-        g.add_argument(
-            "--no-wandb", dest="wandb", action="store_false", help="do not log to the selection's W&B run"
-        )
 
 
 def sim2sim_config(args: argparse.Namespace):

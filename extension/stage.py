@@ -105,6 +105,9 @@ class StageConfig:
     ray_ship: bool = False
     """The Ray workers do not share the run folder's file system: checkpoints and samples
     travel through Ray's object store."""
+    sim2sim: bool = False
+    """After the selection, replay the ranked checkpoints in the default shifted C MuJoCo
+    worlds and judge the ranking by them (``postconv sim2sim`` with its defaults)."""
 
     def __post_init__(self) -> None:
         if self.num_envs < self.envs_per_checkpoint:
@@ -372,7 +375,14 @@ def run_stage(run_dir: str | Path, config: StageConfig, console: Console | None 
     """Evaluate, then select: the whole post-convergence stage on one run."""
     console = console or wide_console()
     evaluate(run_dir, config, console)
-    return select_run(run_dir, config, console)
+    results = select_run(run_dir, config, console)
+    if config.sim2sim:
+        from postconv.sim2sim.evaluate import Sim2SimConfig
+        from postconv.sim2sim.judge import run_and_judge
+
+        wandb = config.wandb and config.report
+        run_and_judge(run_dir, Sim2SimConfig(seed=config.seed, trust=config.trust, wandb=wandb), console)
+    return results
 
 
 __all__ = [

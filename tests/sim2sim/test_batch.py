@@ -147,7 +147,8 @@ def test_standing_still_falls_and_the_fall_is_timed():
     assert not out.unstable.any()
 
 
-def test_diverging_physics_is_reported_not_fatal():
+def test_diverging_physics_is_reported_not_fatal(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warning log to the working directory
     out = run("strength=100000", Recorder(lambda t: 3.0), episodes=2, seconds=0.4)
     assert out.unstable.any()
     assert not out.survived[out.unstable].any()
