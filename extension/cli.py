@@ -35,8 +35,13 @@ DEMO_TRAIN = [
 ]  # fmt: skip
 
 
-def _selection_options(parser: argparse.ArgumentParser) -> None:
+def _selection_options(parser: argparse.ArgumentParser, stage: bool = False) -> None:
     g = parser.add_argument_group("selection")
+    if stage:
+        g.add_argument(
+            "--sim2sim", action="store_true",
+            help="then replay the ranked checkpoints in shifted C MuJoCo worlds (postconv sim2sim, its defaults)",
+        )  # fmt: skip
     g.add_argument("--k", type=float, nargs="+", default=[1.0, 2.0, 4.0, 6.0], help="radii to report")
     g.add_argument("--primary-k", type=float, default=4.0, help="the radius that picks the checkpoint")
     g.add_argument("--divergence", choices=["kl", "chi2"], default="kl")
@@ -59,10 +64,6 @@ def _selection_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--wandb-project", help="(run folders) W&B project (default: the training's, else postconv)"
     )
-    g.add_argument(
-        "--sim2sim", action="store_true",
-        help="(run, train) then replay the ranked checkpoints in shifted C MuJoCo worlds (postconv sim2sim)",
-    )  # fmt: skip
 
 
 def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -177,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("run_dir", type=Path, help="the run folder: logs/rsl_rl/<experiment>/<timestamp>")
         _stage_options(p)
         if name == "run":
-            _selection_options(p)
+            _selection_options(p, stage=True)
 
     sel = sub.add_parser(
         "select",
@@ -203,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
         "--device, --seed, --max_iterations, agent.* overrides, ...). The evaluation's own sizes take an eval- prefix.",
     )
     _stage_options(train, prefix="eval-")
-    _selection_options(train)
+    _selection_options(train, stage=True)
 
     out = sub.add_parser(
         "outcomes",

@@ -53,6 +53,8 @@ class EpisodeSpec:
             raise ValueError(
                 f"episodes must be >= 1 and seconds >= {POLICY_DT} (one policy step); got {self.episodes}, {self.seconds}"
             )
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0; got {self.seed}")
 
     @property
     def steps(self) -> int:
@@ -149,13 +151,16 @@ class EpisodeOutcomes:
     time_to_fall: np.ndarray
     """Seconds until the fall; the episode length where none."""
     lin_tracking_error: np.ndarray
-    """Mean |commanded - actual| planar velocity in the heading frame (m/s) while standing."""
+    """Mean over the episode of |commanded - actual| planar velocity in the heading frame (m/s);
+    after a fall each step errs by the whole command (no progress)."""
     ang_tracking_error: np.ndarray
-    """Mean |commanded - actual| yaw rate (rad/s) while standing."""
+    """Mean |commanded - actual| yaw rate (rad/s), counted alike."""
     tracking_return: np.ndarray
     """Sum over the episode of the tasks' tracking rewards, (exp(-e_xy^2/0.25) + exp(-e_wz^2/0.25)) * dt; 0 after a fall."""
     unstable: np.ndarray
-    """The physics diverged (MuJoCo reset the state): the episode ends there, not counted as a fall."""
+    """The simulation diverged or warned (MuJoCo reset the state): the episode ends there and
+    counts as a failure in the outcomes above (not survived), but not as a fall in falls per
+    minute; every such episode is reported per world."""
 
     METRICS = ("survived", "time_to_fall", "lin_tracking_error", "ang_tracking_error", "tracking_return")
     LOWER_IS_BETTER = ("lin_tracking_error", "ang_tracking_error")
@@ -188,6 +193,7 @@ class WorldBatch:
         self.contract = Contract(robot)
         self.draws = draw_episodes(world, spec)
         self.nstate = robot.nstate
+        self.slices = obs_slices()
 
     def run(
         self,
@@ -210,8 +216,10 @@ class WorldBatch:
         last_actions = np.zeros((B, 29))
         alive = np.ones(B, dtype=bool)
         fall_step = np.full(B, T)
+        fallen = np.zeros(B, dtype=bool)
         unstable = np.zeros(B, dtype=bool)
-        lin_err, ang_err, ret, alive_steps = (np.zeros(B) for _ in range(4))
+        lin_err, ang_err, ret = (np.zeros(B) for _ in range(3))
+        encoder_bias = self.draws.encoder_bias[slot][:, self.robot.to_mujoco]
         out_state = np.zeros((B, DECIMATION, self.nstate))
         out_sensor = np.zeros((B, DECIMATION, m.nsensordata))
         models = [m] * B
@@ -221,12 +229,16 @@ class WorldBatch:
             obs = c.observe(states, commands, last_actions).astype(np.float64)
             obs = self._corrupt(obs, slot, t)
             delayed.append(obs)
-            seen = delayed.pop(0) if len(delayed) > world.obs_delay_steps else delayed[0]
+            seen = (delayed.pop(0) if len(delayed) > world.obs_delay_steps else delayed[0]).copy()
+            # a slow estimator delays what is sensed, not the command or the policy's own last action
+            for name in ("velocity_commands", "actions"):
+                seen[:, self.slices[name]] = obs[:, self.slices[name]]
             actions = policy(torch.from_numpy(seen.astype(np.float32))).numpy().astype(np.float64)
             if clip is not None:
                 actions = np.clip(actions, -clip, clip)
             last_actions = actions
-            history.insert(0, c.targets(actions))
+            # the motor's PD loop reads the same biased encoder: the joint settles at target - bias
+            history.insert(0, c.targets(actions) - encoder_bias)
             history.pop()
             idx = np.flatnonzero(alive)
             if len(idx) == 0:
@@ -256,15 +268,14 @@ class WorldBatch:
             ok = ~(fell | diverged)
             lin_err[idx] += np.where(ok, e_xy, 0.0)
             ang_err[idx] += np.where(ok, e_wz, 0.0)
-            alive_steps[idx] += ok
             ret[idx] += np.where(
                 ok,
                 (np.exp(-(e_xy**2) / TRACKING_STD**2) + np.exp(-(e_wz**2) / TRACKING_STD**2)) * POLICY_DT,
                 0.0,
             )
             ended = idx[fell | diverged]
-            fall_step[idx[fell]] = t + 1
-            fall_step[idx[diverged]] = t + 1
+            fall_step[idx[fell | diverged]] = t + 1
+            fallen[idx[fell]] = True
             unstable[idx[diverged]] = True
             alive[ended] = False
             kick = self.draws.push[slot, t]
@@ -273,19 +284,24 @@ class WorldBatch:
             if on_steps is not None:
                 on_steps(len(idx))
             interrupt.check()
-        steps = np.maximum(alive_steps, 1)
+        # after a fall the robot makes no progress: every later step errs by the whole command
+        for t_end in np.unique(fall_step[fall_step < T]):
+            rest = fall_step == t_end
+            tail = self.draws.commands[slot[rest], t_end:]
+            lin_err[rest] += np.hypot(tail[..., 0], tail[..., 1]).sum(axis=1)
+            ang_err[rest] += np.abs(tail[..., 2]).sum(axis=1)
         return EpisodeOutcomes(
-            survived=(fall_step >= T) & ~unstable,
+            survived=~fallen & ~unstable,
             time_to_fall=fall_step * POLICY_DT,
-            lin_tracking_error=lin_err / steps,
-            ang_tracking_error=ang_err / steps,
+            lin_tracking_error=lin_err / T,
+            ang_tracking_error=ang_err / T,
             tracking_return=ret,
             unstable=unstable,
         )
 
     @property
     def pool_threads(self) -> int:
-        return getattr(self.pool, "nthread", None) or os.cpu_count() or 1
+        return getattr(self.pool, "nthread", None) or _cores()
 
     def _corrupt(self, obs: np.ndarray, slot: np.ndarray, step: int) -> np.ndarray:
         """Observation noise and sensor biases of the world (IMU tilt, gyro, encoders)."""
@@ -318,7 +334,12 @@ def _yaw(quat: np.ndarray) -> np.ndarray:
 
 def thread_pool(threads: int | None = None) -> rollout.Rollout:
     """A persistent ``mujoco.rollout`` pool of ``threads`` (default: every core)."""
-    return rollout.Rollout(nthread=threads or os.cpu_count() or 1)
+    return rollout.Rollout(nthread=threads or _cores())
+
+
+def _cores() -> int:
+    """Cores this process may use (a container's share, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 __all__: Sequence[str] = ("EpisodeOutcomes", "EpisodeSpec", "WorldBatch", "draw_episodes", "thread_pool")

@@ -24,6 +24,7 @@ import json
 import math
 import re
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from rich.table import Table
 from postconv import __version__
 from postconv.checkpoints import open_run
 from postconv.policy import CheckpointError, load_actor
-from postconv.rollout import CheckpointRef, GroupPolicy, checkpoint_ref, env_steps_bar
+from postconv.rollout import TASK_KINDS, CheckpointRef, GroupPolicy, checkpoint_ref, env_steps_bar
 from postconv.sample_store import STAGE_DIR, atomic_write_text, config_hash
 from postconv.samples_file import atomic_write
 from postconv.sim2sim.batch import EpisodeOutcomes, EpisodeSpec, WorldBatch, thread_pool
@@ -125,7 +126,7 @@ def _load(path: Path, key: str) -> dict[str, np.ndarray] | None:
             if str(data["key"]) != key:
                 return None
             return {m: data[m] for m in (*EpisodeOutcomes.METRICS, "unstable")}
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # damaged: computed again
         return None
 
 
@@ -147,6 +148,10 @@ def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | N
         raise FileNotFoundError(
             f"{run.path}: no selection yet; run `postconv run {run.path}` first (sim2sim replays its ranked checkpoints)"
         )
+    if run.task is not None and run.task not in TASK_KINDS:
+        raise ValueError(
+            f"{run.path}: trained on {run.task!r}; sim2sim replays the G1 velocity tasks ({', '.join(TASK_KINDS)})"
+        )
     selection = SelectionResult.from_json((out / "selection.json").read_text())
     ranked = {c.name for c in selection.checkpoints}
     checkpoints = [c for c in run.checkpoints if c.name in ranked]
@@ -167,6 +172,11 @@ def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | N
         except CheckpointError as err:
             skipped[ref.name] = str(err)
     refs = [r for r in refs if r.name in actors]
+    if len(refs) < 2:
+        reasons = "; ".join(f"{n}: {why}" for n, why in skipped.items())
+        raise ValueError(
+            f"{run.path}: {len(refs)} ranked checkpoint(s) could be loaded; sim2sim compares 2 or more ({reasons})"
+        )
     console.print(
         f"sim2sim: [bold]{len(refs)}[/] checkpoints x {len(worlds)} worlds x {spec.episodes} episodes of "
         f"{spec.seconds:g} s (C MuJoCo, common random numbers)"

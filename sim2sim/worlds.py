@@ -64,8 +64,9 @@ class World:
     """Action latency (ms, a multiple of the 5 ms physics step): a new position target
     reaches the motors this long after the observation it answers. 20 ms = one policy step."""
     obs_delay_ms: float = 0.0
-    """Observation delay (ms, a multiple of the 20 ms policy step): the policy sees the state
-    this long ago (a slow state estimator or bus)."""
+    """Observation delay (ms, a multiple of the 20 ms policy step): the policy senses the
+    state this long ago (a slow state estimator or bus); the command and its own last
+    action are current."""
     joint_friction: float = 0.0
     """Dry friction (N m) added to every joint (MuJoCo frictionloss)."""
     joint_damping: float = 0.0
@@ -87,7 +88,9 @@ class World:
     """IMU mounting error (degrees): projected gravity and base velocities seen rotated by
     this angle about a random horizontal axis per episode."""
     encoder_bias: float = 0.0
-    """Joint encoder offsets (rad), uniform in [-b, b] per joint and episode."""
+    """Joint encoder offsets (rad), uniform in [-b, b] per joint and episode: the policy
+    reads them, and the motors' PD loops, reading the same encoders, hold the joints off
+    their targets by them."""
     push: PushScenario | None = None
     """Velocity kicks on the pelvis (as the stage's scenarios: ``V@LOW-HIGH``)."""
     command: Command = Command("mixed")
@@ -128,13 +131,6 @@ class World:
     @property
     def obs_delay_steps(self) -> int:
         return _steps(self.obs_delay_ms, POLICY_DT)
-
-    @property
-    def changes_model(self) -> bool:
-        """Whether the compiled model differs from the nominal one."""
-        nominal = World()
-        keys = ("strength", "joint_friction", "joint_damping", "friction", "torso_mass", "com_x", "com_y")
-        return any(getattr(self, k) != getattr(nominal, k) for k in keys)
 
 
 def _steps(ms: float, dt: float) -> int | None:

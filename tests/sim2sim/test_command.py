@@ -104,12 +104,21 @@ def test_damaged_checkpoint_is_skipped_with_its_reason(run_dir, capsys):
         (["--worlds", "bogus=1"], "'bogus=1' is not KEY=VALUE"),
         (["--episodes", "0"], "episodes must be >= 1"),
         (["--threads", "0"], "threads must be >= 1"),
+        (["--seed", "-1"], "seed must be >= 0"),
     ],
 )
 def test_bad_options_fail_before_any_work(run_dir, capsys, args, message):
     assert main(["sim2sim", str(run_dir), *args]) == 2
     assert message in " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert not (run_dir / "postconv" / "sim2sim").exists()
+
+
+def test_no_loadable_checkpoints_is_an_error_naming_them(run_dir, capsys):
+    for name in NAMES[1:]:
+        (run_dir / f"{name}.pt").write_bytes(b"")
+    assert main(["sim2sim", str(run_dir), *ARGS]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1 ranked checkpoint(s) could be loaded; sim2sim compares 2 or more (model_20:" in out
 
 
 def test_a_run_without_a_selection_says_what_to_run(run_dir, capsys):
