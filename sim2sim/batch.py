@@ -26,7 +26,7 @@ import torch
 from mujoco import rollout
 
 from postconv import interrupt
-from postconv.sim2sim.contract import OBS_DIM, TRAINING_NOISE, Contract, obs_slices
+from postconv.sim2sim.contract import OBS_DIM, TRAINING_NOISE, Contract, obs_slices, quat_rotate_inverse
 from postconv.sim2sim.robot import DECIMATION, G1Model
 from postconv.sim2sim.worlds import POLICY_DT, Command, World
 
@@ -176,8 +176,6 @@ def _initial_states(contract: Contract, draws: EpisodeDraws, nstate: int) -> np.
     qpos[:, 6] = np.sin(draws.yaw / 2)
     quat = qpos[:, 3:7]
     ang_w = draws.root_velocity[:, 3:]
-    from postconv.sim2sim.contract import quat_rotate_inverse
-
     ang_b = quat_rotate_inverse(quat, ang_w)
     com_w = quat_rotate_inverse(quat * np.array([1.0, -1.0, -1.0, -1.0]), np.tile(contract.com_b, (E, 1)))
     qvel[:, 0:3] = draws.root_velocity[:, :3] - np.cross(ang_w, com_w)  # origin = com - w x r
