@@ -7,6 +7,8 @@ postconv select FILE.npz      ranking of a samples file; --demo: of a synthetic 
 postconv train ARGS...        `isaaclab train ARGS...`, then `postconv run` on the new run
 postconv fetch ENTITY/PROJECT/RUN_ID   a run folder from a W&B training run, for `postconv run`
 postconv sim2sim RUN_DIR      the ranked checkpoints replayed in shifted C MuJoCo worlds, judging the ranking
+postconv train-mujoco         the stand task trained on a CPU in its C MuJoCo twin (then --stage: postconv run)
+postconv study [--quick]      the selection-quality study (trainings, stage, held-out worlds, predictors compared)
 """
 
 from __future__ import annotations
@@ -236,6 +238,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("--task", help="task id, when the run did not upload its run.json")
 
+    tm = sub.add_parser(
+        "train-mujoco",
+        help="train PostConv-Stand-G1 on the CPU in its C MuJoCo twin (an Isaac Lab run folder)",
+        description="rsl_rl PPO with the task's runner config on the C MuJoCo twin of PostConv-Stand-G1 (same "
+        "observation, action, rewards, terminations and pushes; a push curriculum). Writes "
+        "logs/rsl_rl/g1_stand/<timestamp>/ as Isaac Lab would (model_<iter>.pt, params/, run.json, TensorBoard), "
+        "so `postconv run` evaluates it in Isaac Lab. About 2,400 env-steps/s on 2 cores: 1000 iterations of "
+        "256 envs take ~45 min.",
+    )
+    tm.add_argument("--iterations", type=int, default=1000, help="PPO iterations (24 steps of every env)")
+    tm.add_argument("--num_envs", type=int, default=256, help="worlds stepped together")
+    tm.add_argument("--seed", type=int, default=0)
+    tm.add_argument("--threads", type=int, help="mujoco.rollout threads (default: every core)")
+    tm.add_argument("--log-root", type=Path, default=Path("logs/rsl_rl"), help="experiments folder")
+    tm.add_argument("--run-dir", type=Path, help="exact run folder (with --resume: the run to continue)")
+    tm.add_argument("--resume", action="store_true", help="continue --run-dir from its last checkpoint")
+    tm.add_argument(
+        "--no-curriculum",
+        dest="curriculum",
+        action="store_false",
+        help="full pushes from the first iteration",
+    )
+    tm.add_argument("--stage", action="store_true", help="then run the post-convergence stage (postconv run)")
+
     s2s = sub.add_parser(
         "sim2sim",
         help="replay the ranked checkpoints in shifted C MuJoCo worlds; the outcomes judge the ranking",
@@ -249,6 +275,11 @@ def _parser() -> argparse.ArgumentParser:
     s2s.add_argument("run_dir", type=Path, help="a run folder with a selection (postconv run)")
     _sim2sim_options(s2s)
 
+    sub.add_parser(
+        "study",
+        add_help=False,
+        help="the selection-quality study: stand policies trained on the CPU, ranked, judged in held-out worlds",
+    )
     sub.add_parser(
         "demo",
         help="the main job at CPU size: train the flat G1 task briefly, then the stage with pushes (~10 min)",
@@ -367,6 +398,29 @@ def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -
     return 0
 
 
+def _train_mujoco(args: argparse.Namespace, console: Console) -> int:
+    from postconv.cputrain.env import PushCurriculum, StandEnvConfig
+    from postconv.cputrain.train import TrainConfig, train
+
+    env = StandEnvConfig(
+        num_envs=args.num_envs,
+        seed=args.seed,
+        threads=args.threads,
+        curriculum=PushCurriculum() if args.curriculum else None,
+    )
+    config = TrainConfig(
+        iterations=args.iterations, env=env, log_root=args.log_root, run_dir=args.run_dir, resume=args.resume
+    )
+    run_dir = train(config)
+    if args.stage:
+        from postconv.stage import StageConfig, run_stage
+
+        run_stage(run_dir, StageConfig(), console)
+    else:
+        console.print(f"next: postconv run {run_dir}")
+    return 0
+
+
 def _outcomes(args: argparse.Namespace, console: Console) -> int:
     from postconv import outcomes as oc
 
@@ -402,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
+    if argv[:1] == ["study"]:
+        from postconv.study.run import main as study_main
+
+        return study_main(argv[1:])
     if argv[:1] == ["train"]:
         args, passthrough = parser.parse_known_args(argv)
     else:
@@ -418,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args, passthrough, console)
         if args.command == "demo":
             return main(["train", *DEMO_TRAIN])
+        if args.command == "train-mujoco":
+            return _train_mujoco(args, console)
         if args.command == "outcomes":
             return _outcomes(args, console)
         if args.command == "fetch":

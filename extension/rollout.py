@@ -27,10 +27,10 @@ import torch
 from postconv import __version__, interrupt
 from postconv.policy import CheckpointError, DeterministicActor, load_actor
 from postconv.sample_store import SampleWriter, config_hash, file_sha256, is_complete, sample_dir
-from postconv.tasks import DISTURBED_TASK, FLAT_TASK
+from postconv.tasks import DISTURBED_TASK, FLAT_TASK, STAND_TASK
 from postconv.tasks.scenarios import NO_PUSH, PushScenario
 
-TASK_KINDS = {FLAT_TASK: "flat", DISTURBED_TASK: "disturbed"}
+TASK_KINDS = {FLAT_TASK: "flat", DISTURBED_TASK: "disturbed", STAND_TASK: "stand"}
 
 
 def parse_scenario(text: str) -> PushScenario:

@@ -26,7 +26,7 @@ import torch
 from mujoco import rollout
 
 from postconv import interrupt
-from postconv.sim2sim.contract import OBS_DIM, TRAINING_NOISE, Contract, obs_slices, quat_rotate_inverse
+from postconv.sim2sim.contract import OBS_DIM, TRAINING_NOISE, Contract, obs_slices
 from postconv.sim2sim.robot import DECIMATION, G1Model
 from postconv.sim2sim.worlds import POLICY_DT, Command, World
 
@@ -166,23 +166,6 @@ class EpisodeOutcomes:
     LOWER_IS_BETTER = ("lin_tracking_error", "ang_tracking_error")
 
 
-def _initial_states(contract: Contract, draws: EpisodeDraws, nstate: int) -> np.ndarray:
-    E = len(draws.yaw)
-    states = np.tile(contract.standing_state(nstate), (E, 1))
-    qpos = states[:, 1 : 1 + contract.nq]
-    qvel = states[:, 1 + contract.nq : 1 + contract.nq + contract.nv]
-    qpos[:, 3] = np.cos(draws.yaw / 2)
-    qpos[:, 4:6] = 0.0
-    qpos[:, 6] = np.sin(draws.yaw / 2)
-    quat = qpos[:, 3:7]
-    ang_w = draws.root_velocity[:, 3:]
-    ang_b = quat_rotate_inverse(quat, ang_w)
-    com_w = quat_rotate_inverse(quat * np.array([1.0, -1.0, -1.0, -1.0]), np.tile(contract.com_b, (E, 1)))
-    qvel[:, 0:3] = draws.root_velocity[:, :3] - np.cross(ang_w, com_w)  # origin = com - w x r
-    qvel[:, 3:6] = ang_b
-    return states
-
-
 class WorldBatch:
     """Runs checkpoints x episodes in one world (see the module docstring)."""
 
@@ -205,7 +188,7 @@ class WorldBatch:
         B = checkpoints * E
         slot = np.arange(B) % E
         m = self.robot.model
-        states = np.tile(_initial_states(c, self.draws, self.nstate), (checkpoints, 1))
+        states = np.tile(c.initial_states(self.draws.yaw, self.draws.root_velocity), (checkpoints, 1))
         default_targets = c.targets(np.zeros((1, 29)))[0]
         latency = world.latency_physics_steps
         history = [np.tile(default_targets, (B, 1)) for _ in range(latency // DECIMATION + 2)]

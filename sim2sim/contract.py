@@ -146,6 +146,26 @@ class Contract:
         """(N, 29) position targets in MuJoCo's actuator order for (N, 29) policy actions."""
         return (self.default_isaac + self.scale_isaac * actions)[:, self.robot.to_mujoco]
 
+    def initial_states(self, yaw: np.ndarray, root_velocity: np.ndarray) -> np.ndarray:
+        """(N, nstate) standing states turned by (N,) ``yaw`` and moving at (N, 6) ``root_velocity``.
+
+        ``root_velocity`` is the pelvis center of mass's linear then angular velocity in the
+        world frame, as Isaac Lab's reset writes it; MuJoCo's free joint wants the velocity of
+        the pelvis origin, ``v_com - w x r`` with ``r`` the COM offset in the world frame.
+        """
+        n = len(yaw)
+        states = np.tile(self.standing_state(self.robot.nstate), (n, 1))
+        qpos, qvel = self.qpos(states), self.qvel(states)
+        qpos[:, 3] = np.cos(yaw / 2)
+        qpos[:, 4:6] = 0.0
+        qpos[:, 6] = np.sin(yaw / 2)
+        quat = qpos[:, 3:7]
+        ang_w = root_velocity[:, 3:]
+        com_w = quat_rotate_inverse(quat * np.array([1.0, -1.0, -1.0, -1.0]), np.tile(self.com_b, (n, 1)))
+        qvel[:, 0:3] = root_velocity[:, :3] - np.cross(ang_w, com_w)
+        qvel[:, 3:6] = quat_rotate_inverse(quat, ang_w)
+        return states
+
     def standing_state(self, nstate: int) -> np.ndarray:
         """(nstate,) the tasks' initial state: default pose, pelvis at the standing height, at rest."""
         import mujoco

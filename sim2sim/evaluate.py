@@ -42,7 +42,8 @@ from postconv.sample_store import STAGE_DIR, atomic_write_text, config_hash
 from postconv.samples_file import atomic_write
 from postconv.sim2sim.batch import EpisodeOutcomes, EpisodeSpec, WorldBatch, thread_pool
 from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
-from postconv.sim2sim.worlds import DEFAULT_WORLDS, World, parse_worlds, world_model
+from postconv.sim2sim.worlds import DEFAULT_WORLDS, Command, World, parse_worlds, world_model
+from postconv.tasks import STAND_TASK
 
 SIM2SIM_DIR = "sim2sim"
 POOLED = "all"
@@ -150,7 +151,7 @@ def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | N
         )
     if run.task is not None and run.task not in TASK_KINDS:
         raise ValueError(
-            f"{run.path}: trained on {run.task!r}; sim2sim replays the G1 velocity tasks ({', '.join(TASK_KINDS)})"
+            f"{run.path}: trained on {run.task!r}; sim2sim replays the G1 tasks ({', '.join(TASK_KINDS)})"
         )
     selection = SelectionResult.from_json((out / "selection.json").read_text())
     ranked = {c.name for c in selection.checkpoints}
@@ -159,7 +160,8 @@ def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | N
         raise ValueError(
             f"{run.path}: {len(checkpoints)} ranked checkpoint(s) on disk; sim2sim compares 2 or more"
         )
-    worlds = parse_worlds(config.worlds)
+    # a policy that learned to stand is asked to stand wherever a world names no command
+    worlds = parse_worlds(config.worlds, Command("stand") if run.task == STAND_TASK else None)
     spec = config.spec
     clip = run.agent_cfg.get("clip_actions")
     refs = [checkpoint_ref(c.path, c.iteration) for c in checkpoints]

@@ -181,11 +181,16 @@ SHIFTS: dict[str, tuple[str, callable]] = {
 take ``20ms`` or ``0.02s``; ``push`` takes ``none`` or ``V@LOW-HIGH``."""
 
 
-def parse_world(text: str) -> World:
-    """``nominal`` or comma-joined ``KEY=VALUE`` shifts (keys: :data:`SHIFTS`)."""
+def parse_world(text: str, command: Command | None = None) -> World:
+    """``nominal`` or comma-joined ``KEY=VALUE`` shifts (keys: :data:`SHIFTS`).
+
+    ``command``: the schedule of a world that names none (default: ``mixed``, the velocity
+    tasks' commands; the stand task's worlds stand).
+    """
     text = text.strip()
+    base = World() if command is None else World(command=command)
     if text == "nominal":
-        return World()
+        return base
     values: dict = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
@@ -204,11 +209,11 @@ def parse_world(text: str) -> World:
             raise ValueError(f"world {text!r}: {key}={value!r}: {err}") from err
     if values.get("push") is not None and values["push"].interval_s is None:
         values["push"] = None
-    return replace(World(), name=text, **values)
+    return replace(base, name=text, **values)
 
 
-def parse_worlds(texts: list[str] | tuple[str, ...]) -> tuple[World, ...]:
-    worlds = tuple(parse_world(t) for t in texts)
+def parse_worlds(texts: list[str] | tuple[str, ...], command: Command | None = None) -> tuple[World, ...]:
+    worlds = tuple(parse_world(t, command) for t in texts)
     names = [w.name for w in worlds]
     if not worlds or len(set(names)) != len(names):
         raise ValueError(f"give one or more distinct worlds; got {list(texts)}")

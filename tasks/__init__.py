@@ -1,4 +1,4 @@
-"""Isaac Lab 3.0 tasks for the 29-DoF Unitree G1: velocity tracking, flat and under pushes.
+"""Isaac Lab 3.0 tasks for the 29-DoF Unitree G1: velocity tracking (flat, under pushes), standing under pushes.
 
 Importing this package registers the tasks with gymnasium (no Isaac Lab import happens
 until a task is made). Isaac Lab's ``isaaclab train`` imports it through the
@@ -9,6 +9,7 @@ until a task is made). Isaac Lab's ``isaaclab train`` imports it through the
 
 FLAT_TASK = "PostConv-Velocity-Flat-G1"
 DISTURBED_TASK = "PostConv-Velocity-Disturbed-G1"
+STAND_TASK = "PostConv-Stand-G1"
 
 try:
     import gymnasium as gym
@@ -18,6 +19,7 @@ except ImportError:  # a selection-only install: no simulator, nothing to regist
 for _task, _env_cfg, _agent_cfg in (
     (FLAT_TASK, "G1FlatEnvCfg", "G1FlatPPORunnerCfg"),
     (DISTURBED_TASK, "G1DisturbedEnvCfg", "G1DisturbedPPORunnerCfg"),
+    (STAND_TASK, "G1StandEnvCfg", "G1StandPPORunnerCfg"),
 ):
     if gym is not None and _task not in gym.registry:
         gym.register(

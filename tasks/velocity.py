@@ -10,7 +10,10 @@ fetched from Isaac Lab's asset server.
 - :class:`G1DisturbedEnvCfg` (``PostConv-Velocity-Disturbed-G1``): the same under velocity
   pushes every 1 to 3 s of simulated time, counted across resets, so they fire even in the
   ~1 s episodes of an untrained policy.
-- :func:`make_eval_cfg`: the evaluation variant of either task for one push scenario,
+- :class:`G1StandEnvCfg` (``PostConv-Stand-G1``): stand still under pushes and recover
+  (zero command; the terms of :mod:`postconv.tasks.stand`, which its C MuJoCo twin in
+  :mod:`postconv.cputrain` mirrors).
+- :func:`make_eval_cfg`: the evaluation variant of any of them for one push scenario,
   without training-time randomization.
 """
 
@@ -19,12 +22,13 @@ from __future__ import annotations
 from isaaclab.managers import EventTermCfg as EventTerm
 from isaaclab.managers import RewardTermCfg as RewTerm
 from isaaclab.managers import SceneEntityCfg
+from isaaclab.managers import TerminationTermCfg as DoneTerm
 from isaaclab.utils import configclass
 from isaaclab_tasks.core.velocity import mdp
 from isaaclab_tasks.core.velocity.velocity_env_cfg import LocomotionVelocityRoughEnvCfg, RewardsCfg
 from isaaclab_tasks.utils import resolve_presets
 
-from postconv.tasks import crn, g1
+from postconv.tasks import crn, g1, stand
 from postconv.tasks.scenarios import TRAINING_PUSH, PushScenario
 from postconv.tasks.terrain import local_plane_terrain
 
@@ -126,7 +130,15 @@ class G1FlatEnvCfg(LocomotionVelocityRoughEnvCfg):
         command.ranges.lin_vel_x = (0.0, 1.0)
         command.ranges.lin_vel_y = (-0.5, 0.5)
         command.ranges.ang_vel_z = (-1.0, 1.0)
-        # rewards (Isaac Lab's G1 flat weights)
+        self._tune_rewards_and_terminations()
+        # events
+        self.events.add_base_mass.params["asset_cfg"].body_names = "torso_link"
+        self.events.base_com = None
+        self.events.base_external_force_torque.params["asset_cfg"].body_names = "torso_link"
+        self.events.reset_robot_joints.params["position_range"] = (1.0, 1.0)
+
+    def _tune_rewards_and_terminations(self):
+        """Isaac Lab's G1 flat weights; the torso touching anything ends an episode."""
         rewards = self.rewards
         rewards.lin_vel_z_l2.weight = -0.2
         rewards.undesired_contacts = None
@@ -142,11 +154,6 @@ class G1FlatEnvCfg(LocomotionVelocityRoughEnvCfg):
         )
         # terminations: the torso touching anything
         self.terminations.base_contact.params["sensor_cfg"].body_names = "torso_link"
-        # events
-        self.events.add_base_mass.params["asset_cfg"].body_names = "torso_link"
-        self.events.base_com = None
-        self.events.base_external_force_torque.params["asset_cfg"].body_names = "torso_link"
-        self.events.reset_robot_joints.params["position_range"] = (1.0, 1.0)
 
 
 def push_event(scenario: PushScenario) -> EventTerm | None:
@@ -176,13 +183,89 @@ class G1DisturbedEnvCfg(G1FlatEnvCfg):
         self.events.push_robot = push_event(TRAINING_PUSH)
 
 
-TASKS = {"flat": G1FlatEnvCfg, "disturbed": G1DisturbedEnvCfg}
+@configclass
+class G1StandRewards:
+    """The stand task's rewards: weights from :data:`postconv.tasks.stand.REWARD_WEIGHTS`."""
+
+    track_lin_vel_xy_exp = RewTerm(
+        func=mdp.track_lin_vel_xy_exp,
+        weight=0.0,
+        params={"command_name": "base_velocity", "std": stand.TRACKING_STD},
+    )
+    track_ang_vel_z_exp = RewTerm(
+        func=mdp.track_ang_vel_z_exp,
+        weight=0.0,
+        params={"command_name": "base_velocity", "std": stand.TRACKING_STD},
+    )
+    alive = RewTerm(func=mdp.is_alive, weight=0.0)
+    termination_penalty = RewTerm(func=mdp.is_terminated, weight=0.0)
+    flat_orientation_l2 = RewTerm(func=mdp.flat_orientation_l2, weight=0.0)
+    base_height_l2 = RewTerm(
+        func=mdp.base_height_l2, weight=0.0, params={"target_height": stand.BASE_HEIGHT_TARGET}
+    )
+    lin_vel_z_l2 = RewTerm(func=mdp.lin_vel_z_l2, weight=0.0)
+    ang_vel_xy_l2 = RewTerm(func=mdp.ang_vel_xy_l2, weight=0.0)
+    joint_deviation_l1 = RewTerm(func=mdp.joint_deviation_l1, weight=0.0)
+    action_rate_l2 = RewTerm(func=mdp.action_rate_l2, weight=0.0)
+    joint_vel_l2 = RewTerm(func=mdp.joint_vel_l2, weight=0.0)
+    dof_pos_limits = RewTerm(func=mdp.joint_pos_limits, weight=0.0)
+
+    def __post_init__(self):
+        for name, weight in stand.REWARD_WEIGHTS.items():
+            getattr(self, name).weight = weight
+
+
+@configclass
+class G1StandTerminations:
+    """A fall (pelvis too low or too tilted) or the episode's end."""
+
+    time_out = DoneTerm(func=mdp.time_out, time_out=True)
+    base_height = DoneTerm(
+        func=mdp.root_height_below_minimum, params={"minimum_height": stand.MIN_BASE_HEIGHT}
+    )
+    bad_orientation = DoneTerm(func=mdp.bad_orientation, params={"limit_angle": stand.MAX_TILT})
+
+
+@configclass
+class G1StandEnvCfg(G1FlatEnvCfg):
+    """``PostConv-Stand-G1``: stand still under pushes and recover from them.
+
+    Everything the policy meets is in :mod:`postconv.tasks.stand` and mirrored by the C
+    MuJoCo twin that trains it on a CPU (``postconv train-mujoco``). No domain randomization
+    beyond the reset pose and the observation noise, so the twin needs none either.
+    """
+
+    rewards: G1StandRewards = G1StandRewards()
+    terminations: G1StandTerminations = G1StandTerminations()
+
+    def _tune_rewards_and_terminations(self):
+        """Nothing to tune: the stand task's terms are its own."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.episode_length_s = stand.EPISODE_S
+        command = self.commands.base_velocity
+        command.heading_command = False
+        command.rel_standing_envs = 1.0
+        command.rel_heading_envs = 0.0
+        command.ranges.lin_vel_x = (0.0, 0.0)
+        command.ranges.lin_vel_y = (0.0, 0.0)
+        command.ranges.ang_vel_z = (0.0, 0.0)
+        command.debug_vis = False
+        events = self.events
+        events.physics_material = None
+        events.add_base_mass = None
+        events.base_external_force_torque = None
+        events.push_robot = push_event(stand.STAND_PUSH)
+
+
+TASKS = {"flat": G1FlatEnvCfg, "disturbed": G1DisturbedEnvCfg, "stand": G1StandEnvCfg}
 
 
 def make_eval_cfg(
     task: str, scenario: PushScenario, num_envs: int = 64, seed: int = 0, presets: tuple[str, ...] = ()
 ) -> G1FlatEnvCfg:
-    """The evaluation variant of ``task`` ("flat" or "disturbed") under one push scenario.
+    """The evaluation variant of ``task`` ("flat", "disturbed" or "stand") under one push scenario.
 
     Training-time randomization that would blur a comparison between checkpoints is off
     (friction, mass and center-of-mass draws, observation noise). What remains random

@@ -40,6 +40,34 @@ TINY_STAGE = (
 )
 
 
+def run_json_probe(script: str, *args: str) -> dict:
+    """Run tests/sim/<script> in its own process and parse the JSON it prints after ``PROBE ``."""
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name(script)), *args],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("PROBE "))
+    return json.loads(line[len("PROBE ") :])
+
+
+def mujoco_states(robot, snap: dict) -> np.ndarray:
+    """MuJoCo states of Isaac Lab's root pose (xyzw), root link velocity (world) and joints."""
+    from postconv.sim2sim.contract import quat_rotate_inverse
+
+    pose, vel = np.array(snap["root_pose_xyzw"]), np.array(snap["root_link_vel_w"])
+    m = robot.model
+    states = np.zeros((len(pose), robot.nstate))
+    qpos, qvel = states[:, 1 : 1 + m.nq], states[:, 1 + m.nq : 1 + m.nq + m.nv]
+    qpos[:, 0:3] = pose[:, 0:3]
+    qpos[:, 3], qpos[:, 4:7] = pose[:, 6], pose[:, 3:6]
+    qpos[:, 7:] = np.array(snap["joint_pos"])[:, robot.to_mujoco]
+    qvel[:, 0:3] = vel[:, 0:3]
+    qvel[:, 3:6] = quat_rotate_inverse(qpos[:, 3:7], vel[:, 3:6])
+    qvel[:, 6:] = np.array(snap["joint_vel"])[:, robot.to_mujoco]
+    return states
+
+
 def train(task: str, cwd: Path, iterations: int = 2, stage_args: str | None = None) -> Path:
     """Run `isaaclab train` on ``task`` (4 envs, 8 steps an iteration) and return its run folder.
 

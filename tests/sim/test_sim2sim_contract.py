@@ -5,28 +5,23 @@ same state give nearly the same joint trajectories (the simulators differ; the b
 Isaac Lab's side runs in probe_sim2sim.py (one simulation per process); the MuJoCo side here.
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import mujoco
 import numpy as np
 import pytest
 import torch
 from conftest import HAS_SIM
+from probes import mujoco_states, run_json_probe
 
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
 from postconv.checkpoints import open_run
 from postconv.policy import load_actor
-from postconv.sim2sim.contract import OBS_TERMS, Contract, obs_slices, quat_rotate_inverse
+from postconv.sim2sim.contract import OBS_TERMS, Contract, obs_slices
 from postconv.sim2sim.robot import DECIMATION, build_g1
 
 pytestmark = pytest.mark.needs_sim
-PROBE = Path(__file__).with_name("probe_sim2sim.py")
+PROBE = "probe_sim2sim.py"
 REPLAY_STEPS = 15
 JOINT_TOLERANCE = 0.05
 """rad: joint positions after 0.3 s of the same random actions from the same state (seen: < 0.03)."""
@@ -34,40 +29,19 @@ HEIGHT_TOLERANCE = 0.005
 """m: pelvis height after the same 0.3 s (seen: < 0.002)."""
 
 
-def _probe(*args: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, str(PROBE), *args],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("PROBE "))
-    return json.loads(line[len("PROBE ") :])
-
-
 @pytest.fixture(scope="module")
 def robot():
     return build_g1()
 
 
-def _states(robot, snap: dict) -> np.ndarray:
-    """MuJoCo states of Isaac Lab's root pose (xyzw), root link velocity (world) and joints."""
-    pose, vel = np.array(snap["root_pose_xyzw"]), np.array(snap["root_link_vel_w"])
-    m = robot.model
-    states = np.zeros((len(pose), robot.nstate))
-    qpos, qvel = states[:, 1 : 1 + m.nq], states[:, 1 + m.nq : 1 + m.nq + m.nv]
-    qpos[:, 0:3] = pose[:, 0:3]
-    qpos[:, 3], qpos[:, 4:7] = pose[:, 6], pose[:, 3:6]
-    qpos[:, 7:] = np.array(snap["joint_pos"])[:, robot.to_mujoco]
-    qvel[:, 0:3] = vel[:, 0:3]
-    qvel[:, 3:6] = quat_rotate_inverse(qpos[:, 3:7], vel[:, 3:6])
-    qvel[:, 6:] = np.array(snap["joint_vel"])[:, robot.to_mujoco]
-    return states
-
-
 @pytest.fixture(scope="module")
 def probe(trained_run):
     run = open_run(trained_run)
-    return _probe("4", "20", str(REPLAY_STEPS)), _probe("2", "5", "0", str(run.checkpoints[-1].path)), run
+    return (
+        run_json_probe(PROBE, "4", "20", str(REPLAY_STEPS)),
+        run_json_probe(PROBE, "2", "5", "0", str(run.checkpoints[-1].path)),
+        run,
+    )
 
 
 def test_observation_terms_match_isaac_lab_from_the_same_state(robot, probe):
@@ -76,7 +50,7 @@ def test_observation_terms_match_isaac_lab_from_the_same_state(robot, probe):
     assert record["joint_names"] == list(robot.isaac_joints)
     contract = Contract(robot)
     obs = contract.observe(
-        _states(robot, record["state"]), np.array(record["command"]), np.array(record["last_action"])
+        mujoco_states(robot, record["state"]), np.array(record["command"]), np.array(record["last_action"])
     )
     reference = np.array(record["obs"], dtype=np.float32)
     for name, columns in obs_slices().items():
@@ -90,7 +64,7 @@ def test_a_checkpoint_acts_the_same_on_both_simulators_observations(robot, probe
     _, record, run = probe
     actor = load_actor(run.checkpoints[-1].path, run.agent_cfg, 99, 29)
     obs = Contract(robot).observe(
-        _states(robot, record["state"]), np.array(record["command"]), np.array(record["last_action"])
+        mujoco_states(robot, record["state"]), np.array(record["command"]), np.array(record["last_action"])
     )
     np.testing.assert_allclose(
         actor(torch.from_numpy(obs)).numpy(), np.array(record["actor_actions"]), atol=1e-4
@@ -100,7 +74,7 @@ def test_a_checkpoint_acts_the_same_on_both_simulators_observations(robot, probe
 def test_same_actions_give_the_same_joint_trajectories_for_a_short_horizon(robot, probe):
     record, _, _ = probe
     contract, m = Contract(robot), robot.model
-    states = _states(robot, record["state"])
+    states = mujoco_states(robot, record["state"])
     data = mujoco.MjData(m)
     for t, actions in enumerate(record["replay_actions"]):
         targets = contract.targets(np.array(actions))
@@ -109,7 +83,7 @@ def test_same_actions_give_the_same_joint_trajectories_for_a_short_horizon(robot
             data.ctrl[:] = targets[i]
             mujoco.mj_step(m, data, DECIMATION)
             mujoco.mj_getState(m, data, states[i], mujoco.mjtState.mjSTATE_FULLPHYSICS)
-        reference = _states(robot, record["replay"][t])
+        reference = mujoco_states(robot, record["replay"][t])
         joint_error = np.abs(contract.joint_pos(states) - contract.joint_pos(reference)).max()
         assert joint_error < JOINT_TOLERANCE, f"step {t}: joints {joint_error:.3f} rad apart"
         assert np.abs(states[:, 3] - reference[:, 3]).max() < HEIGHT_TOLERANCE, (

@@ -1,0 +1,134 @@
+"""Train ``PostConv-Stand-G1`` on a CPU: rsl_rl PPO on the C MuJoCo twin, into an Isaac Lab run folder.
+
+The run folder is what ``isaaclab train --task PostConv-Stand-G1`` would leave, so every
+``postconv`` command takes it unchanged::
+
+    logs/rsl_rl/g1_stand/<timestamp>/
+        model_<iter>.pt                    rsl_rl checkpoints, every save_interval (10) iterations
+        params/agent.yaml, params/env.yaml the task's runner and env configs (Isaac Lab's dump)
+        run.json                           Isaac Lab's run manifest naming the task
+        events.out.tfevents.*              the TensorBoard curve (Train/mean_reward, episode terms)
+        twin.json                          how the twin ran (envs, seed, threads, curriculum)
+
+Interrupted, a run continues from its last checkpoint with ``resume=True`` (``--resume``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from postconv.cputrain.env import StandEnv, StandEnvConfig
+from postconv.tasks import STAND_TASK
+
+TWIN_FILE = "twin.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A CPU training run of the stand task."""
+
+    iterations: int = 1000
+    """PPO iterations (24 steps of every env each); the run stops there."""
+    env: StandEnvConfig = field(default_factory=StandEnvConfig)
+    """The twin: envs, seed, threads, curriculum."""
+    log_root: Path = Path("logs/rsl_rl")
+    """Experiments folder; the run goes to ``<log_root>/g1_stand/<timestamp>``."""
+    run_dir: Path | None = None
+    """Exact run folder instead (with ``resume``: the run to continue)."""
+    resume: bool = False
+    """Continue the run in ``run_dir`` from its last checkpoint up to ``iterations``."""
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1; got {self.iterations}")
+        if self.resume and self.run_dir is None:
+            raise ValueError("resume needs the run folder to continue: pass it as run_dir (--run-dir)")
+
+
+def agent_config(seed: int, iterations: int) -> dict:
+    """The task's registered runner config (``G1StandPPORunnerCfg``) as Isaac Lab hands it to rsl_rl."""
+    from isaaclab_rl.rsl_rl.utils import check_rsl_rl_version, handle_deprecated_rsl_rl_cfg, to_dict
+
+    from postconv.tasks.agents import G1StandPPORunnerCfg
+
+    agent = G1StandPPORunnerCfg()
+    agent.seed = seed
+    agent.max_iterations = iterations
+    agent.device = "cpu"
+    # the stage runs on request after a CPU training (--stage), not from the log writer
+    agent.logger = "tensorboard"
+    return to_dict(handle_deprecated_rsl_rl_cfg(agent, check_rsl_rl_version()))
+
+
+def train(config: TrainConfig) -> Path:
+    """Train the stand task and return the run folder."""
+    torch.manual_seed(config.env.seed)
+    run_dir = _run_dir(config)
+    agent = agent_config(config.env.seed, config.iterations)
+    last = _latest_checkpoint(run_dir) if config.resume else None
+    if config.resume and last is None:
+        raise FileNotFoundError(f"{run_dir}: no model_<iter>.pt to resume from; start it without --resume")
+    if not config.resume:
+        _write_params(run_dir, agent, config)
+    from rsl_rl.runners import OnPolicyRunner
+
+    env = StandEnv(config.env)
+    try:
+        runner = OnPolicyRunner(env, agent, log_dir=str(run_dir), device="cpu")
+        if last is not None:
+            runner.load(str(last))
+        todo = config.iterations - runner.current_learning_iteration
+        if todo > 0:
+            t0 = time.perf_counter()
+            runner.learn(todo, init_at_random_ep_len=last is None)
+            steps = todo * agent["num_steps_per_env"] * config.env.num_envs
+            print(
+                f"trained {todo} iterations in {time.perf_counter() - t0:.0f} s "
+                f"({steps / (time.perf_counter() - t0):,.0f} env-steps/s with learning): {run_dir}"
+            )
+    finally:
+        env.close()
+    return run_dir
+
+
+def _run_dir(config: TrainConfig) -> Path:
+    if config.run_dir is not None:
+        return config.run_dir
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return config.log_root / "g1_stand" / f"{stamp}_mujoco_seed{config.env.seed}"
+
+
+def _latest_checkpoint(run_dir: Path) -> Path | None:
+    models = sorted(run_dir.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    return models[-1] if models else None
+
+
+def _write_params(run_dir: Path, agent: dict, config: TrainConfig) -> None:
+    """params/*.yaml as Isaac Lab's train script dumps them, run.json, and how the twin ran."""
+    from isaaclab.utils.io import dump_yaml
+    from isaaclab_rl.entrypoints.common import write_run_manifest
+
+    from postconv.tasks.velocity import G1StandEnvCfg
+
+    if any(run_dir.glob("model_*.pt")):
+        raise FileExistsError(
+            f"{run_dir} already holds checkpoints; continue it with --resume or pick a new folder"
+        )
+    env_cfg = G1StandEnvCfg()
+    env_cfg.seed = config.env.seed
+    env_cfg.scene.num_envs = config.env.num_envs
+    dump_yaml(str(run_dir / "params" / "env.yaml"), env_cfg)
+    dump_yaml(str(run_dir / "params" / "agent.yaml"), agent)
+    write_run_manifest(str(run_dir), library="rsl_rl", task=STAND_TASK, metadata={"physics": "C MuJoCo twin"})
+    twin = {**asdict(config.env), "iterations": config.iterations, "pid": os.getpid()}
+    (run_dir / TWIN_FILE).write_text(json.dumps(twin, indent=2, default=str) + "\n")
+
+
+__all__ = ["TrainConfig", "agent_config", "train"]

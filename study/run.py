@@ -1,0 +1,344 @@
+"""The selection-quality study: train, select, replay in held-out worlds, compare predictors.
+
+For each seed: train ``PostConv-Stand-G1`` on the CPU (``postconv train-mujoco``), take
+the candidates after convergence, run the post-convergence stage on them (Isaac Lab,
+kit-less, CPU), sample the same candidates in the nominal C MuJoCo twin (the control),
+replay every candidate in held-out shifted worlds (``postconv sim2sim``), then score each
+predictor (:mod:`postconv.study.analysis`) against the survival rate in each world.
+
+Every step is resumable: a rerun reuses trainings, samples and replays already on disk.
+Heavy outputs stay in ``work_dir`` (checkpoints, samples); the small results the README
+quotes go to ``results_dir``: ``judged.csv`` (every seed x source x world x score),
+``summary.csv`` (over seeds), ``study.json`` (the config and timings) and
+``spearman_vs_k.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from postconv.study.analysis import BASELINES, DEFAULT_K, VARIANTS, all_scores, curve_at, judge
+from postconv.study.samples import SelectionSamples, from_stage, from_twin
+
+POOLED = "all"
+SOURCES = ("isaaclab", "mujoco")
+"""Where the selection's samples come from: the stage in Isaac Lab, or the nominal C MuJoCo twin (control)."""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The study's settings, chosen before any held-out outcome was seen."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds (one run each)."""
+    iterations: int = 1000
+    """PPO iterations per run (a checkpoint every 10)."""
+    train_envs: int = 256
+    candidates: int = 16
+    """About this many candidates per run: those after convergence (the stage's rule), thinned evenly."""
+    scenarios: tuple[str, ...] = ("1@1-3", "1.5@2-4")
+    """The stage's push scenarios: the task's training pushes and stronger, rarer ones."""
+    envs_per_checkpoint: int = 16
+    burn_in_steps: int = 50
+    steps: int = 250
+    """Recorded steps per env and scenario (5 s): 16 x 250 x 2 = 8,000 samples per candidate."""
+    worlds: tuple[str, ...] = (
+        "push=1.5@1-3",
+        "latency=20ms,push=1@1-3",
+        "obs_delay=40ms,push=1@1-3",
+        "strength=0.7,push=1@1-3",
+        "friction=0.3,push=1@1-3",
+        "mass=6,com_x=0.04,push=1@1-3",
+        "noise=4,push=1@1-3",
+        "joint_friction=1,joint_damping=1,push=1@1-3",
+        "strength=0.85,latency=10ms,friction=0.5,mass=3,push=1@1-3",
+    )
+    """Held-out worlds (the selection never samples them); the robot is asked to stand."""
+    episodes: int = 256
+    """Episodes per candidate and world (identical for every candidate)."""
+    seconds: float = 8.0
+    ks: tuple[float, ...] = DEFAULT_K
+    n_boot: int = 500
+    work_dir: Path = Path("outputs/study")
+    results_dir: Path = Path("study/results/full")
+
+    def run_dir(self, seed: int) -> Path:
+        return self.work_dir / f"stand_s{seed}"
+
+
+QUICK = StudyConfig(
+    seeds=(0,),
+    iterations=400,
+    candidates=8,
+    scenarios=("1@1-3",),
+    steps=150,
+    worlds=("push=1.5@1-3", "latency=20ms,push=1@1-3", "strength=0.7,push=1@1-3"),
+    episodes=64,
+    seconds=6.0,
+    n_boot=200,
+    work_dir=Path("outputs/study-quick"),
+    results_dir=Path("study/results/quick"),
+)
+"""One seed, fewer candidates, episodes and worlds: the pipeline and the sign of the result in ~35 min."""
+
+
+@dataclass
+class RunData:
+    """One seed's inputs to the analysis."""
+
+    seed: int
+    samples: dict[str, SelectionSamples]
+    """source -> the selection's samples."""
+    train_reward: np.ndarray | None
+    outcomes: dict[str, np.ndarray]
+    """world -> (C, E) survived per episode (POOLED: the mean over worlds)."""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
+    """Everything one seed needs, computed or read back from ``work_dir``."""
+    from postconv.checkpoints import open_run, select_candidates, training_curve
+    from postconv.cputrain.env import StandEnvConfig
+    from postconv.cputrain.train import TrainConfig, train
+    from postconv.report import SelectionConfig
+    from postconv.sim2sim.evaluate import Sim2SimConfig, run_sim2sim
+    from postconv.sim2sim.judge import run_and_judge
+    from postconv.stage import StageConfig, run_stage
+
+    timings: dict[str, float] = {}
+    run_dir = config.run_dir(seed)
+    t0 = time.perf_counter()
+    if not (run_dir / f"model_{config.iterations}.pt").is_file():
+        console.rule(f"seed {seed}: training")
+        train(
+            TrainConfig(
+                iterations=config.iterations,
+                env=StandEnvConfig(num_envs=config.train_envs, seed=seed),
+                run_dir=run_dir,
+                resume=any(run_dir.glob("model_*.pt")),
+            )
+        )
+    timings["train_s"] = time.perf_counter() - t0
+
+    run = open_run(run_dir)
+    after, _ = select_candidates(run)
+    every = max(1, len(after) // config.candidates)
+    stage = StageConfig(
+        scenarios=config.scenarios,
+        num_envs=config.envs_per_checkpoint * 4,
+        envs_per_checkpoint=config.envs_per_checkpoint,
+        steps=config.steps,
+        burn_in_steps=config.burn_in_steps,
+        every=every,
+        selection=SelectionConfig(n_boot=0),
+        report=False,
+        wandb=False,
+    )
+    console.rule(f"seed {seed}: post-convergence stage (Isaac Lab)")
+    t0 = time.perf_counter()
+    run_stage(run_dir, stage, console)
+    timings["stage_s"] = time.perf_counter() - t0
+    isaac = from_stage(run_dir)
+
+    twin_file = config.work_dir / f"twin_samples_s{seed}.npz"
+    twin_key = {"names": isaac.names, "scenarios": config.scenarios, "steps": config.steps,
+                "envs": config.envs_per_checkpoint, "burn_in": config.burn_in_steps}  # fmt: skip
+    t0 = time.perf_counter()
+    twin = _cached_twin(twin_file, twin_key)
+    if twin is None:
+        console.rule(f"seed {seed}: the same candidates sampled in the C MuJoCo twin (control)")
+        twin = from_twin(
+            run_dir,
+            isaac.names,
+            config.scenarios,
+            config.envs_per_checkpoint,
+            config.burn_in_steps,
+            config.steps,
+        )
+        twin.save(twin_file)
+        twin_file.with_suffix(".json").write_text(json.dumps(twin_key))
+    timings["twin_s"] = time.perf_counter() - t0
+
+    console.rule(f"seed {seed}: held-out worlds (postconv sim2sim)")
+    t0 = time.perf_counter()
+    s2s = Sim2SimConfig(worlds=config.worlds, episodes=config.episodes, seconds=config.seconds, wandb=False)
+    run_and_judge(run_dir, s2s, console)
+    result = run_sim2sim(run_dir, s2s, Console(quiet=True))  # every result is on disk now: read back
+    timings["sim2sim_s"] = time.perf_counter() - t0
+    outcomes = {w: np.stack([result.outcomes[w][c]["survived"] for c in isaac.names]).astype(float)
+                for w in result.worlds}  # fmt: skip
+    outcomes[POOLED] = np.mean([outcomes[w] for w in result.worlds], axis=0)
+    train_reward = curve_at(isaac.iterations, training_curve(run))
+    return RunData(seed, {"isaaclab": isaac, "mujoco": twin}, train_reward, outcomes, timings)
+
+
+def _cached_twin(path: Path, key: dict) -> SelectionSamples | None:
+    meta = path.with_suffix(".json")
+    if not (path.is_file() and meta.is_file()):
+        return None
+    if json.loads(meta.read_text()) != json.loads(json.dumps(key)):
+        return None
+    return SelectionSamples.load(path)
+
+
+def judge_run(data: RunData, config: StudyConfig) -> list[dict]:
+    """One row per source x world x score: Spearman (with its interval), Kendall, regret@1/@3."""
+    rows = []
+    for source, samples in data.samples.items():
+        scores = all_scores(samples, data.train_reward, VARIANTS, config.ks)
+        for world, episodes in data.outcomes.items():
+            for name, score in scores.items():
+                j = judge(score, episodes, n_boot=config.n_boot, seed=data.seed)
+                rows.append({"seed": data.seed, "source": source, "world": world, "score": name, **asdict(j)})
+    return rows
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean and spread over seeds per source x world x score."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["source"], r["world"], r["score"]), []).append(r)
+    out = []
+    for (source, world, score), rs in groups.items():
+        rho = np.array([r["spearman"] for r in rs], dtype=float)
+        out.append(
+            {
+                "source": source,
+                "world": world,
+                "score": score,
+                "seeds": len(rs),
+                "spearman_mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan"),
+                "spearman_sd": float(np.nanstd(rho)) if np.isfinite(rho).sum() > 1 else float("nan"),
+                "spearman_min": float(np.nanmin(rho)) if np.isfinite(rho).any() else float("nan"),
+                "kendall_mean": _nanmean([r["kendall"] for r in rs]),
+                "regret1_mean": _nanmean([r["regret1"] for r in rs]),
+                "regret3_mean": _nanmean([r["regret3"] for r in rs]),
+            }
+        )
+    return out
+
+
+def _nanmean(values: list[float]) -> float:
+    a = np.array(values, dtype=float)
+    return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
+
+
+def write_results(config: StudyConfig, rows: list[dict], summary: list[dict], extra: dict) -> dict[str, Path]:
+    out = config.results_dir
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"judged": out / "judged.csv", "summary": out / "summary.csv", "study": out / "study.json"}
+    for key, table in (("judged", rows), ("summary", summary)):
+        with paths[key].open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(table[0]))
+            writer.writeheader()
+            writer.writerows(
+                {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()} for r in table
+            )
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    paths["study"].write_text(json.dumps({"config": settings, **extra}, indent=2, default=str) + "\n")
+    paths["plot"] = plot(summary, rows, config, out / "spearman_vs_k.png")
+    return paths
+
+
+def plot(summary: list[dict], rows: list[dict], config: StudyConfig, path: Path) -> Path:
+    """Spearman against k per world (Isaac Lab samples, default psi; k = 0 is the mean), baselines dashed."""
+    from postconv.figures import pyplot, save_figure
+
+    plt = pyplot()
+    worlds = [*config.worlds, POOLED]
+    cols = 4
+    nrows = -(-len(worlds) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), sharey=True, squeeze=False)
+    ks = (0.0, *config.ks)
+    x = np.arange(len(ks))
+    by = {(s["source"], s["world"], s["score"]): s for s in summary}
+    for ax, world in zip(axes.flat, worlds, strict=False):
+        for source, style in (("isaaclab", "-"), ("mujoco", ":")):
+            for variant, color in (("reward", "C0"), ("upright", "C1")):
+                ys = [
+                    by.get((source, world, f"wc[{variant},k={k:g}]"), {}).get("spearman_mean", np.nan)
+                    for k in ks
+                ]
+                ax.plot(
+                    x, ys, style, color=color, marker="o", ms=3, label=f"worst case, {variant} ({source})"
+                )
+        for base, color in (("iteration", "C2"), ("sim_falls", "C3"), ("train_reward", "C4")):
+            y = by.get(("isaaclab", world, base), {}).get("spearman_mean", np.nan)
+            ax.axhline(y, color=color, ls="--", lw=1, label=base)
+        ax.axhline(0, color="0.7", lw=0.5)
+        ax.set_title(world, fontsize=8)
+        ax.set_xticks(x, ["mean", *(f"{k:g}" for k in config.ks)], fontsize=7)
+        ax.set_ylim(-1, 1)
+    for ax in list(axes.flat)[len(worlds) :]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("Spearman with survival")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7)
+    fig.suptitle(f"Rank correlation with held-out survival vs k (mean over {len(config.seeds)} seeds)")
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    return save_figure(fig, path)
+
+
+def print_summary(summary: list[dict], config: StudyConfig, console: Console) -> None:
+    """Spearman (mean over seeds) per world for the baselines and the default worst case at each k."""
+    worlds = [*config.worlds, POOLED]
+    scores = [*BASELINES, *(f"wc[reward,k={k:g}]" for k in config.ks)]
+    by = {(s["source"], s["world"], s["score"]): s for s in summary}
+    for source in SOURCES:
+        table = Table(title=f"Spearman with held-out survival, selection samples from {source}")
+        table.add_column("world")
+        for s in scores:
+            table.add_column(s.replace("wc[reward,", "wc ").rstrip("]"), justify="right")
+        for w in worlds:
+            cells = [by.get((source, w, s), {}).get("spearman_mean", float("nan")) for s in scores]
+            table.add_row(w, *(f"{c:+.2f}" for c in cells))
+        console.print(table)
+
+
+def run_study(config: StudyConfig, console: Console | None = None) -> dict[str, Path]:
+    from postconv.report import wide_console
+
+    console = console or wide_console()
+    rows, timings, survival = [], {}, {}
+    for seed in config.seeds:
+        data = prepare_run(config, seed, console)
+        rows += judge_run(data, config)
+        timings[seed] = data.timings
+        survival[seed] = {
+            "candidates": list(data.samples["isaaclab"].names),
+            **{w: np.round(o.mean(axis=1), 4).tolist() for w, o in data.outcomes.items()},
+        }
+    summary = summarize(rows)
+    print_summary(summary, config, console)
+    paths = write_results(config, rows, summary, {"timings_s": timings, "survival": survival})
+    console.print("results: " + ", ".join(str(p) for p in paths.values()))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="postconv study", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="one seed, fewer candidates/episodes/worlds (~35 min)"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: 0 1 2; quick: 0)")
+    parser.add_argument("--work-dir", type=Path, help="where runs and samples go")
+    parser.add_argument("--results-dir", type=Path, help="where the small results go")
+    args = parser.parse_args(argv)
+    config = QUICK if args.quick else StudyConfig()
+    changes = {k: v for k, v in (("seeds", tuple(args.seeds) if args.seeds else None),
+                                 ("work_dir", args.work_dir), ("results_dir", args.results_dir)) if v is not None}  # fmt: skip
+    run_study(replace(config, **changes))
+    return 0
+
+
+__all__ = ["QUICK", "StudyConfig", "judge_run", "main", "run_study", "summarize"]

@@ -1,0 +1,178 @@
+"""The selection's samples of one run, from Isaac Lab (the stage) or from the nominal C MuJoCo twin.
+
+Both sources give the same :class:`SelectionSamples`: per candidate, scenario, step and env
+slot, the task's weighted reward terms (times the step), the state features the stage
+records, and whether the step ended in a fall. The study ranks from either alike, so the
+difference between the two is the physics engine's effect on the ranking.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from postconv.policy import load_actor
+from postconv.rollout import parse_scenario
+from postconv.sample_store import STAGE_DIR, find_samples, samples_root
+
+
+@dataclass(frozen=True)
+class SelectionSamples:
+    """Samples of C candidates in S scenarios, T recorded steps, m env slots each."""
+
+    names: tuple[str, ...]
+    """Candidates (``model_<iter>``), by iteration."""
+    iterations: np.ndarray
+    """(C,) training iteration of each candidate."""
+    scenarios: tuple[str, ...]
+    terms: np.ndarray
+    """(C, S, T, m, R) weighted reward terms times the step: their sum over R is the reward."""
+    term_names: tuple[str, ...]
+    features: np.ndarray
+    """(C, S, T, m, F) state features (:data:`postconv.rollout.FEATURES` components)."""
+    feature_names: tuple[str, ...]
+    terminated: np.ndarray
+    """(C, S, T, m) the step ended in a fall."""
+
+    @property
+    def reward(self) -> np.ndarray:
+        """(C, S, T, m) the task reward of every step."""
+        return self.terms.sum(axis=-1)
+
+    def feature(self, name: str) -> np.ndarray:
+        """(C, S, T, m) one feature column, e.g. ``projected_gravity.z``."""
+        return self.features[..., self.feature_names.index(name)]
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(
+            tmp,
+            names=np.array(self.names),
+            iterations=self.iterations,
+            scenarios=np.array(self.scenarios),
+            terms=self.terms,
+            term_names=np.array(self.term_names),
+            features=self.features,
+            feature_names=np.array(self.feature_names),
+            terminated=self.terminated,
+        )
+        tmp.replace(path)
+        return path
+
+    @staticmethod
+    def load(path: Path) -> SelectionSamples:
+        with np.load(path) as f:
+            return SelectionSamples(
+                names=tuple(str(x) for x in f["names"]),
+                iterations=f["iterations"],
+                scenarios=tuple(str(x) for x in f["scenarios"]),
+                terms=f["terms"],
+                term_names=tuple(str(x) for x in f["term_names"]),
+                features=f["features"],
+                feature_names=tuple(str(x) for x in f["feature_names"]),
+                terminated=f["terminated"],
+            )
+
+
+def from_stage(run_dir: Path) -> SelectionSamples:
+    """The samples the post-convergence stage stored for the run's candidates (its last evaluation)."""
+    evaluation = json.loads((run_dir / STAGE_DIR / "evaluation.json").read_text())
+    index = find_samples(run_dir, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
+    names = sorted(
+        (
+            c
+            for c in evaluation["candidates"]
+            if all((sc, c, 0) in index.folders for sc in evaluation["scenarios"])
+        ),
+        key=lambda c: index.iterations[c],
+    )
+    scenarios = tuple(evaluation["scenarios"])
+    root = samples_root(run_dir)
+
+    def stacked(array: str) -> np.ndarray:
+        return np.stack(
+            [
+                np.stack([np.load(root / sc / c / "seed_0" / f"{array}.npy") for sc in scenarios])
+                for c in names
+            ]
+        )
+
+    return SelectionSamples(
+        names=tuple(names),
+        iterations=np.array([index.iterations[c] for c in names]),
+        scenarios=scenarios,
+        terms=stacked("terms"),
+        term_names=index.term_names,
+        features=stacked("features"),
+        feature_names=index.feature_names,
+        terminated=stacked("terminated"),
+    )
+
+
+def from_twin(
+    run_dir: Path,
+    names: tuple[str, ...],
+    scenarios: tuple[str, ...],
+    envs: int,
+    burn_in: int,
+    steps: int,
+    seed: int = 0,
+) -> SelectionSamples:
+    """The same candidates, scenarios and sizes sampled in the nominal C MuJoCo twin of the task.
+
+    Each candidate runs its own ``envs`` worlds from the same seed: the same initial states
+    and push times for all until their first fall (then the draws part ways), no
+    observation noise, the scenario's pushes at full strength.
+    """
+    from postconv.checkpoints import open_run
+    from postconv.cputrain.env import FEATURE_NAMES, StandEnv, StandEnvConfig
+    from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
+    from postconv.sim2sim.robot import build_g1
+    from postconv.tasks import stand
+
+    run = open_run(run_dir)
+    paths = {c.name: c.path for c in run.checkpoints}
+    robot = build_g1()
+    terms, features, terminated = [], [], []
+    for name in names:
+        actor = load_actor(paths[name], run.agent_cfg, OBS_DIM, ACT_DIM)
+        per_scenario = []
+        for scenario in scenarios:
+            config = StandEnvConfig(
+                num_envs=envs, seed=seed, threads=1, observation_noise=False, curriculum=None,
+                push=parse_scenario(scenario),
+            )  # fmt: skip
+            env = StandEnv(config, robot)
+            t_, f_, d_ = [], [], []
+            obs = env.get_observations()["policy"]
+            try:
+                for t in range(burn_in + steps):
+                    with torch.inference_mode():
+                        action = actor(obs)
+                    out, _, done, extras = env.step(action)
+                    obs = out["policy"]
+                    if t >= burn_in:
+                        t_.append(env.step_terms.astype(np.float32))
+                        f_.append(env.step_features.astype(np.float32))
+                        d_.append((done & ~extras["time_outs"]).numpy())
+            finally:
+                env.close()
+            per_scenario.append((np.stack(t_), np.stack(f_), np.stack(d_)))
+        terms.append(np.stack([p[0] for p in per_scenario]))
+        features.append(np.stack([p[1] for p in per_scenario]))
+        terminated.append(np.stack([p[2] for p in per_scenario]))
+    return SelectionSamples(
+        names=names,
+        iterations=np.array([int(n.split("_")[1]) for n in names]),
+        scenarios=scenarios,
+        terms=np.stack(terms),
+        term_names=tuple(stand.REWARD_WEIGHTS),
+        features=np.stack(features),
+        feature_names=FEATURE_NAMES,
+        terminated=np.stack(terminated),
+    )
