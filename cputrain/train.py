@@ -35,7 +35,8 @@ class TrainConfig:
     """A CPU training run of the stand task."""
 
     iterations: int = 1000
-    """PPO iterations (24 steps of every env each); the run stops there."""
+    """PPO iterations (24 steps of every env each), numbered from 0 as rsl_rl does: the
+    last checkpoint is ``model_<iterations - 1>.pt``."""
     env: StandEnvConfig = field(default_factory=StandEnvConfig)
     """The twin: envs, seed, threads, curriculum."""
     log_root: Path = Path("logs/rsl_rl")
@@ -84,6 +85,8 @@ def train(config: TrainConfig) -> Path:
         runner = OnPolicyRunner(env, agent, log_dir=str(run_dir), device="cpu")
         if last is not None:
             runner.load(str(last))
+            # model_<k> holds iterations 0..k: go on with k + 1 (rsl_rl's load would redo k)
+            runner.current_learning_iteration += 1
         todo = config.iterations - runner.current_learning_iteration
         if todo > 0:
             t0 = time.perf_counter()
@@ -96,6 +99,11 @@ def train(config: TrainConfig) -> Path:
     finally:
         env.close()
     return run_dir
+
+
+def is_trained(run_dir: Path, iterations: int) -> bool:
+    """Whether ``run_dir`` holds the last checkpoint of a training of ``iterations`` iterations."""
+    return (run_dir / f"model_{iterations - 1}.pt").is_file()
 
 
 def _run_dir(config: TrainConfig) -> Path:
@@ -131,4 +139,4 @@ def _write_params(run_dir: Path, agent: dict, config: TrainConfig) -> None:
     (run_dir / TWIN_FILE).write_text(json.dumps(twin, indent=2, default=str) + "\n")
 
 
-__all__ = ["TrainConfig", "agent_config", "train"]
+__all__ = ["TrainConfig", "agent_config", "is_trained", "train"]

@@ -107,7 +107,7 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     """Everything one seed needs, computed or read back from ``work_dir``."""
     from postconv.checkpoints import open_run, select_candidates, training_curve
     from postconv.cputrain.env import StandEnvConfig
-    from postconv.cputrain.train import TrainConfig, train
+    from postconv.cputrain.train import TrainConfig, is_trained, train
     from postconv.report import SelectionConfig
     from postconv.sim2sim.evaluate import Sim2SimConfig, run_sim2sim
     from postconv.sim2sim.judge import run_and_judge
@@ -116,7 +116,7 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     timings: dict[str, float] = {}
     run_dir = config.run_dir(seed)
     t0 = time.perf_counter()
-    if not (run_dir / f"model_{config.iterations}.pt").is_file():
+    if not is_trained(run_dir, config.iterations):
         console.rule(f"seed {seed}: training")
         train(
             TrainConfig(
@@ -333,7 +333,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: 0 1 2; quick: 0)")
     parser.add_argument("--work-dir", type=Path, help="where runs and samples go")
     parser.add_argument("--results-dir", type=Path, help="where the small results go")
+    parser.add_argument(
+        "--calibrate", type=Path, metavar="RUN_DIR",
+        help="only grade the held-out worlds on this trained run (fall rates of a few candidates)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.calibrate is not None:
+        from postconv.report import wide_console
+        from postconv.study.calibrate import calibrate
+
+        chosen = calibrate(args.calibrate, args.results_dir or StudyConfig().results_dir, wide_console())
+        print("worlds:", " ".join(chosen.values()))
+        return 0
     config = QUICK if args.quick else StudyConfig()
     changes = {k: v for k, v in (("seeds", tuple(args.seeds) if args.seeds else None),
                                  ("work_dir", args.work_dir), ("results_dir", args.results_dir)) if v is not None}  # fmt: skip

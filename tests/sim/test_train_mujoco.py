@@ -71,6 +71,8 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(cpu_run, tmp_p
     )
     assert [c.iteration for c in open_run(run).checkpoints] == [0, 2, 4]
     assert torch.load(run / "model_4.pt", weights_only=False)["iter"] == 4
+    # iteration 2 was done before the interruption: it is not trained again
+    assert (run / "model_2.pt").read_bytes() == (cpu_run / "model_2.pt").read_bytes()
 
 
 def test_postconv_evaluates_and_replays_the_cpu_trained_checkpoints(cpu_run):
