@@ -29,15 +29,15 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from postconv.rollout import FEATURES
 from postconv.sim2sim.batch import RESET_VELOCITY, thread_pool
 from postconv.sim2sim.contract import ACT_DIM, OBS_DIM, TRAINING_NOISE, Contract, obs_slices
 from postconv.sim2sim.robot import DECIMATION, G1Model, build_g1
 from postconv.sim2sim.worlds import POLICY_DT
-from postconv.tasks import stand
+from postconv.tasks import g1, stand
 from postconv.tasks.scenarios import PushScenario
 
-SOFT_LIMIT_FACTOR = 0.9
-"""The articulation's ``soft_joint_pos_limit_factor``: the limits term counts from 90% of each range."""
+STREAM_RESET, STREAM_PUSH = 0, 1
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,18 @@ class StandEnvConfig:
     """Push scale by falls; None: the task's full pushes from the start."""
     push: PushScenario = stand.STAND_PUSH
     """The pushes (the task's; another scenario to evaluate under, or ``NO_PUSH``)."""
+    push_scale: float | None = None
+    """Initial push scale (default: the curriculum's start, or 1 without one); a resumed
+    training passes the scale it had reached."""
+    stream: int = 0
+    """Part of every random stream's key: a resumed training passes its start iteration so
+    that it does not replay the draws of the start."""
 
     def __post_init__(self) -> None:
         if self.num_envs < 1 or self.seed < 0:
             raise ValueError(f"num_envs must be >= 1 and seed >= 0; got {self.num_envs}, {self.seed}")
+        if self.push_scale is not None and not 0 <= self.push_scale <= 1:
+            raise ValueError(f"push_scale must be between 0 and 1; got {self.push_scale}")
 
 
 def reward_terms(
@@ -136,13 +144,7 @@ def reward_terms(
     }
 
 
-FEATURE_NAMES = (
-    "base_lin_vel.x", "base_lin_vel.y", "base_lin_vel.z",
-    "base_ang_vel.x", "base_ang_vel.y", "base_ang_vel.z",
-    "projected_gravity.x", "projected_gravity.y", "projected_gravity.z",
-    "base_height.z",
-    "command.vx", "command.vy", "command.wz",
-)  # fmt: skip
+FEATURE_NAMES = tuple(f"{name}.{c}" for name, components in FEATURES.items() for c in components)
 """The state features the post-convergence stage records (:data:`postconv.rollout.FEATURES`), in its order."""
 
 
@@ -159,7 +161,11 @@ def falls(contract: Contract, states: np.ndarray) -> np.ndarray:
     """(N,) bool: the pelvis too low or too tilted (Isaac Lab's ``root_height_below_minimum``,
     ``bad_orientation``), or a state that is no longer finite."""
     finite = np.isfinite(states).all(axis=1)
-    safe = np.where(finite[:, None], states, contract.standing_state(states.shape[1]))
+    safe = (
+        states
+        if finite.all()
+        else np.where(finite[:, None], states, contract.standing_state(states.shape[1]))
+    )
     base = contract.base(safe)
     low = contract.qpos(safe)[:, 2] < stand.MIN_BASE_HEIGHT
     tilted = np.arccos(np.clip(-base.gravity_b[:, 2], -1.0, 1.0)) > stand.MAX_TILT
@@ -170,7 +176,7 @@ def soft_joint_limits(robot: G1Model) -> np.ndarray:
     """(29, 2) the joints' soft limits in the policy's order: the range shrunk about its middle."""
     m = robot.model
     ranges = np.array([m.jnt_range[m.joint(name).id] for name in robot.isaac_joints])
-    mid, half = ranges.mean(axis=1), (ranges[:, 1] - ranges[:, 0]) / 2 * SOFT_LIMIT_FACTOR
+    mid, half = ranges.mean(axis=1), (ranges[:, 1] - ranges[:, 0]) / 2 * g1.SOFT_LIMIT_FACTOR
     return np.stack([mid - half, mid + half], axis=1)
 
 
@@ -191,7 +197,15 @@ class StandEnv:
         self.robot = robot or build_g1()
         self.contract = Contract(self.robot)
         self.soft_limits = soft_joint_limits(self.robot)
-        self.rng = np.random.default_rng(config.seed)
+        # one stream per env for its resets and one for its pushes, keyed by (seed, stream, env):
+        # env j meets the same sequence of resets and pushes whatever happens in the others
+        # (common random numbers across the candidates the study samples one by one)
+        self._env_rngs = {
+            kind: [np.random.default_rng([config.seed, config.stream, kind, j]) for j in range(N)]
+            for kind in (STREAM_RESET, STREAM_PUSH)
+        }
+        self.rng = np.random.default_rng([config.seed, config.stream, 2])  # observation noise
+        self._standing = self.contract.standing_state(self.robot.nstate)
         self.pool = thread_pool(config.threads)
         threads = getattr(self.pool, "nthread", None) or 1
         self._datas = [mujoco.MjData(self.robot.model) for _ in range(threads)]
@@ -200,8 +214,9 @@ class StandEnv:
         self.actions = np.zeros((N, ACT_DIM))
         self.prev_actions = np.zeros((N, ACT_DIM))
         self.ep_len = np.zeros(N, dtype=np.int64)
-        self.push_scale = config.curriculum.start if config.curriculum else 1.0
-        self.push_timer = self._push_intervals(N)
+        start = config.curriculum.start if config.curriculum else 1.0
+        self.push_scale = start if config.push_scale is None else config.push_scale
+        self.push_timer = self._push_intervals(np.arange(N))
         self.noise = self._noise_widths() if config.observation_noise else None
         self._episode_sums = {name: np.zeros(N) for name in stand.REWARD_WEIGHTS}
         self._window = {"steps": 0, "falls": 0}
@@ -231,10 +246,12 @@ class StandEnv:
         self.states = self._out[:, -1].copy()
         self.ep_len += 1
         terminated = falls(self.contract, self.states)
-        time_out = (self.ep_len >= self.max_episode_length) & ~terminated
+        # as Isaac Lab: a fall on the last step is also a time-out (rsl_rl then bootstraps it)
+        time_out = self.ep_len >= self.max_episode_length
         # a diverged world reads as a fall on the state it had; its numbers must not poison the batch
         finite = np.isfinite(self.states).all(axis=1)
-        self.states[~finite] = self.contract.standing_state(self.robot.nstate)
+        if not finite.all():
+            self.states[~finite] = self._standing
         terms = reward_terms(
             self.contract, self.states, self.actions, self.prev_actions, terminated, self.soft_limits
         )
@@ -263,8 +280,8 @@ class StandEnv:
     def _reset(self, idx: np.ndarray) -> None:
         if len(idx) == 0:
             return
-        yaw = self.rng.uniform(-np.pi, np.pi, len(idx))
-        velocity = self.rng.uniform(-RESET_VELOCITY, RESET_VELOCITY, (len(idx), 6))
+        draws = np.array([self._env_rngs[STREAM_RESET][j].uniform(-1.0, 1.0, 7) for j in idx])
+        yaw, velocity = np.pi * draws[:, 0], RESET_VELOCITY * draws[:, 1:]
         self.states[idx] = self.contract.initial_states(yaw, velocity)
         self.actions[idx] = 0.0
         self.prev_actions[idx] = 0.0
@@ -272,20 +289,23 @@ class StandEnv:
         for sums in self._episode_sums.values():
             sums[idx] = 0.0
 
-    def _push_intervals(self, n: int) -> np.ndarray:
+    def _push_intervals(self, idx: np.ndarray) -> np.ndarray:
         interval = self.config.push.interval_s
-        return np.full(n, np.inf) if interval is None else self.rng.uniform(*interval, n)
+        if interval is None:
+            return np.full(len(idx), np.inf)
+        return np.array([self._env_rngs[STREAM_PUSH][j].uniform(*interval) for j in idx])
 
     def _push(self) -> None:
         self.push_timer -= self.dt
-        idx = np.flatnonzero(self.push_timer <= 0)
+        idx = np.flatnonzero(self.push_timer < 1e-6)  # Isaac Lab's interval events fire below 1e-6
         if len(idx) == 0:
             return
         v = self.config.push.velocity * self.push_scale
+        kicks = np.array([self._env_rngs[STREAM_PUSH][j].uniform(-v, v, 2) for j in idx])
         # a kick adds the same velocity to the origin and the center of mass: the qvel's linear part
         qv = 1 + self.robot.model.nq
-        self.states[idx, qv : qv + 2] += self.rng.uniform(-v, v, (len(idx), 2))
-        self.push_timer[idx] = self._push_intervals(len(idx))
+        self.states[idx, qv : qv + 2] += kicks
+        self.push_timer[idx] = self._push_intervals(idx)
 
     def _curriculum(self, falls_now: int) -> None:
         curriculum = self.config.curriculum

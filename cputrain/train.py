@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -70,35 +70,63 @@ def agent_config(seed: int, iterations: int) -> dict:
 
 def train(config: TrainConfig) -> Path:
     """Train the stand task and return the run folder."""
-    torch.manual_seed(config.env.seed)
-    run_dir = _run_dir(config)
-    agent = agent_config(config.env.seed, config.iterations)
-    last = _latest_checkpoint(run_dir) if config.resume else None
-    if config.resume and last is None:
-        raise FileNotFoundError(f"{run_dir}: no model_<iter>.pt to resume from; start it without --resume")
-    if not config.resume:
-        _write_params(run_dir, agent, config)
     from rsl_rl.runners import OnPolicyRunner
 
-    env = StandEnv(config.env)
+    run_dir = _run_dir(config)
+    agent = agent_config(config.env.seed, config.iterations)
+    if not config.resume:
+        _write_params(run_dir, agent, config)
+    env_config, last = config.env, None
+    if config.resume:
+        last = _loadable_checkpoint(run_dir)
+        start = last[1] + 1  # model_<k> holds iterations 0..k
+        # go on where the curriculum was, with streams of draws the start did not use
+        env_config = replace(config.env, stream=start, push_scale=_push_scale_at(run_dir, last[1]))
+    torch.manual_seed(config.env.seed + (0 if last is None else last[1] + 1))
+    env = StandEnv(env_config)
     try:
         runner = OnPolicyRunner(env, agent, log_dir=str(run_dir), device="cpu")
         if last is not None:
-            runner.load(str(last))
-            # model_<k> holds iterations 0..k: go on with k + 1 (rsl_rl's load would redo k)
-            runner.current_learning_iteration += 1
+            runner.load(str(last[0]))
+            runner.current_learning_iteration = last[1] + 1  # rsl_rl's load would redo iteration k
         todo = config.iterations - runner.current_learning_iteration
         if todo > 0:
             t0 = time.perf_counter()
-            runner.learn(todo, init_at_random_ep_len=last is None)
+            runner.learn(todo, init_at_random_ep_len=True)
+            seconds = time.perf_counter() - t0
             steps = todo * agent["num_steps_per_env"] * config.env.num_envs
             print(
-                f"trained {todo} iterations in {time.perf_counter() - t0:.0f} s "
-                f"({steps / (time.perf_counter() - t0):,.0f} env-steps/s with learning): {run_dir}"
+                f"trained {todo} iterations in {seconds:.0f} s ({steps / seconds:,.0f} env-steps/s with learning): {run_dir}"
             )
     finally:
         env.close()
     return run_dir
+
+
+def _loadable_checkpoint(run_dir: Path) -> tuple[Path, int]:
+    """The newest checkpoint that loads (a save cut short by the interruption is passed over)."""
+    models = sorted(run_dir.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]), reverse=True)
+    for path in models:
+        try:
+            saved = torch.load(path, weights_only=False, map_location="cpu")
+            return path, int(saved["iter"])
+        except Exception as err:  # a truncated file fails in pickle, zip or torch: any of them
+            print(f"{path.name} does not load ({type(err).__name__}: {err}); resuming from the one before")
+    raise FileNotFoundError(
+        f"{run_dir}: no loadable model_<iter>.pt to resume from; start it without --resume"
+    )
+
+
+def _push_scale_at(run_dir: Path, iteration: int) -> float | None:
+    """The curriculum's push scale logged at ``iteration`` (None if the run logged none)."""
+    from postconv.checkpoints import open_run, training_curve
+
+    curve = training_curve(open_run(run_dir), tag="Curriculum/push_scale")
+    if curve is None:
+        return None
+    its, values = curve
+    before = its <= iteration
+    return float(values[before][-1]) if before.any() else None
 
 
 def is_trained(run_dir: Path, iterations: int) -> bool:
@@ -111,11 +139,6 @@ def _run_dir(config: TrainConfig) -> Path:
         return config.run_dir
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     return config.log_root / "g1_stand" / f"{stamp}_mujoco_seed{config.env.seed}"
-
-
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    models = sorted(run_dir.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    return models[-1] if models else None
 
 
 def _write_params(run_dir: Path, agent: dict, config: TrainConfig) -> None:

@@ -82,14 +82,21 @@ def spearman_chart(judgement: Judgement, path: Path, metric: str = JUDGED_METRIC
 def run_and_judge(run_dir: str | Path, config, console: Console | None = None) -> Judgement:
     """``postconv sim2sim``: replay (:func:`~postconv.sim2sim.evaluate.run_sim2sim`), then judge the
     selection by the outcomes, print it, chart it and add it to the report and W&B."""
-    from postconv import outcomes as oc
     from postconv.report import wide_console
-    from postconv.sample_store import STAGE_DIR
-    from postconv.sim2sim.evaluate import lower_is_better, outcome_columns, run_sim2sim
+    from postconv.sim2sim.evaluate import run_sim2sim
 
     console = console or wide_console()
+    result = run_sim2sim(Path(run_dir), config, console)
+    return judge_and_publish(run_dir, result, config, console)
+
+
+def judge_and_publish(run_dir: str | Path, result, config, console: Console) -> Judgement:
+    """Judge the selection of ``run_dir`` by a sim2sim result; print, chart, report and log it."""
+    from postconv import outcomes as oc
+    from postconv.sample_store import STAGE_DIR
+    from postconv.sim2sim.evaluate import lower_is_better, outcome_columns
+
     run_dir = Path(run_dir)
-    result = run_sim2sim(run_dir, config, console)
     columns = outcome_columns(result)
     judgement = oc.judge(run_dir, result.paths["outcomes"], lower_is_better(columns), source="sim2sim")
     print_per_world(judgement, console)

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import mujoco
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from postconv import __version__
+from postconv.sample_store import file_sha256
 from postconv.study.analysis import BASELINES, DEFAULT_K, VARIANTS, all_scores, curve_at, judge
 from postconv.study.samples import SelectionSamples, from_stage, from_twin
 
@@ -110,7 +114,7 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     from postconv.cputrain.train import TrainConfig, is_trained, train
     from postconv.report import SelectionConfig
     from postconv.sim2sim.evaluate import Sim2SimConfig, run_sim2sim
-    from postconv.sim2sim.judge import run_and_judge
+    from postconv.sim2sim.judge import judge_and_publish
     from postconv.stage import StageConfig, run_stage
 
     timings: dict[str, float] = {}
@@ -130,7 +134,7 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
 
     run = open_run(run_dir)
     after, _ = select_candidates(run)
-    every = max(1, len(after) // config.candidates)
+    every = max(1, math.ceil(len(after) / config.candidates))
     stage = StageConfig(
         scenarios=config.scenarios,
         num_envs=config.envs_per_checkpoint * 4,
@@ -149,8 +153,11 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     isaac = from_stage(run_dir)
 
     twin_file = config.work_dir / f"twin_samples_s{seed}.npz"
-    twin_key = {"names": isaac.names, "scenarios": config.scenarios, "steps": config.steps,
-                "envs": config.envs_per_checkpoint, "burn_in": config.burn_in_steps}  # fmt: skip
+    twin_key = {
+        "checkpoints": {c: file_sha256(run_dir / f"{c}.pt") for c in isaac.names},
+        "scenarios": config.scenarios, "steps": config.steps, "envs": config.envs_per_checkpoint,
+        "burn_in": config.burn_in_steps, "postconv": __version__, "mujoco": mujoco.__version__,
+    }  # fmt: skip
     t0 = time.perf_counter()
     twin = _cached_twin(twin_file, twin_key)
     if twin is None:
@@ -170,8 +177,8 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     console.rule(f"seed {seed}: held-out worlds (postconv sim2sim)")
     t0 = time.perf_counter()
     s2s = Sim2SimConfig(worlds=config.worlds, episodes=config.episodes, seconds=config.seconds, wandb=False)
-    run_and_judge(run_dir, s2s, console)
-    result = run_sim2sim(run_dir, s2s, Console(quiet=True))  # every result is on disk now: read back
+    result = run_sim2sim(run_dir, s2s, console)
+    judge_and_publish(run_dir, result, s2s, console)
     timings["sim2sim_s"] = time.perf_counter() - t0
     outcomes = {w: np.stack([result.outcomes[w][c]["survived"] for c in isaac.names]).astype(float)
                 for w in result.worlds}  # fmt: skip
@@ -209,14 +216,15 @@ def summarize(rows: list[dict]) -> list[dict]:
     out = []
     for (source, world, score), rs in groups.items():
         rho = np.array([r["spearman"] for r in rs], dtype=float)
+        judged = int(np.isfinite(rho).sum())
         out.append(
             {
                 "source": source,
                 "world": world,
                 "score": score,
-                "seeds": len(rs),
-                "spearman_mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan"),
-                "spearman_sd": float(np.nanstd(rho)) if np.isfinite(rho).sum() > 1 else float("nan"),
+                "seeds": judged,
+                "spearman_mean": float(np.nanmean(rho)) if judged else float("nan"),
+                "spearman_sd": float(np.nanstd(rho, ddof=1)) if judged > 1 else float("nan"),
                 "spearman_min": float(np.nanmin(rho)) if np.isfinite(rho).any() else float("nan"),
                 "kendall_mean": _nanmean([r["kendall"] for r in rs]),
                 "regret1_mean": _nanmean([r["regret1"] for r in rs]),

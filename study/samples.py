@@ -83,11 +83,15 @@ def from_stage(run_dir: Path) -> SelectionSamples:
     """The samples the post-convergence stage stored for the run's candidates (its last evaluation)."""
     evaluation = json.loads((run_dir / STAGE_DIR / "evaluation.json").read_text())
     index = find_samples(run_dir, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
+    seeds = sorted({seed for _, _, seed, _ in evaluation["sample_sets"]})
+    if len(seeds) != 1:
+        raise ValueError(f"{run_dir}: the study reads one seed of the stage's samples; found seeds {seeds}")
+    seed = seeds[0]
     names = sorted(
         (
             c
             for c in evaluation["candidates"]
-            if all((sc, c, 0) in index.folders for sc in evaluation["scenarios"])
+            if all((sc, c, seed) in index.folders for sc in evaluation["scenarios"])
         ),
         key=lambda c: index.iterations[c],
     )
@@ -97,7 +101,7 @@ def from_stage(run_dir: Path) -> SelectionSamples:
     def stacked(array: str) -> np.ndarray:
         return np.stack(
             [
-                np.stack([np.load(root / sc / c / "seed_0" / f"{array}.npy") for sc in scenarios])
+                np.stack([np.load(root / sc / c / f"seed_{seed}" / f"{array}.npy") for sc in scenarios])
                 for c in names
             ]
         )
@@ -125,9 +129,9 @@ def from_twin(
 ) -> SelectionSamples:
     """The same candidates, scenarios and sizes sampled in the nominal C MuJoCo twin of the task.
 
-    Each candidate runs its own ``envs`` worlds from the same seed: the same initial states
-    and push times for all until their first fall (then the draws part ways), no
-    observation noise, the scenario's pushes at full strength.
+    Each candidate runs its own ``envs`` worlds from the same seed: env j meets the same
+    sequence of resets and pushes for every candidate (one random stream per env and kind),
+    no observation noise, the scenario's pushes at full strength.
     """
     from postconv.checkpoints import open_run
     from postconv.cputrain.env import FEATURE_NAMES, StandEnv, StandEnvConfig
@@ -137,6 +141,7 @@ def from_twin(
 
     run = open_run(run_dir)
     paths = {c.name: c.path for c in run.checkpoints}
+    clip = run.agent_cfg.get("clip_actions")
     robot = build_g1()
     terms, features, terminated = [], [], []
     for name in names:
@@ -154,6 +159,8 @@ def from_twin(
                 for t in range(burn_in + steps):
                     with torch.inference_mode():
                         action = actor(obs)
+                    if clip is not None:
+                        action = action.clamp(-clip, clip)
                     out, _, done, extras = env.step(action)
                     obs = out["policy"]
                     if t >= burn_in:
@@ -169,7 +176,7 @@ def from_twin(
     return SelectionSamples(
         names=names,
         iterations=np.array([int(n.split("_")[1]) for n in names]),
-        scenarios=scenarios,
+        scenarios=tuple(parse_scenario(s).name for s in scenarios),
         terms=np.stack(terms),
         term_names=tuple(stand.REWARD_WEIGHTS),
         features=np.stack(features),

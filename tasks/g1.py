@@ -118,6 +118,8 @@ STANDING_POSE: dict[str, float] = {
 """Knees-bent default pose (rad); joints not named start at 0."""
 STANDING_HEIGHT = 0.76
 """Pelvis height (m) in the standing pose."""
+SOFT_LIMIT_FACTOR = 0.9
+"""The articulation's soft joint limits: this share of each joint's range about its middle."""
 
 
 def action_scale() -> dict[str, float]:
@@ -164,7 +166,7 @@ def g1_articulation_cfg(prim_path: str = "{ENV_REGEX_NS}/Robot"):
         init_state=ArticulationCfg.InitialStateCfg(
             pos=(0.0, 0.0, STANDING_HEIGHT), joint_pos=dict(STANDING_POSE), joint_vel={".*": 0.0}
         ),
-        soft_joint_pos_limit_factor=0.9,
+        soft_joint_pos_limit_factor=SOFT_LIMIT_FACTOR,
         actuators={
             name: ImplicitActuatorCfg(
                 joint_names_expr=list(group.joints),

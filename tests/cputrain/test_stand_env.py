@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+pytest.importorskip("tensordict", reason="the twin is an rsl_rl VecEnv: needs the sim install (rsl-rl-lib)")
+
 from postconv.cputrain.env import (
     PushCurriculum,
     StandEnv,
@@ -162,5 +164,22 @@ def test_the_same_seed_gives_the_same_run(robot):
         ob, rb, _, _ = b.step(0.2 * torch.ones(4, 29))
     torch.testing.assert_close(oa["policy"], ob["policy"], rtol=0, atol=0)
     torch.testing.assert_close(ra, rb, rtol=0, atol=0)
+    a.close()
+    b.close()
+
+
+def test_each_world_meets_the_same_resets_and_pushes_whatever_the_others_do(robot):
+    """Common random numbers per env: a fall in one world does not shift the draws of another."""
+    a, b = _env(robot, curriculum=None), _env(robot, curriculum=None)
+    a.states[0] = _tilted(a, 80.0)[0]  # world 0 of a falls at once, b's world 0 much later
+    first_reset = {}
+    for _ in range(150):
+        for env, key in ((a, "a"), (b, "b")):
+            env.step(torch.zeros(4, 29))
+            if env.ep_len[0] == 0 and key not in first_reset:
+                first_reset[key] = env.states[0].copy()
+        np.testing.assert_array_equal(a.push_timer, b.push_timer)
+    assert set(first_reset) == {"a", "b"}, "both worlds 0 should have fallen and reset"
+    np.testing.assert_array_equal(first_reset["a"][1:], first_reset["b"][1:])  # [0] is the clock
     a.close()
     b.close()
