@@ -35,8 +35,9 @@ class Variant:
 
     name: str
     psi: str = "reward"
-    """``reward`` (the task's, per step), ``upright`` (minus the pelvis tilt, 1 + g_z) or
-    ``height`` (the pelvis height)."""
+    """``reward`` (the task's, per step), ``shaping`` (the reward without its alive and
+    termination terms: what the policy does while up, falls left out), ``upright`` (minus
+    the pelvis tilt, 1 + g_z) or ``height`` (the pelvis height)."""
     unit: str = "step"
     """``step`` (every step a sample) or ``window`` (psi summed over 1 s of one env)."""
     bins: tuple[int, ...] | None = None
@@ -51,6 +52,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("reward_window", unit="window"),
     Variant("reward_bins16", bins=(16,)),
     Variant("reward_x_tilt_bins8x8", bins=(8, 8)),
+    Variant("shaping", psi="shaping"),
     Variant("upright", psi="upright"),
     Variant("height", psi="height"),
 )
@@ -58,17 +60,22 @@ VARIANTS: tuple[Variant, ...] = (
 DEFAULT_K: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0)
 """Radii (the pilot saw k >= 0.5 collapse onto the falls, so the grid reaches far below)."""
 BASELINES = ("iteration", "train_reward", "sim_falls", "mean")
+FALL_TERMS = ("alive", "termination_penalty")
+"""Reward terms that only say whether the robot is up: ``shaping`` leaves them out."""
 
 
 def _psi(samples: SelectionSamples, kind: str) -> np.ndarray:
     """(C, S, T, m) per-step psi."""
     if kind == "reward":
         return samples.reward
+    if kind == "shaping":
+        keep = [i for i, n in enumerate(samples.term_names) if n not in FALL_TERMS]
+        return samples.terms[..., keep].sum(axis=-1)
     if kind == "upright":
         return -(1.0 + samples.feature("projected_gravity.z"))
     if kind == "height":
         return samples.feature("base_height.z")
-    raise ValueError(f"unknown psi {kind!r}; choose reward, upright or height")
+    raise ValueError(f"unknown psi {kind!r}; choose reward, shaping, upright or height")
 
 
 def _rows(x: np.ndarray, unit: str) -> np.ndarray:

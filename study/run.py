@@ -47,7 +47,8 @@ class StudyConfig:
     """PPO iterations per run (a checkpoint every 10)."""
     train_envs: int = 256
     candidates: int = 16
-    """About this many candidates per run: those after convergence (the stage's rule), thinned evenly."""
+    """About this many candidates per run: those after convergence (the stage's rule), thinned
+    evenly; if fewer converged, the last this many checkpoints."""
     scenarios: tuple[str, ...] = ("1@1-3", "1.5@2-4")
     """The stage's push scenarios: the task's training pushes and stronger, rarer ones."""
     envs_per_checkpoint: int = 16
@@ -134,8 +135,12 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
 
     run = open_run(run_dir)
     after, _ = select_candidates(run)
-    every = max(1, math.ceil(len(after) / config.candidates))
+    if len(after) >= config.candidates:  # after convergence by the stage's rule, thinned evenly
+        from_iter, every = None, max(1, math.ceil(len(after) / config.candidates))
+    else:  # converged late: the last checkpoints, so that there are enough to rank
+        from_iter, every = run.checkpoints[-min(config.candidates, len(run.checkpoints))].iteration, None
     stage = StageConfig(
+        from_iter=from_iter,
         scenarios=config.scenarios,
         num_envs=config.envs_per_checkpoint * 4,
         envs_per_checkpoint=config.envs_per_checkpoint,

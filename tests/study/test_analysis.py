@@ -142,3 +142,9 @@ def test_an_outcome_that_does_not_vary_judges_nothing():
     j = judge(np.arange(3.0), np.ones((3, 10)))
     assert np.isnan(j.spearman)
     assert np.isnan(j.regret1)
+
+
+def test_shaping_leaves_out_the_alive_and_fall_terms():
+    samples = _samples(fall_every=(0, 0, 5, 0))
+    shaping = worst_case_scores(samples, Variant("s", psi="shaping"), (0.5,))
+    np.testing.assert_allclose(shaping[:, 0], samples.terms[..., 2].reshape(4, -1).mean(axis=1), rtol=1e-6)
