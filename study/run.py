@@ -49,27 +49,31 @@ class StudyConfig:
     candidates: int = 16
     """About this many candidates per run: those after convergence (the stage's rule), thinned
     evenly; if fewer converged, the last this many checkpoints."""
-    scenarios: tuple[str, ...] = ("1@1-3", "1.5@2-4")
-    """The stage's push scenarios: the task's training pushes and stronger, rarer ones."""
+    scenarios: tuple[str, ...] = ("0.5@1-3", "1@2-4")
+    """The stage's push scenarios: its default ones with pushes (0.5 m/s every 1 to 3 s, about
+    what the policies met at the end of training, and 1 m/s every 2 to 4 s)."""
     envs_per_checkpoint: int = 16
     burn_in_steps: int = 50
     steps: int = 250
     """Recorded steps per env and scenario (5 s): 16 x 250 x 2 = 8,000 samples per candidate."""
     worlds: tuple[str, ...] = (
-        "push=1.5@1-3",
-        "latency=20ms,push=1@1-3",
-        "obs_delay=40ms,push=1@1-3",
-        "strength=0.7,push=1@1-3",
-        "friction=0.3,push=1@1-3",
-        "mass=6,com_x=0.04,push=1@1-3",
-        "noise=4,push=1@1-3",
-        "joint_friction=1,joint_damping=1,push=1@1-3",
-        "strength=0.85,latency=10ms,friction=0.5,mass=3,push=1@1-3",
+        "push=1@1-3",
+        "latency=20ms,push=0.5@1-3",
+        "obs_delay=20ms,push=0.5@1-3",
+        "strength=0.7,push=0.5@1-3",
+        "friction=0.5,push=0.5@1-3",
+        "mass=10,com_x=0.07,push=0.5@1-3",
+        "noise=6,push=0.5@1-3",
+        "joint_friction=2,joint_damping=2,push=0.5@1-3",
+        "strength=0.8,latency=20ms,friction=0.4,mass=4,push=0.5@1-3",
     )
-    """Held-out worlds (the selection never samples them); the robot is asked to stand."""
+    """Held-out worlds (the selection never samples them; the robot is asked to stand): per kind
+    of shift, the magnitude whose fall rate, averaged over 4 candidates of seed 0, was closest
+    to 50% (``postconv study --calibrate``, results/full/calibration.json)."""
     episodes: int = 256
     """Episodes per candidate and world (identical for every candidate)."""
-    seconds: float = 8.0
+    seconds: float = 5.0
+    """Episode length in the held-out worlds (pushes every 1 to 3 s: two or three per episode)."""
     ks: tuple[float, ...] = DEFAULT_K
     n_boot: int = 500
     work_dir: Path = Path("outputs/study")
@@ -81,18 +85,17 @@ class StudyConfig:
 
 QUICK = StudyConfig(
     seeds=(0,),
-    iterations=400,
     candidates=8,
-    scenarios=("1@1-3",),
+    scenarios=("0.5@1-3",),
     steps=150,
-    worlds=("push=1.5@1-3", "latency=20ms,push=1@1-3", "strength=0.7,push=1@1-3"),
+    worlds=StudyConfig.worlds[:3],
     episodes=64,
-    seconds=6.0,
     n_boot=200,
     work_dir=Path("outputs/study-quick"),
     results_dir=Path("study/results/quick"),
 )
-"""One seed, fewer candidates, episodes and worlds: the pipeline and the sign of the result in ~35 min."""
+"""One seed (the same training as the full study's first), 8 candidates, one scenario, 3 worlds
+of 64 episodes: the pipeline and the sign of the result in ~40 min on 2 cores (training ~30)."""
 
 
 @dataclass
@@ -233,6 +236,9 @@ def summarize(rows: list[dict]) -> list[dict]:
                 "spearman_min": float(np.nanmin(rho)) if np.isfinite(rho).any() else float("nan"),
                 "kendall_mean": _nanmean([r["kendall"] for r in rs]),
                 "regret1_mean": _nanmean([r["regret1"] for r in rs]),
+                "regret1_sd": float(np.nanstd([r["regret1"] for r in rs], ddof=1))
+                if judged > 1
+                else float("nan"),
                 "regret3_mean": _nanmean([r["regret3"] for r in rs]),
             }
         )
@@ -258,6 +264,8 @@ def write_results(config: StudyConfig, rows: list[dict], summary: list[dict], ex
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     paths["study"].write_text(json.dumps({"config": settings, **extra}, indent=2, default=str) + "\n")
     paths["plot"] = plot(summary, rows, config, out / "spearman_vs_k.png")
+    paths["markdown"] = out / "tables.md"
+    paths["markdown"].write_text(markdown(summary, config))
     return paths
 
 
@@ -298,6 +306,64 @@ def plot(summary: list[dict], rows: list[dict], config: StudyConfig, path: Path)
     fig.suptitle(f"Rank correlation with held-out survival vs k (mean over {len(config.seeds)} seeds)")
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     return save_figure(fig, path)
+
+
+HEADLINE = ("iteration", "train_reward", "sim_falls", "mean", "wc[reward,k=0.1]", "wc[reward,k=0.5]",
+            "wc[reward,k=2]", "wc[shaping,k=0.5]", "wc[upright,k=0.5]")  # fmt: skip
+"""The scores the README's per-world table shows (every score is in judged.csv and summary.csv)."""
+
+
+def markdown(summary: list[dict], config: StudyConfig) -> str:
+    """The README's tables: per world (Isaac Lab samples), per variant pooled, and regret@1."""
+    by = {(s["source"], s["world"], s["score"]): s for s in summary}
+    worlds = [*config.worlds, POOLED]
+
+    def cell(source: str, world: str, score: str, key: str = "spearman") -> str:
+        s = by.get((source, world, score))
+        if s is None or not np.isfinite(s[f"{key}_mean"]):
+            return "n/a"
+        sd = s.get(f"{key}_sd", float("nan"))
+        return f"{s[f'{key}_mean']:+.2f}" + (f" ± {sd:.2f}" if np.isfinite(sd) else "")
+
+    def table(header: list[str], rows: list[list[str]]) -> list[str]:
+        return [
+            "| " + " | ".join(header) + " |",
+            "|" + " --- |" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows),
+        ]
+
+    out = [
+        f"Spearman with survival per held-out world (selection samples from Isaac Lab; mean ± SD over {len(config.seeds)} seeds):",
+        "",
+    ]
+    out += table(["world", *HEADLINE], [[w, *(cell("isaaclab", w, s) for s in HEADLINE)] for w in worlds])
+    out += [
+        "",
+        "Pooled over the worlds, every variant (k = 0 is the variant's plain mean), Isaac Lab / C MuJoCo samples:",
+        "",
+    ]
+    ks = (0.0, *config.ks)
+    rows = [
+        [
+            v.name,
+            *(
+                f"{cell('isaaclab', POOLED, f'wc[{v.name},k={k:g}]')} / {cell('mujoco', POOLED, f'wc[{v.name},k={k:g}]')}"
+                for k in ks
+            ),
+        ]
+        for v in VARIANTS
+    ]
+    out += table(["variant", *(f"k={k:g}" for k in ks)], rows)
+    out += ["", "The baselines pooled, Isaac Lab / C MuJoCo samples:", ""]
+    out += table(
+        ["score", "Spearman"],
+        [[b, f"{cell('isaaclab', POOLED, b)} / {cell('mujoco', POOLED, b)}"] for b in BASELINES],
+    )
+    out += ["", "Regret@1 (survival lost against the best candidate; Isaac Lab samples):", ""]
+    out += table(
+        ["world", *HEADLINE], [[w, *(cell("isaaclab", w, s, "regret1") for s in HEADLINE)] for w in worlds]
+    )
+    return "\n".join(out) + "\n"
 
 
 def print_summary(summary: list[dict], config: StudyConfig, console: Console) -> None:
@@ -341,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="postconv study", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help="one seed, fewer candidates/episodes/worlds (~35 min)"
+        "--quick",
+        action="store_true",
+        help="one seed, 8 candidates, 3 worlds of 64 episodes (~40 min with its training)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: 0 1 2; quick: 0)")
     parser.add_argument("--work-dir", type=Path, help="where runs and samples go")
@@ -355,7 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         from postconv.report import wide_console
         from postconv.study.calibrate import calibrate
 
-        chosen = calibrate(args.calibrate, args.results_dir or StudyConfig().results_dir, wide_console())
+        full = StudyConfig()
+        chosen = calibrate(
+            args.calibrate, args.results_dir or full.results_dir, wide_console(), seconds=full.seconds
+        )
         print("worlds:", " ".join(chosen.values()))
         return 0
     config = QUICK if args.quick else StudyConfig()

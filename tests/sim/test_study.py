@@ -41,6 +41,9 @@ def test_the_study_writes_every_judgement_and_a_plot(tiny):
     assert set(BASELINES) <= scores
     assert {"wc[reward,k=0]", "wc[reward,k=0.5]", "wc[reward,k=2]", "wc[upright,k=2]"} <= scores
     assert paths["plot"].stat().st_size > 10_000
+    tables = paths["markdown"].read_text()
+    assert "| world | iteration |" in tables
+    assert tables.count("\n| all |") == 2  # the Spearman and the regret tables each end pooled
     study = json.loads(paths["study"].read_text())
     assert study["survival"]["0"]["candidates"] == ["model_0", "model_2"]
     assert (config.work_dir / "stand_s0" / "postconv" / "selection.json").is_file()
