@@ -37,7 +37,10 @@ from postconv.sim2sim.worlds import POLICY_DT
 from postconv.tasks import g1, stand
 from postconv.tasks.scenarios import PushScenario
 
-STREAM_RESET, STREAM_PUSH = 0, 1
+STREAM_RESET, STREAM_PUSH, STREAM_NOISE = 0, 1, 2
+TWIN_STREAMS = 0x7717
+"""Leads every random key of the twin, so no twin stream equals another module's (numpy pads
+short keys with zeros: sim2sim's ``[seed, stream, slot]`` would otherwise meet ``[seed, 0, kind, 0]``)."""
 
 
 @dataclass(frozen=True)
@@ -200,11 +203,12 @@ class StandEnv:
         # one stream per env for its resets and one for its pushes, keyed by (seed, stream, env):
         # env j meets the same sequence of resets and pushes whatever happens in the others
         # (common random numbers across the candidates the study samples one by one)
+        key = (TWIN_STREAMS, config.seed, config.stream)
         self._env_rngs = {
-            kind: [np.random.default_rng([config.seed, config.stream, kind, j]) for j in range(N)]
+            kind: [np.random.default_rng([*key, kind, j]) for j in range(N)]
             for kind in (STREAM_RESET, STREAM_PUSH)
         }
-        self.rng = np.random.default_rng([config.seed, config.stream, 2])  # observation noise
+        self.rng = np.random.default_rng([*key, STREAM_NOISE, N])  # observation noise: one stream for all
         self._standing = self.contract.standing_state(self.robot.nstate)
         self.pool = thread_pool(config.threads)
         threads = getattr(self.pool, "nthread", None) or 1
@@ -245,7 +249,7 @@ class StandEnv:
         )
         self.states = self._out[:, -1].copy()
         self.ep_len += 1
-        terminated = falls(self.contract, self.states)
+        terminated = self.terminated = falls(self.contract, self.states)
         # as Isaac Lab: a fall on the last step is also a time-out (rsl_rl then bootstraps it)
         time_out = self.ep_len >= self.max_episode_length
         # a diverged world reads as a fall on the state it had; its numbers must not poison the batch

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from postconv.cputrain.env import StandEnv, StandEnvConfig
@@ -81,8 +82,12 @@ def train(config: TrainConfig) -> Path:
         last = _loadable_checkpoint(run_dir)
         start = last[1] + 1  # model_<k> holds iterations 0..k
         # go on where the curriculum was, with streams of draws the start did not use
-        env_config = replace(config.env, stream=start, push_scale=_push_scale_at(run_dir, last[1]))
-    torch.manual_seed(config.env.seed + (0 if last is None else last[1] + 1))
+        env_config = replace(config.env, stream=start, push_scale=_push_scale_at(run_dir, start))
+    torch.manual_seed(
+        int(
+            np.random.SeedSequence([config.env.seed, 0 if last is None else last[1] + 1]).generate_state(1)[0]
+        )
+    )
     env = StandEnv(env_config)
     try:
         runner = OnPolicyRunner(env, agent, log_dir=str(run_dir), device="cpu")
@@ -118,7 +123,9 @@ def _loadable_checkpoint(run_dir: Path) -> tuple[Path, int]:
 
 
 def _push_scale_at(run_dir: Path, iteration: int) -> float | None:
-    """The curriculum's push scale logged at ``iteration`` (None if the run logged none)."""
+    """The curriculum's push scale at the start of ``iteration``: logged with it (the curriculum
+    moves at the end of an iteration's steps, after its log), else the latest before; None if
+    the run logged none."""
     from postconv.checkpoints import open_run, training_curve
 
     curve = training_curve(open_run(run_dir), tag="Curriculum/push_scale")
@@ -130,8 +137,15 @@ def _push_scale_at(run_dir: Path, iteration: int) -> float | None:
 
 
 def is_trained(run_dir: Path, iterations: int) -> bool:
-    """Whether ``run_dir`` holds the last checkpoint of a training of ``iterations`` iterations."""
-    return (run_dir / f"model_{iterations - 1}.pt").is_file()
+    """Whether ``run_dir`` holds the last checkpoint of a training of ``iterations`` iterations, whole."""
+    last = run_dir / f"model_{iterations - 1}.pt"
+    try:
+        return (
+            last.is_file()
+            and torch.load(last, weights_only=False, map_location="cpu")["iter"] == iterations - 1
+        )
+    except Exception:  # a save cut short: not trained to the end
+        return False
 
 
 def _run_dir(config: TrainConfig) -> Path:

@@ -91,24 +91,26 @@ def _read_yaml(path: Path) -> dict:
 
 
 def training_curve(run: Run, tag: str = REWARD_TAG) -> tuple[np.ndarray, np.ndarray] | None:
-    """(iterations, values) of a scalar from the run's TensorBoard event files, or None if absent."""
-    files = sorted(run.path.glob("events.out.tfevents.*"))
+    """(iterations, values) of a scalar from the run's TensorBoard event files, or None if absent.
+
+    A resumed run has a file per session: where two log the same iteration, the newer one
+    (the branch the checkpoints continued) wins.
+    """
+    files = sorted(run.path.glob("events.out.tfevents.*"), key=lambda f: (f.stat().st_mtime, f.name))
     if not files:
         return None
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    steps, values = [], []
+    by_step: dict[int, float] = {}
     for f in files:
         events = EventAccumulator(str(f), size_guidance={"scalars": 0})
         events.Reload()
         if tag in events.Tags().get("scalars", []):
-            for e in events.Scalars(tag):
-                steps.append(e.step)
-                values.append(e.value)
-    if not steps:
+            by_step.update({e.step: e.value for e in events.Scalars(tag)})
+    if not by_step:
         return None
-    order = np.argsort(steps, kind="stable")
-    return np.asarray(steps)[order], np.asarray(values, dtype=np.float64)[order]
+    steps = np.array(sorted(by_step))
+    return steps, np.array([by_step[s] for s in steps], dtype=np.float64)
 
 
 def converged_from(

@@ -69,6 +69,10 @@ def _psi(samples: SelectionSamples, kind: str) -> np.ndarray:
     if kind == "reward":
         return samples.reward
     if kind == "shaping":
+        if not set(FALL_TERMS) <= set(samples.term_names):
+            raise ValueError(
+                f"shaping leaves out {FALL_TERMS}; these samples' terms are {samples.term_names}"
+            )
         keep = [i for i, n in enumerate(samples.term_names) if n not in FALL_TERMS]
         return samples.terms[..., keep].sum(axis=-1)
     if kind == "upright":

@@ -9,15 +9,14 @@ predictor (:mod:`postconv.study.analysis`) against the survival rate in each wor
 Every step is resumable: a rerun reuses trainings, samples and replays already on disk.
 Heavy outputs stay in ``work_dir`` (checkpoints, samples); the small results the README
 quotes go to ``results_dir``: ``judged.csv`` (every seed x source x world x score),
-``summary.csv`` (over seeds), ``study.json`` (the config and timings) and
-``spearman_vs_k.png``.
+``summary.csv`` (over seeds), ``tables.md`` (the README's tables), ``study.json`` (the
+config, timings and every candidate's survival) and ``spearman_vs_k.png``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,12 +26,14 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from postconv import __version__
 from postconv.sample_store import file_sha256
 from postconv.study.analysis import BASELINES, DEFAULT_K, VARIANTS, all_scores, curve_at, judge
 from postconv.study.samples import SelectionSamples, from_stage, from_twin
 
 POOLED = "all"
+"""The pseudo-world whose outcome is a candidate's survival averaged over the worlds."""
+TWIN_SAMPLES_VERSION = 2
+"""Part of the twin samples' cache key: raise it when the twin's sampling changes."""
 SOURCES = ("isaaclab", "mujoco")
 """Where the selection's samples come from: the stage in Isaac Lab, or the nominal C MuJoCo twin (control)."""
 
@@ -47,8 +48,8 @@ class StudyConfig:
     """PPO iterations per run (a checkpoint every 10)."""
     train_envs: int = 256
     candidates: int = 16
-    """About this many candidates per run: those after convergence (the stage's rule), thinned
-    evenly; if fewer converged, the last this many checkpoints."""
+    """At least this many candidates per run: those after convergence (the stage's rule), one in
+    every n; if fewer than twice this many converged, the last this many checkpoints."""
     scenarios: tuple[str, ...] = ("0.5@1-3", "1@2-4")
     """The stage's push scenarios: its default ones with pushes (0.5 m/s every 1 to 3 s, about
     what the policies met at the end of training, and 1 m/s every 2 to 4 s)."""
@@ -57,6 +58,7 @@ class StudyConfig:
     steps: int = 250
     """Recorded steps per env and scenario (5 s): 16 x 250 x 2 = 8,000 samples per candidate."""
     worlds: tuple[str, ...] = (
+        "push=0.5@1-3",
         "push=1@1-3",
         "latency=20ms,push=0.5@1-3",
         "obs_delay=20ms,push=0.5@1-3",
@@ -67,9 +69,11 @@ class StudyConfig:
         "joint_friction=2,joint_damping=2,push=0.5@1-3",
         "strength=0.8,latency=20ms,friction=0.4,mass=4,push=0.5@1-3",
     )
-    """Held-out worlds (the selection never samples them; the robot is asked to stand): per kind
-    of shift, the magnitude whose fall rate, averaged over 4 candidates of seed 0, was closest
-    to 50% (``postconv study --calibrate``, results/full/calibration.json)."""
+    """Worlds in C MuJoCo (the robot is asked to stand): the unshifted one under the base pushes
+    (a reference: the control's samples come from it), then per kind of shift the magnitude
+    whose fall rate, averaged over 4 candidates of seed 0, was closest to 50%
+    (``postconv study --calibrate``, results/full/calibration.json); the selection never
+    samples these."""
     episodes: int = 256
     """Episodes per candidate and world (identical for every candidate)."""
     seconds: float = 5.0
@@ -88,14 +92,14 @@ QUICK = StudyConfig(
     candidates=8,
     scenarios=("0.5@1-3",),
     steps=150,
-    worlds=StudyConfig.worlds[:3],
+    worlds=StudyConfig.worlds[:4],
     episodes=64,
     n_boot=200,
     work_dir=Path("outputs/study-quick"),
     results_dir=Path("study/results/quick"),
 )
-"""One seed (the same training as the full study's first), 8 candidates, one scenario, 3 worlds
-of 64 episodes: the pipeline and the sign of the result in ~40 min on 2 cores (training ~30)."""
+"""One seed (trained as the full study's first, in its own folder), 8 candidates, one scenario,
+4 worlds of 64 episodes: the pipeline and the sign of the result in ~40 min on 2 cores (training ~30)."""
 
 
 @dataclass
@@ -138,9 +142,9 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
 
     run = open_run(run_dir)
     after, _ = select_candidates(run)
-    if len(after) >= config.candidates:  # after convergence by the stage's rule, thinned evenly
-        from_iter, every = None, max(1, math.ceil(len(after) / config.candidates))
-    else:  # converged late: the last checkpoints, so that there are enough to rank
+    if len(after) >= 2 * config.candidates:  # after convergence by the stage's rule, thinned evenly
+        from_iter, every = None, len(after) // config.candidates
+    else:  # few converged: the last checkpoints, so that there are enough to rank
         from_iter, every = run.checkpoints[-min(config.candidates, len(run.checkpoints))].iteration, None
     stage = StageConfig(
         from_iter=from_iter,
@@ -164,7 +168,7 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     twin_key = {
         "checkpoints": {c: file_sha256(run_dir / f"{c}.pt") for c in isaac.names},
         "scenarios": config.scenarios, "steps": config.steps, "envs": config.envs_per_checkpoint,
-        "burn_in": config.burn_in_steps, "postconv": __version__, "mujoco": mujoco.__version__,
+        "burn_in": config.burn_in_steps, "twin": TWIN_SAMPLES_VERSION, "mujoco": mujoco.__version__,
     }  # fmt: skip
     t0 = time.perf_counter()
     twin = _cached_twin(twin_file, twin_key)
@@ -217,37 +221,26 @@ def judge_run(data: RunData, config: StudyConfig) -> list[dict]:
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Mean and spread over seeds per source x world x score."""
+    """Mean, SD (ddof 1) and count of finite values over seeds, per source x world x score and metric."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["source"], r["world"], r["score"]), []).append(r)
     out = []
     for (source, world, score), rs in groups.items():
-        rho = np.array([r["spearman"] for r in rs], dtype=float)
-        judged = int(np.isfinite(rho).sum())
-        out.append(
-            {
-                "source": source,
-                "world": world,
-                "score": score,
-                "seeds": judged,
-                "spearman_mean": float(np.nanmean(rho)) if judged else float("nan"),
-                "spearman_sd": float(np.nanstd(rho, ddof=1)) if judged > 1 else float("nan"),
-                "spearman_min": float(np.nanmin(rho)) if np.isfinite(rho).any() else float("nan"),
-                "kendall_mean": _nanmean([r["kendall"] for r in rs]),
-                "regret1_mean": _nanmean([r["regret1"] for r in rs]),
-                "regret1_sd": float(np.nanstd([r["regret1"] for r in rs], ddof=1))
-                if judged > 1
-                else float("nan"),
-                "regret3_mean": _nanmean([r["regret3"] for r in rs]),
-            }
-        )
+        row = {"source": source, "world": world, "score": score}
+        for metric in ("spearman", "kendall", "regret1", "regret3"):
+            mean, sd, n = _over_seeds([r[metric] for r in rs])
+            row.update({f"{metric}_mean": mean, f"{metric}_sd": sd, f"{metric}_n": n})
+        out.append(row)
     return out
 
 
-def _nanmean(values: list[float]) -> float:
+def _over_seeds(values: list[float]) -> tuple[float, float, int]:
+    """(mean, sample SD, count) of the finite values (a constant score has no Spearman)."""
     a = np.array(values, dtype=float)
-    return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
+    a = a[np.isfinite(a)]
+    nan = float("nan")
+    return (float(a.mean()) if a.size else nan, float(a.std(ddof=1)) if a.size > 1 else nan, int(a.size))
 
 
 def write_results(config: StudyConfig, rows: list[dict], summary: list[dict], extra: dict) -> dict[str, Path]:
@@ -320,10 +313,13 @@ def markdown(summary: list[dict], config: StudyConfig) -> str:
 
     def cell(source: str, world: str, score: str, key: str = "spearman") -> str:
         s = by.get((source, world, score))
-        if s is None or not np.isfinite(s[f"{key}_mean"]):
+        if s is None or not s[f"{key}_n"]:
             return "n/a"
-        sd = s.get(f"{key}_sd", float("nan"))
-        return f"{s[f'{key}_mean']:+.2f}" + (f" ± {sd:.2f}" if np.isfinite(sd) else "")
+        sign = "+" if key == "spearman" else ""
+        text = f"{s[f'{key}_mean']:{sign}.2f}"
+        if np.isfinite(s[f"{key}_sd"]):
+            text += f" ± {s[f'{key}_sd']:.2f}"
+        return text + (f" ({s[f'{key}_n']})" if s[f"{key}_n"] < len(config.seeds) else "")
 
     def table(header: list[str], rows: list[list[str]]) -> list[str]:
         return [
@@ -333,7 +329,8 @@ def markdown(summary: list[dict], config: StudyConfig) -> str:
         ]
 
     out = [
-        f"Spearman with survival per held-out world (selection samples from Isaac Lab; mean ± SD over {len(config.seeds)} seeds):",
+        f"Spearman with survival per held-out world (selection samples from Isaac Lab; mean ± SD over {len(config.seeds)} "
+        "seeds, (n) where fewer had a finite value; `all`: survival averaged over the worlds):",
         "",
     ]
     out += table(["world", *HEADLINE], [[w, *(cell("isaaclab", w, s) for s in HEADLINE)] for w in worlds])
@@ -359,7 +356,11 @@ def markdown(summary: list[dict], config: StudyConfig) -> str:
         ["score", "Spearman"],
         [[b, f"{cell('isaaclab', POOLED, b)} / {cell('mujoco', POOLED, b)}"] for b in BASELINES],
     )
-    out += ["", "Regret@1 (survival lost against the best candidate; Isaac Lab samples):", ""]
+    out += [
+        "",
+        "Regret@1: the share of episodes survived that the pick loses against the best candidate (Isaac Lab samples):",
+        "",
+    ]
     out += table(
         ["world", *HEADLINE], [[w, *(cell("isaaclab", w, s, "regret1") for s in HEADLINE)] for w in worlds]
     )

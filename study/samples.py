@@ -161,12 +161,12 @@ def from_twin(
                         action = actor(obs)
                     if clip is not None:
                         action = action.clamp(-clip, clip)
-                    out, _, done, extras = env.step(action)
+                    out, _, _, _ = env.step(action)
                     obs = out["policy"]
                     if t >= burn_in:
                         t_.append(env.step_terms.astype(np.float32))
                         f_.append(env.step_features.astype(np.float32))
-                        d_.append((done & ~extras["time_outs"]).numpy())
+                        d_.append(env.terminated.copy())
             finally:
                 env.close()
             per_scenario.append((np.stack(t_), np.stack(f_), np.stack(d_)))

@@ -104,3 +104,20 @@ def test_convergence_rule_keeps_the_plateau_under_heavy_noise(seed):
     it = np.arange(1500)
     v = np.minimum(it / 600, 1.0) * 20.0 + rng.normal(0, 2.0, it.size)
     assert converged_from(it, v) < 1000
+
+
+def test_a_resumed_run_keeps_the_newer_sessions_value_for_an_iteration_logged_twice(tmp_path):
+    import os
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = make_run(tmp_path, [0, 10], rewards=[(0, 1.0), (1, 2.0), (2, 3.0)])  # the first session
+    first = next(run.glob("events.out.tfevents.*"))
+    os.utime(first, (1, 1))  # older than what follows, whatever the clock's resolution
+    writer = SummaryWriter(log_dir=str(run), filename_suffix=".resumed")  # the session that went on from 1
+    for it, value in ((2, 30.0), (3, 40.0)):
+        writer.add_scalar("Train/mean_reward", value, it)
+    writer.close()
+    steps, values = training_curve(open_run(run))
+    assert steps.tolist() == [0, 1, 2, 3]
+    assert values.tolist() == [1.0, 2.0, 30.0, 40.0]

@@ -61,6 +61,7 @@ def test_a_rerun_reuses_the_training_samples_and_replays(tiny):
     assert before == after
     study = json.loads(paths["study"].read_text())
     assert study["timings_s"]["0"]["train_s"] < 5
+    assert study["timings_s"]["0"]["twin_s"] < 5, "the twin's samples should come from the cache"
 
 
 def test_calibration_grades_worlds_by_fall_rate_alone(tiny):

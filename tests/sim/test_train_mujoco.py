@@ -71,8 +71,34 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(cpu_run, tmp_p
     )
     assert [c.iteration for c in open_run(run).checkpoints] == [0, 2, 4]
     assert torch.load(run / "model_4.pt", weights_only=False)["iter"] == 4
-    # iteration 2 was done before the interruption: it is not trained again
-    assert (run / "model_2.pt").read_bytes() == (cpu_run / "model_2.pt").read_bytes()
+
+
+def test_a_resumed_training_does_not_redo_the_iteration_it_loaded(cpu_run, tmp_path):
+    """Cut after iteration 0 (a save at 0, a multiple of the save interval): going on must not
+    train iteration 0 again and overwrite its checkpoint, as rsl_rl's load alone would."""
+    import shutil
+
+    run = tmp_path / "stand"
+    shutil.copytree(cpu_run, run)
+    (run / "model_2.pt").unlink()
+    (run / "model_2.pt").with_name("model_1.pt").write_bytes(b"cut short")  # a save the interruption cut
+    before = (run / "model_0.pt").read_bytes()
+    assert_ok(
+        postconv(
+            "train-mujoco",
+            "--iterations",
+            "3",
+            "--num_envs",
+            "16",
+            "--threads",
+            "1",
+            "--run-dir",
+            str(run),
+            "--resume",
+        )
+    )
+    assert (run / "model_0.pt").read_bytes() == before
+    assert torch.load(run / "model_2.pt", weights_only=False)["iter"] == 2
 
 
 def test_postconv_evaluates_and_replays_the_cpu_trained_checkpoints(cpu_run):

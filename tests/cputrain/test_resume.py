@@ -1,0 +1,42 @@
+"""What a resumed CPU training reads back: the push scale the curriculum had reached, and whether
+a run is trained to its end. (The resume itself runs in tests/sim/test_train_mujoco.py.)"""
+
+import pytest
+import torch
+
+pytest.importorskip("tensordict", reason="the twin is an rsl_rl VecEnv: needs the sim install (rsl-rl-lib)")
+
+from postconv.cputrain.train import _push_scale_at, is_trained
+
+
+def _run(tmp_path, scales):
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = tmp_path / "run"
+    (run / "params").mkdir(parents=True)
+    (run / "params" / "agent.yaml").write_text("actor:\n  activation: elu\n")
+    (run / "model_0.pt").write_bytes(b"")
+    writer = SummaryWriter(log_dir=str(run))
+    for it, scale in scales:
+        writer.add_scalar("Curriculum/push_scale", scale, it)
+    writer.close()
+    return run
+
+
+def test_the_push_scale_a_resume_starts_with_is_the_one_logged_with_its_first_iteration(tmp_path):
+    run = _run(tmp_path, [(0, 0.25), (1, 0.3), (2, 0.35)])
+    assert _push_scale_at(run, 1) == pytest.approx(0.3)
+    assert _push_scale_at(run, 3) == pytest.approx(0.35)  # not logged yet: the latest before
+
+
+def test_a_run_without_the_curriculum_logged_resumes_with_the_default(tmp_path):
+    run = _run(tmp_path, [])
+    assert _push_scale_at(run, 1) is None
+
+
+def test_a_run_is_trained_only_when_its_last_checkpoint_loads(tmp_path):
+    torch.save({"iter": 4}, tmp_path / "model_4.pt")
+    assert is_trained(tmp_path, 5)
+    assert not is_trained(tmp_path, 6)
+    (tmp_path / "model_4.pt").write_bytes(b"cut short")
+    assert not is_trained(tmp_path, 5)
