@@ -291,13 +291,22 @@ def plot(summary: list[dict], rows: list[dict], config: StudyConfig, path: Path)
         ax.set_title(world, fontsize=8)
         ax.set_xticks(x, ["mean", *(f"{k:g}" for k in config.ks)], fontsize=7)
         ax.set_ylim(-1, 1)
-    for ax in list(axes.flat)[len(worlds) :]:
+    spare = list(axes.flat)[len(worlds) :]
+    for ax in spare:
         ax.axis("off")
     axes[0, 0].set_ylabel("Spearman with survival")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7)
-    fig.suptitle(f"Rank correlation with held-out survival vs k (mean over {len(config.seeds)} seeds)")
-    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    seeds = len(config.seeds)
+    fig.suptitle(
+        f"Rank correlation with held-out survival against k ({'mean over ' if seeds > 1 else ''}"
+        f"{seeds} seed{'s' if seeds > 1 else ''}; k = 0: the plain mean)"
+    )
+    if spare:
+        spare[0].legend(handles, labels, loc="center", fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.96))
+    else:
+        fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7)
+        fig.tight_layout(rect=(0, 0.08, 1, 0.96))
     return save_figure(fig, path)
 
 
@@ -383,6 +392,24 @@ def print_summary(summary: list[dict], config: StudyConfig, console: Console) ->
         console.print(table)
 
 
+def read_judged(path: Path) -> list[dict]:
+    """The rows of a judged.csv, numbers as floats (NaN where a score judged nothing)."""
+    rows = []
+    for row in csv.DictReader(path.open()):
+        rows.append({k: (v if k in ("source", "world", "score") else float(v)) for k, v in row.items()})
+    return rows
+
+
+def rewrite_results(config: StudyConfig, console: Console) -> dict[str, Path]:
+    """summary.csv, tables.md and the plot again from ``results_dir/judged.csv`` (no simulation)."""
+    rows = read_judged(config.results_dir / "judged.csv")
+    study = json.loads((config.results_dir / "study.json").read_text())
+    summary = summarize(rows)
+    print_summary(summary, config, console)
+    extra = {k: v for k, v in study.items() if k != "config"}
+    return write_results(config, rows, summary, extra)
+
+
 def run_study(config: StudyConfig, console: Console | None = None) -> dict[str, Path]:
     from postconv.report import wide_console
 
@@ -419,6 +446,11 @@ def main(argv: list[str] | None = None) -> int:
         "--calibrate", type=Path, metavar="RUN_DIR",
         help="only grade the held-out worlds on this trained run (fall rates of a few candidates)",
     )  # fmt: skip
+    parser.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="only rebuild the tables and the plot from RESULTS_DIR/judged.csv",
+    )
     args = parser.parse_args(argv)
     if args.calibrate is not None:
         from postconv.report import wide_console
@@ -433,7 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     config = QUICK if args.quick else StudyConfig()
     changes = {k: v for k, v in (("seeds", tuple(args.seeds) if args.seeds else None),
                                  ("work_dir", args.work_dir), ("results_dir", args.results_dir)) if v is not None}  # fmt: skip
-    run_study(replace(config, **changes))
+    config = replace(config, **changes)
+    if args.rewrite:
+        from postconv.report import wide_console
+
+        rewrite_results(config, wide_console())
+    else:
+        run_study(config)
     return 0
 
 

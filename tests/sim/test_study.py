@@ -75,3 +75,18 @@ def test_calibration_grades_worlds_by_fall_rate_alone(tiny):
     assert choose({"a": [0.1, 0.1], "b": [0.6, 0.5], "c": [0.9, 1.0]}, {"kind": ("a", "b", "c")}) == {
         "kind": "b"
     }
+
+
+def test_the_tables_and_plot_are_rebuilt_from_the_judgements_alone(tiny):
+    from postconv.report import wide_console
+    from postconv.study.run import rewrite_results
+
+    config, paths = tiny
+    before = paths["markdown"].read_text()
+    paths["markdown"].unlink()
+    paths["plot"].unlink()
+    rewritten = rewrite_results(config, wide_console())
+    after = rewritten["markdown"].read_text()
+    # judged.csv keeps 4 significant digits: the tables' shape is the same, a last digit may move
+    assert [line[:40] for line in after.splitlines()] == [line[:40] for line in before.splitlines()]
+    assert rewritten["plot"].is_file()
