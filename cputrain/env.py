@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from postconv.rollout import FEATURES
+from postconv.rollout import feature_names
 from postconv.sim2sim.batch import RESET_VELOCITY, thread_pool
 from postconv.sim2sim.contract import ACT_DIM, OBS_DIM, TRAINING_NOISE, Contract, obs_slices
 from postconv.sim2sim.robot import DECIMATION, G1Model, build_g1
@@ -147,7 +147,7 @@ def reward_terms(
     }
 
 
-FEATURE_NAMES = tuple(f"{name}.{c}" for name, components in FEATURES.items() for c in components)
+FEATURE_NAMES = feature_names()
 """The state features the post-convergence stage records (:data:`postconv.rollout.FEATURES`), in its order."""
 
 

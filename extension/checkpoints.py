@@ -90,13 +90,23 @@ def _read_yaml(path: Path) -> dict:
     return yaml.load(path.read_text(), Loader=_Loader) or {}
 
 
+def _created(events_file: Path) -> tuple[float, str]:
+    """When an event file was started: the seconds TensorBoard puts in its name
+    (``events.out.tfevents.<seconds>.<host>...``; kept by copies, unlike mtimes), else its mtime."""
+    parts = events_file.name.split(".")
+    try:
+        return float(parts[3]), events_file.name
+    except (IndexError, ValueError):
+        return events_file.stat().st_mtime, events_file.name
+
+
 def training_curve(run: Run, tag: str = REWARD_TAG) -> tuple[np.ndarray, np.ndarray] | None:
     """(iterations, values) of a scalar from the run's TensorBoard event files, or None if absent.
 
     A resumed run has a file per session: where two log the same iteration, the newer one
     (the branch the checkpoints continued) wins.
     """
-    files = sorted(run.path.glob("events.out.tfevents.*"), key=lambda f: (f.stat().st_mtime, f.name))
+    files = sorted(run.path.glob("events.out.tfevents.*"), key=_created)
     if not files:
         return None
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -61,6 +61,11 @@ FEATURES: dict[str, tuple[str, ...]] = {
 """State features that can be recorded, with their components."""
 
 
+def feature_names(features: tuple[str, ...] = tuple(FEATURES)) -> tuple[str, ...]:
+    """Column names of the recorded features, e.g. ``base_lin_vel.x``."""
+    return tuple(f"{f}.{c}" for f in features for c in FEATURES[f])
+
+
 def read_feature(env, name: str) -> torch.Tensor:
     """(num_envs, len(FEATURES[name])) values of a feature."""
     data = env.scene["robot"].data
@@ -119,7 +124,7 @@ class RolloutSpec:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        return tuple(f"{f}.{c}" for f in self.features for c in FEATURES[f])
+        return feature_names(self.features)
 
     @property
     def groups(self) -> int:

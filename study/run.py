@@ -16,6 +16,7 @@ config, timings and every candidate's survival) and ``spearman_vs_k.png``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -27,11 +28,10 @@ from rich.console import Console
 from rich.table import Table
 
 from postconv.sample_store import file_sha256
+from postconv.sim2sim.evaluate import POOLED  # the pseudo-world of outcomes averaged over the worlds
 from postconv.study.analysis import BASELINES, DEFAULT_K, VARIANTS, all_scores, curve_at, judge
 from postconv.study.samples import SelectionSamples, from_stage, from_twin
 
-POOLED = "all"
-"""The pseudo-world whose outcome is a candidate's survival averaged over the worlds."""
 TWIN_SAMPLES_VERSION = 2
 """Part of the twin samples' cache key: raise it when the twin's sampling changes."""
 SOURCES = ("isaaclab", "mujoco")
@@ -123,7 +123,7 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     from postconv.report import SelectionConfig
     from postconv.sim2sim.evaluate import Sim2SimConfig, run_sim2sim
     from postconv.sim2sim.judge import judge_and_publish
-    from postconv.stage import StageConfig, run_stage
+    from postconv.stage import StageConfig, select_run
 
     timings: dict[str, float] = {}
     run_dir = config.run_dir(seed)
@@ -160,7 +160,8 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     )
     console.rule(f"seed {seed}: post-convergence stage (Isaac Lab)")
     t0 = time.perf_counter()
-    run_stage(run_dir, stage, console)
+    evaluate_in_subprocess(run_dir, stage)
+    select_run(run_dir, stage, console)
     timings["stage_s"] = time.perf_counter() - t0
     isaac = from_stage(run_dir)
 
@@ -197,6 +198,26 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     outcomes[POOLED] = np.mean([outcomes[w] for w in result.worlds], axis=0)
     train_reward = curve_at(isaac.iterations, training_curve(run))
     return RunData(seed, {"isaaclab": isaac, "mujoco": twin}, train_reward, outcomes, timings)
+
+
+def evaluate_in_subprocess(run_dir: Path, stage) -> None:
+    """``postconv evaluate`` on ``run_dir`` in a process of its own: Isaac Lab keeps one
+    simulation per process, and a study builds one per seed."""
+    import subprocess
+    import sys
+
+    args = [
+        "evaluate", str(run_dir), "--scenarios", *stage.scenarios, "--num_envs", str(stage.num_envs),
+        "--envs-per-checkpoint", str(stage.envs_per_checkpoint), "--steps", str(stage.steps),
+        "--burn-in", str(stage.burn_in_steps), "--seed", str(stage.seed),
+    ]  # fmt: skip
+    if stage.from_iter is not None:
+        args += ["--from-iter", str(stage.from_iter)]
+    if stage.every is not None:
+        args += ["--every", str(stage.every)]
+    done = subprocess.run([sys.executable, "-m", "postconv.cli", *args], check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"postconv {' '.join(args)} failed ({done.returncode}); its output is above")
 
 
 def _cached_twin(path: Path, key: dict) -> SelectionSamples | None:
@@ -338,8 +359,9 @@ def markdown(summary: list[dict], config: StudyConfig) -> str:
         ]
 
     out = [
-        f"Spearman with survival per held-out world (selection samples from Isaac Lab; mean ± SD over {len(config.seeds)} "
-        "seeds, (n) where fewer had a finite value; `all`: survival averaged over the worlds):",
+        f"Spearman with survival per held-out world (selection samples from Isaac Lab; "
+        f"{'mean ± SD over ' + str(len(config.seeds)) + ' seeds, (n) where fewer had a finite value' if len(config.seeds) > 1 else 'one seed'}; "
+        "`all`: survival averaged over the worlds):",
         "",
     ]
     out += table(["world", *HEADLINE], [[w, *(cell("isaaclab", w, s) for s in HEADLINE)] for w in worlds])
@@ -400,13 +422,25 @@ def read_judged(path: Path) -> list[dict]:
     return rows
 
 
-def rewrite_results(config: StudyConfig, console: Console) -> dict[str, Path]:
-    """summary.csv, tables.md and the plot again from ``results_dir/judged.csv`` (no simulation)."""
-    rows = read_judged(config.results_dir / "judged.csv")
-    study = json.loads((config.results_dir / "study.json").read_text())
+def stored_config(results_dir: Path) -> tuple[StudyConfig, dict]:
+    """The config a results folder was made with (``study.json``), and the rest of that file."""
+    study = json.loads((results_dir / "study.json").read_text())
+    fields_ = {f.name: f for f in dataclasses.fields(StudyConfig)}
+    values = {}
+    for name, value in study["config"].items():
+        if name not in fields_:
+            continue
+        values[name] = tuple(value) if isinstance(value, list) else value
+    values["work_dir"], values["results_dir"] = Path(values["work_dir"]), results_dir
+    return StudyConfig(**values), {k: v for k, v in study.items() if k != "config"}
+
+
+def rewrite_results(results_dir: Path, console: Console) -> dict[str, Path]:
+    """summary.csv, tables.md and the plot again from ``judged.csv``, with the settings in ``study.json``."""
+    config, extra = stored_config(results_dir)
+    rows = read_judged(results_dir / "judged.csv")
     summary = summarize(rows)
     print_summary(summary, config, console)
-    extra = {k: v for k, v in study.items() if k != "config"}
     return write_results(config, rows, summary, extra)
 
 
@@ -437,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="one seed, 8 candidates, 3 worlds of 64 episodes (~40 min with its training)",
+        help="one seed, 8 candidates, 4 worlds of 64 episodes (~40 min with its training)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: 0 1 2; quick: 0)")
     parser.add_argument("--work-dir", type=Path, help="where runs and samples go")
@@ -469,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rewrite:
         from postconv.report import wide_console
 
-        rewrite_results(config, wide_console())
+        rewrite_results(config.results_dir, wide_console())
     else:
         run_study(config)
     return 0

@@ -113,7 +113,10 @@ def test_a_resumed_run_keeps_the_newer_sessions_value_for_an_iteration_logged_tw
 
     run = make_run(tmp_path, [0, 10], rewards=[(0, 1.0), (1, 2.0), (2, 3.0)])  # the first session
     first = next(run.glob("events.out.tfevents.*"))
-    os.utime(first, (1, 1))  # older than what follows, whatever the clock's resolution
+    # a copy that lost the times: the first session's file looks newest by mtime, not by its name
+    started = int(first.name.split(".")[3])
+    first.rename(first.with_name(first.name.replace(str(started), str(started - 100), 1)))
+    os.utime(next(run.glob("events.out.tfevents.*")), (4e9, 4e9))
     writer = SummaryWriter(log_dir=str(run), filename_suffix=".resumed")  # the session that went on from 1
     for it, value in ((2, 30.0), (3, 40.0)):
         writer.add_scalar("Train/mean_reward", value, it)

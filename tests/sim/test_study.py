@@ -85,7 +85,7 @@ def test_the_tables_and_plot_are_rebuilt_from_the_judgements_alone(tiny):
     before = paths["markdown"].read_text()
     paths["markdown"].unlink()
     paths["plot"].unlink()
-    rewritten = rewrite_results(config, wide_console())
+    rewritten = rewrite_results(config.results_dir, wide_console())
     after = rewritten["markdown"].read_text()
     # judged.csv keeps 4 significant digits: the tables' shape is the same, a last digit may move
     assert [line[:40] for line in after.splitlines()] == [line[:40] for line in before.splitlines()]

@@ -10,7 +10,7 @@ from probes import run_probe, train
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
-from postconv.tasks import DISTURBED_TASK, FLAT_TASK, g1
+from postconv.tasks import DISTURBED_TASK, FLAT_TASK, STAND_TASK, g1
 
 pytestmark = pytest.mark.needs_sim
 NUM_ENVS = 4
@@ -44,7 +44,7 @@ def test_gains_follow_from_the_motors():
 def test_tasks_are_registered_for_gymnasium_and_isaaclab_train():
     import gymnasium as gym
 
-    for task in (FLAT_TASK, DISTURBED_TASK):
+    for task in (FLAT_TASK, DISTURBED_TASK, STAND_TASK):
         spec = gym.spec(task)
         assert spec.kwargs["env_cfg_entry_point"].startswith("postconv.tasks.velocity:")
         assert spec.kwargs["rsl_rl_cfg_entry_point"].startswith("postconv.tasks.agents:")
