@@ -277,13 +277,13 @@ def write_results(config: StudyConfig, rows: list[dict], summary: list[dict], ex
             )
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     paths["study"].write_text(json.dumps({"config": settings, **extra}, indent=2, default=str) + "\n")
-    paths["plot"] = plot(summary, rows, config, out / "spearman_vs_k.png")
+    paths["plot"] = plot(summary, config, out / "spearman_vs_k.png")
     paths["markdown"] = out / "tables.md"
     paths["markdown"].write_text(markdown(summary, config))
     return paths
 
 
-def plot(summary: list[dict], rows: list[dict], config: StudyConfig, path: Path) -> Path:
+def plot(summary: list[dict], config: StudyConfig, path: Path) -> Path:
     """Spearman against k per world (Isaac Lab samples, default psi; k = 0 is the mean), baselines dashed."""
     from postconv.figures import pyplot, save_figure
 
