@@ -50,18 +50,17 @@ def test_the_study_writes_every_judgement_and_a_plot(tiny):
 
 
 def test_a_rerun_reuses_the_training_samples_and_replays(tiny):
-    config, paths = tiny
+    config, _ = tiny
     run = config.run_dir(0)
-    before = {
-        p: p.stat().st_mtime_ns
-        for p in [*run.glob("model_*.pt"), *(run / "postconv" / "samples").rglob("*.npy")]
-    }
+    kept = [
+        *run.glob("model_*.pt"),  # the training
+        *(run / "postconv" / "samples").rglob("*.npy"),  # the stage's samples
+        config.work_dir / "twin_samples_s0.npz",  # the control
+        *(run / "postconv" / "sim2sim" / "episodes").rglob("*.npz"),  # the replays
+    ]
+    before = {p: p.stat().st_mtime_ns for p in kept}
     run_study(config)
-    after = {p: p.stat().st_mtime_ns for p in before}
-    assert before == after
-    study = json.loads(paths["study"].read_text())
-    assert study["timings_s"]["0"]["train_s"] < 5
-    assert study["timings_s"]["0"]["twin_s"] < 5, "the twin's samples should come from the cache"
+    assert {p: p.stat().st_mtime_ns for p in kept} == before
 
 
 def test_calibration_grades_worlds_by_fall_rate_alone(tiny):

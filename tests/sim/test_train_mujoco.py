@@ -24,11 +24,7 @@ pytestmark = pytest.mark.needs_sim
 @pytest.fixture(scope="module")
 def cpu_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("cpu") / "stand"
-    assert_ok(
-        postconv(
-            "train-mujoco", "--iterations", "3", "--num_envs", "16", "--threads", "1", "--run-dir", str(run)
-        )
-    )
+    assert_ok(_train(run, 3))
     return run
 
 
@@ -45,30 +41,24 @@ def test_the_run_folder_is_an_isaac_lab_run_of_the_stand_task(cpu_run):
         assert actor(torch.zeros(2, 99)).shape == (2, 29)
 
 
-def test_an_interrupted_training_resumes_from_its_last_checkpoint(cpu_run, tmp_path):
+def _train(run, iterations: int, *extra: str):
+    """`postconv train-mujoco` of 16 envs on one thread into ``run``."""
+    args = ("--iterations", str(iterations), "--num_envs", "16", "--threads", "1", "--run-dir", str(run))
+    return postconv("train-mujoco", *args, *extra)
+
+
+def _copy(cpu_run, tmp_path):
     import shutil
 
-    run = tmp_path / "stand"
-    shutil.copytree(cpu_run, run)
-    proc = postconv(
-        "train-mujoco", "--iterations", "5", "--num_envs", "16", "--threads", "1", "--run-dir", str(run)
-    )
+    return shutil.copytree(cpu_run, tmp_path / "stand")
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(cpu_run, tmp_path):
+    run = _copy(cpu_run, tmp_path)
+    proc = _train(run, 5)
     assert proc.returncode != 0
     assert "--resume" in proc.stdout + proc.stderr
-    assert_ok(
-        postconv(
-            "train-mujoco",
-            "--iterations",
-            "5",
-            "--num_envs",
-            "16",
-            "--threads",
-            "1",
-            "--run-dir",
-            str(run),
-            "--resume",
-        )
-    )
+    assert_ok(_train(run, 5, "--resume"))
     assert [c.iteration for c in open_run(run).checkpoints] == [0, 2, 4]
     assert torch.load(run / "model_4.pt", weights_only=False)["iter"] == 4
 
@@ -76,27 +66,11 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(cpu_run, tmp_p
 def test_a_resumed_training_does_not_redo_the_iteration_it_loaded(cpu_run, tmp_path):
     """Cut after iteration 0 (a save at 0, a multiple of the save interval): going on must not
     train iteration 0 again and overwrite its checkpoint, as rsl_rl's load alone would."""
-    import shutil
-
-    run = tmp_path / "stand"
-    shutil.copytree(cpu_run, run)
+    run = _copy(cpu_run, tmp_path)
     (run / "model_2.pt").unlink()
-    (run / "model_2.pt").with_name("model_1.pt").write_bytes(b"cut short")  # a save the interruption cut
+    (run / "model_1.pt").write_bytes(b"cut short")  # a save the interruption cut
     before = (run / "model_0.pt").read_bytes()
-    assert_ok(
-        postconv(
-            "train-mujoco",
-            "--iterations",
-            "3",
-            "--num_envs",
-            "16",
-            "--threads",
-            "1",
-            "--run-dir",
-            str(run),
-            "--resume",
-        )
-    )
+    assert_ok(_train(run, 3, "--resume"))
     assert (run / "model_0.pt").read_bytes() == before
     assert torch.load(run / "model_2.pt", weights_only=False)["iter"] == 2
 
