@@ -140,46 +140,50 @@ def from_twin(
     from postconv.tasks import stand
 
     run = open_run(run_dir)
-    paths = {c.name: c.path for c in run.checkpoints}
+    by_name = {c.name: c for c in run.checkpoints}
     clip = run.agent_cfg.get("clip_actions")
     robot = build_g1()
-    terms, features, terminated = [], [], []
+    runs = []  # per candidate, per scenario: (terms, features, terminated) over the recorded steps
     for name in names:
-        actor = load_actor(paths[name], run.agent_cfg, OBS_DIM, ACT_DIM)
-        per_scenario = []
+        actor = load_actor(by_name[name].path, run.agent_cfg, OBS_DIM, ACT_DIM)
+        runs.append([])
         for scenario in scenarios:
             config = StandEnvConfig(
                 num_envs=envs, seed=seed, threads=1, observation_noise=False, curriculum=None,
                 push=parse_scenario(scenario),
             )  # fmt: skip
-            env = StandEnv(config, robot)
-            t_, f_, d_ = [], [], []
-            obs = env.get_observations()["policy"]
-            try:
-                for t in range(burn_in + steps):
-                    with torch.inference_mode():
-                        action = actor(obs)
-                    if clip is not None:
-                        action = action.clamp(-clip, clip)
-                    out, _, _, _ = env.step(action)
-                    obs = out["policy"]
-                    if t >= burn_in:
-                        t_.append(env.step_terms.astype(np.float32))
-                        f_.append(env.step_features.astype(np.float32))
-                        d_.append(env.terminated.copy())
-            finally:
-                env.close()
-            per_scenario.append((np.stack(t_), np.stack(f_), np.stack(d_)))
-        terms.append(np.stack([p[0] for p in per_scenario]))
-        features.append(np.stack([p[1] for p in per_scenario]))
-        terminated.append(np.stack([p[2] for p in per_scenario]))
+            runs[-1].append(_rollout(StandEnv(config, robot), actor, clip, burn_in, steps))
+
+    def stacked(i: int) -> np.ndarray:
+        return np.stack([np.stack([r[i] for r in per_scenario]) for per_scenario in runs])
+
     return SelectionSamples(
         names=names,
-        iterations=np.array([int(n.split("_")[1]) for n in names]),
+        iterations=np.array([by_name[n].iteration for n in names]),
         scenarios=tuple(parse_scenario(s).name for s in scenarios),
-        terms=np.stack(terms),
+        terms=stacked(0),
         term_names=tuple(stand.REWARD_WEIGHTS),
-        features=np.stack(features),
+        features=stacked(1),
         feature_names=FEATURE_NAMES,
-        terminated=np.stack(terminated),
+        terminated=stacked(2),
     )
+
+
+def _rollout(env, actor, clip: float | None, burn_in: int, steps: int) -> tuple[np.ndarray, ...]:
+    """(T, m, R) weighted terms, (T, m, F) features and (T, m) falls of ``steps`` steps after ``burn_in``."""
+    terms, features, falls = [], [], []
+    obs = env.get_observations()["policy"]
+    try:
+        for t in range(burn_in + steps):
+            with torch.inference_mode():
+                action = actor(obs)
+            if clip is not None:
+                action = action.clamp(-clip, clip)
+            obs = env.step(action)[0]["policy"]
+            if t >= burn_in:
+                terms.append(env.step_terms.astype(np.float32))
+                features.append(env.step_features.astype(np.float32))
+                falls.append(env.terminated.copy())
+    finally:
+        env.close()
+    return np.stack(terms), np.stack(features), np.stack(falls)
