@@ -39,7 +39,9 @@ class Variant:
     termination terms: what the policy does while up, falls left out), ``upright`` (minus
     the pelvis tilt, 1 + g_z) or ``height`` (the pelvis height)."""
     unit: str = "step"
-    """``step`` (every step a sample) or ``window`` (psi summed over 1 s of one env)."""
+    """``step`` (every step a sample), ``window`` (psi summed over 1 s of one env) or
+    ``episode`` (psi summed over one env's whole recording in one scenario: a trajectory,
+    falls and respawns included, so the ball reweights trajectories instead of steps)."""
     bins: tuple[int, ...] | None = None
     """None, ``(J,)`` quantile bins of psi, or ``(J, J2)`` bins of psi x tilt (the paper's
     reward-state binning)."""
@@ -50,6 +52,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("reward"),
     Variant("reward_chi2", divergence="chi2"),
     Variant("reward_window", unit="window"),
+    Variant("reward_episode", unit="episode"),
     Variant("reward_bins16", bins=(16,)),
     Variant("reward_x_tilt_bins8x8", bins=(8, 8)),
     Variant("shaping", psi="shaping"),
@@ -92,7 +95,9 @@ def _rows(x: np.ndarray, unit: str) -> np.ndarray:
         if w == 0:
             raise ValueError(f"window samples need >= {WINDOW_STEPS} recorded steps; got {T}")
         return x[:, :, : w * WINDOW_STEPS].reshape(C, S, w, WINDOW_STEPS, m).sum(axis=3).reshape(C, -1)
-    raise ValueError(f"unknown unit {unit!r}; choose step or window")
+    if unit == "episode":
+        return x.sum(axis=2).reshape(len(x), -1)
+    raise ValueError(f"unknown unit {unit!r}; choose step, window or episode")
 
 
 def worst_case_scores(samples: SelectionSamples, variant: Variant, ks: tuple[float, ...]) -> np.ndarray:
