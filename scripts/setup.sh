@@ -58,6 +58,10 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt)
+# setuptools prints an information note on every editable install (a folder named like the
+# package in the working directory could shadow it; this layout has none). Real packaging
+# warnings still show: tests/test_packaging.py keeps the build free of them.
+export PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation"
 
 "${pip[@]}" --upgrade pip setuptools wheel
 if [ "$with_sim" = 0 ]; then
