@@ -330,6 +330,22 @@ def stage_config(args: argparse.Namespace):
     return StageConfig(**given)
 
 
+def parse_stage_args(extra: list[str]):
+    """The :class:`~postconv.stage.StageConfig` that ``postconv run RUN_DIR *extra`` would use,
+    or a ValueError naming the bad option (how the training hook checks its stage args early)."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = _parser().parse_args(["run", "RUN_DIR", *extra])
+    except SystemExit as exit_:
+        lines = [x for x in err.getvalue().splitlines() if x.strip()]
+        raise ValueError(f"stage options {extra}: {lines[-1] if lines else exit_}") from None
+    return stage_config(args)
+
+
 def _select(args: argparse.Namespace, console: Console) -> int:
     from postconv.demo import demo_samples
     from postconv.report import SelectionConfig, print_summary, select, write_results
@@ -346,6 +362,11 @@ def _select(args: argparse.Namespace, console: Console) -> int:
     if args.demo:
         path = save_samples(DEMO_DIR / "samples.npz", demo_samples(args.seed))
         console.print(f"wrote synthetic demo samples to {path}")
+    elif not args.samples.exists() and args.samples.suffix != ".npz":
+        raise FileNotFoundError(
+            f"{args.samples}: no such run folder or samples file; give a run folder evaluated before "
+            f"(`postconv evaluate {args.samples}`) or an .npz samples file (`postconv select --demo` writes one)"
+        )
     else:
         path = args.samples
     samples = load_samples(path)
@@ -367,7 +388,7 @@ def _select(args: argparse.Namespace, console: Console) -> int:
 def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -> int:
     """`isaaclab train` in a child process (its own simulation), then the stage here."""
     from postconv.hook import ENV_RUN_DIR_FILE, ENV_SWITCH
-    from postconv.stage import run_stage
+    from postconv.stage import check_task, run_stage
 
     train_args = argparse.ArgumentParser(add_help=False)
     train_args.add_argument("--task")
@@ -377,6 +398,16 @@ def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -
     if not known.task:
         console.print("[red]error:[/] give the task to train, e.g. --task PostConv-Velocity-Flat-G1")
         return 2
+    # evaluate where Isaac Lab trained: its default is the GPU when there is one
+    args.task, args.device, args.seed = known.task, known.device or _default_device(), known.seed
+    try:  # every stage option checked now, not after hours of training
+        config = stage_config(args)
+        check_task(known.task, config)
+    except ValueError as err:
+        raise ValueError(
+            f"{err} (in postconv train the evaluation's sizes take an eval- prefix: --eval-num_envs, "
+            "--eval-envs-per-checkpoint, --eval-steps, ...; nothing was trained)"
+        ) from err
     isaaclab = Path(sys.executable).with_name("isaaclab")
     command = [str(isaaclab) if isaaclab.exists() else "isaaclab", "train", *passthrough]
     with tempfile.TemporaryDirectory() as tmp:
@@ -391,10 +422,8 @@ def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -
     if run_dir is None:
         console.print("[red]error:[/] training finished but wrote no run folder under logs/rsl_rl")
         return 1
-    # evaluate where Isaac Lab trained: its default is the GPU when there is one
-    args.task, args.device, args.seed = known.task, known.device or _default_device(), known.seed
     console.print(f"[bold]post-convergence stage on[/] {run_dir} (resume it with `postconv run {run_dir}`)")
-    run_stage(run_dir, stage_config(args), console)
+    run_stage(run_dir, config, console)
     return 0
 
 
@@ -465,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args, passthrough = parser.parse_args(argv), []
     from postconv.report import wide_console
+    from postconv.selection import SolverError
 
     console = wide_console()
     # Ctrl-C and a polite kill (SIGTERM) clean up alike: partial sample folders are removed
@@ -499,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
         resume = "`postconv run RUN_DIR`" if args.command == "train" else "the same command again"
         console.print(f"[yellow]interrupted[/]: finished sample sets are kept; run {resume} to resume")
         return 130
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as err:
+    except (ValueError, OSError, ModuleNotFoundError, SolverError) as err:
+        # what a user can cause (a bad option or file, a full disk, samples the solver cannot
+        # handle) gets its message without a traceback
         console.print(f"[red]error:[/] {err}")
         return 2
 

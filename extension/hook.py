@@ -97,14 +97,31 @@ class PostConvLogWriter(LogWriter):
             raise ValueError(
                 f"postconv log writer: backend {backend!r} unknown; use 'tensorboard' or 'wandb'"
             )
+        self.stage_config = None
+        if stage_enabled(self.run_stage):  # a bad option fails now, not after the training
+            from postconv.cli import parse_stage_args
+
+            self.stage_config = parse_stage_args(self._stage_extra())
         if record := os.environ.get(ENV_RUN_DIR_FILE):
             Path(record).write_text(str(self.log_dir.resolve()))
 
     def add_scalar(self, tag: str, scalar_value: float, global_step: int) -> None:
         self.inner.add_scalar(tag, scalar_value, global_step)
 
+    def _stage_extra(self) -> list[str]:
+        return self.stage_args + shlex.split(os.environ.get(ENV_STAGE_ARGS, ""))
+
     def store_config(self, env_cfg, train_cfg: dict) -> None:
         self.device = train_cfg.get("device")
+        psi = self.stage_config.psi_terms if self.stage_config else None
+        rewards = env_cfg.get("rewards") if isinstance(env_cfg, dict) else getattr(env_cfg, "rewards", None)
+        if psi and rewards is not None:  # rsl_rl stores the config before its first iteration
+            items = rewards.items() if isinstance(rewards, dict) else vars(rewards).items()
+            terms = [name for name, term in items if term is not None]
+            if unknown := sorted(set(psi) - set(terms)):
+                raise ValueError(
+                    f"postconv stage option --psi: the task has no reward terms {unknown}; its terms are {terms}"
+                )
         if isinstance(self.inner, LogWriter):
             self.inner.store_config(env_cfg, train_cfg)
 
@@ -127,8 +144,7 @@ class PostConvLogWriter(LogWriter):
         else:
             self.inner.close()
         if stage_enabled(self.run_stage):
-            extra = self.stage_args + shlex.split(os.environ.get(ENV_STAGE_ARGS, ""))
-            command = stage_command(self.log_dir, self.device, extra)
+            command = stage_command(self.log_dir, self.device, self._stage_extra())
             print(
                 f"[postconv] training finished; the post-convergence stage starts at exit: {' '.join(command)}"
             )

@@ -20,6 +20,7 @@ from rich.table import Table
 from postconv import __version__
 from postconv.samples_file import SampleSet, atomic_write
 from postconv.selection import bootstrap, rank, worst_case
+from postconv.selection._validate import DIVERGENCES
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,27 @@ class SelectionConfig:
     """Seed of the bootstrap's resampling."""
 
     def __post_init__(self) -> None:
+        ks = list(self.k)
+        if not ks or not all(np.isfinite(k) and k >= 0 for k in ks):
+            raise ValueError(f"--k: radii must be finite numbers >= 0, e.g. --k 1 2 4 6; got {ks}")
+        if len(set(ks)) != len(ks):
+            raise ValueError(f"--k: give each radius once; got {ks}")
         if self.primary_k not in self.k:
             raise ValueError(
-                f"primary k {self.primary_k} is not in the k sweep {list(self.k)}; add it to --k"
+                f"--primary-k {self.primary_k:g} is not in the k sweep {ks}; add it to --k or pick one of them"
             )
+        if self.divergence not in DIVERGENCES:
+            raise ValueError(f"--divergence {self.divergence!r}: choose one of {', '.join(DIVERGENCES)}")
+        if (
+            isinstance(self.n_boot, bool)
+            or not isinstance(self.n_boot, int)
+            or not (self.n_boot == 0 or self.n_boot >= 2)
+        ):
+            raise ValueError(
+                f"--n-boot must be 0 (no intervals) or an integer >= 2, e.g. 200; got {self.n_boot}"
+            )
+        if not 0 < self.level < 1:
+            raise ValueError(f"--level is the intervals' coverage, in (0, 1), e.g. 0.9; got {self.level}")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ stored samples, :func:`run_stage` does both. Everything lands in ``<run>/postcon
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -110,6 +111,7 @@ class StageConfig:
     worlds and judge the ranking by them (``postconv sim2sim`` with its defaults)."""
 
     def __post_init__(self) -> None:
+        self._check_sizes()
         if self.num_envs < self.envs_per_checkpoint:
             raise ValueError(
                 f"num_envs ({self.num_envs}) is smaller than envs_per_checkpoint ({self.envs_per_checkpoint}); "
@@ -128,13 +130,33 @@ class StageConfig:
             raise ValueError(
                 f"ray_workers must be >= 1 and ray_retries >= 0; got {self.ray_workers} and {self.ray_retries}"
             )
-        if self.num_seeds < 1:
-            raise ValueError(f"num_seeds must be >= 1; got {self.num_seeds}")
         if self.sense not in ("reward", "cost"):
             raise ValueError(f"sense must be 'reward' or 'cost'; got {self.sense!r}")
         names = [parse_scenario(s).name for s in self.scenarios]
         if len(set(names)) != len(names) or not names:
             raise ValueError(f"give one or more distinct scenarios; got {list(self.scenarios)}")
+
+    def _check_sizes(self) -> None:
+        """Every count and choice checked before any work, the message naming its CLI option."""
+        at_least = {
+            "--num_envs": (self.num_envs, 1), "--envs-per-checkpoint": (self.envs_per_checkpoint, 1),
+            "--steps": (self.steps, 1), "--burn-in": (self.burn_in_steps, 0), "--num-seeds": (self.num_seeds, 1),
+            "--seed": (self.seed, 0), "--every": (self.every, 1), "--from-iter": (self.from_iter, 0),
+            "--buffer-mb": (self.buffer_mb, 1),
+        }  # fmt: skip
+        for option, (value, low) in at_least.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ValueError(f"{option} must be an integer >= {low}; got {value!r}")
+        unknown = [f for f in self.features if f not in FEATURES]
+        if unknown:
+            raise ValueError(f"--features: unknown {unknown}; choose from {', '.join(FEATURES)}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"--device {self.device!r}: use cpu, cuda or cuda:<index>")
+        for term, weight in (self.psi_terms or {}).items():
+            if not term or not math.isfinite(weight):
+                raise ValueError(
+                    f"--psi {term}={weight}: write TERM=WEIGHT with a finite weight, e.g. track_lin_vel_xy_exp=1"
+                )
 
     @property
     def groups(self) -> int:
@@ -190,6 +212,21 @@ def _task_of(run, config: StageConfig) -> str:
     return task
 
 
+def check_task(task: str, config: StageConfig) -> None:
+    """The options that depend on the task, checked before training or any rollout: the stage
+    evaluates this task, and ``--psi`` names reward terms it has."""
+    if task not in TASK_KINDS:
+        raise ValueError(f"task {task!r}: the stage evaluates {', '.join(TASK_KINDS)}; train one of them")
+    if not config.psi_terms:
+        return
+    from postconv.tasks.velocity import reward_term_names
+
+    terms = reward_term_names(TASK_KINDS[task])
+    unknown = sorted(set(config.psi_terms) - set(terms))
+    if unknown:
+        raise ValueError(f"--psi: {task} has no reward terms {unknown}; its terms are {', '.join(terms)}")
+
+
 def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None = None) -> EvaluationReport:
     """Evaluate a run's candidate checkpoints; samples already on disk and valid are reused."""
     console = console or wide_console()
@@ -199,6 +236,7 @@ def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None =
         import_ray()  # says what to install before any work
     run = open_run(run_dir)
     task = _task_of(run, config)
+    check_task(task, config)
     candidates, reason = select_candidates(run, config.from_iter, config.every, config.after_convergence)
     console.print(f"[bold]{len(candidates)}[/] candidate checkpoints of {run.path}: {reason}")
     refs = [checkpoint_ref(c.path, c.iteration) for c in candidates]

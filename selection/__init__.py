@@ -12,7 +12,7 @@ Isaac Lab, a simulator or W&B: anyone with per-step performance samples can use 
 
 from postconv.selection.agreement import Agreement, BestK, agreement, best_k, kendall, regret_at, spearman
 from postconv.selection.discretize import Bins, discretize, quantile_edges
-from postconv.selection.estimators import WorstCase, worst_case
+from postconv.selection.estimators import SolverError, WorstCase, worst_case
 from postconv.selection.ranking import Bootstrap, Ranking, bootstrap, rank
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Bins",
     "Bootstrap",
     "Ranking",
+    "SolverError",
     "WorstCase",
     "agreement",
     "best_k",

@@ -50,6 +50,12 @@ INTERIOR, MEAN, MINIMUM = 0, 1, 2
 
 _CHUNK_ELEMENTS = 1 << 20  # elements of one (rows, radii, columns) work buffer
 _MAX_ITER = 100
+
+
+class SolverError(RuntimeError):
+    """A worst-case program was not solved to the stated accuracy (the message says which)."""
+
+
 _KEEP_BASIS_ELEMENTS = 1 << 22
 _FLOAT32_MIN_K = 1e-2  # float32 samples: radii below this are solved in float64
 _ROUNDING = 64.0  # rounding error of a pass's sums, in units of the dtype's eps
@@ -613,7 +619,7 @@ def _newton_kl(
         u = np.where(move, _keep_in_bracket(nxt, lo, hi, reach, move), u)
         todo = move
     if todo.any():
-        raise RuntimeError(_no_convergence("kl", todo))
+        raise SolverError(_no_convergence("kl", todo))
     return value, np.exp(u)
 
 
@@ -681,7 +687,7 @@ def _newton_chi2(
         eta = np.where(move, _keep_in_bracket(nxt, lo, hi), eta)
         todo = move
     if todo.any():
-        raise RuntimeError(_no_convergence("chi2", todo))
+        raise SolverError(_no_convergence("chi2", todo))
     return value, eta
 
 

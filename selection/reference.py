@@ -14,8 +14,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from postconv.selection.estimators import SolverError
 
-class ReferenceSolverError(RuntimeError):
+
+class ReferenceSolverError(SolverError):
     """cvxpy did not return an optimal solution it vouches for."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -19,10 +20,14 @@ class PushScenario:
     def __post_init__(self) -> None:
         if self.interval_s is not None:
             lo, hi = self.interval_s
-            if not 0 < lo <= hi:
-                raise ValueError(f"push interval must satisfy 0 < low <= high; got {self.interval_s}")
-            if self.velocity <= 0:
-                raise ValueError(f"push velocity must be > 0 when pushes are on; got {self.velocity}")
+            if not 0 < lo <= hi < math.inf:
+                raise ValueError(
+                    f"push interval must satisfy 0 < low <= high < inf (s); got {self.interval_s}"
+                )
+            if not 0 < self.velocity < math.inf:
+                raise ValueError(
+                    f"push velocity must be a finite number > 0 (m/s) when pushes are on; got {self.velocity}"
+                )
 
 
 NO_PUSH = PushScenario("no_push", None)

@@ -262,6 +262,14 @@ class G1StandEnvCfg(G1FlatEnvCfg):
 TASKS = {"flat": G1FlatEnvCfg, "disturbed": G1DisturbedEnvCfg, "stand": G1StandEnvCfg}
 
 
+def reward_term_names(task: str) -> tuple[str, ...]:
+    """The reward terms of ``task`` ("flat", "disturbed" or "stand"), named and ordered as
+    Isaac Lab's reward manager builds them (terms set to None left out), without a simulation."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(map(repr, TASKS))}")
+    return tuple(name for name, term in vars(TASKS[task]().rewards).items() if term is not None)
+
+
 def make_eval_cfg(
     task: str, scenario: PushScenario, num_envs: int = 64, seed: int = 0, presets: tuple[str, ...] = ()
 ) -> G1FlatEnvCfg:

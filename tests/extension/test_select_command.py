@@ -9,6 +9,7 @@ from postconv.cli import main
 from postconv.demo import demo_samples
 from postconv.report import SelectionConfig, select
 from postconv.samples_file import SampleSet, load_samples, save_samples
+from postconv.selection import SolverError
 
 
 def test_samples_file_round_trips(tmp_path):
@@ -77,4 +78,26 @@ def test_command_reports_errors_without_a_traceback(tmp_path, capsys):
     assert "no such samples file" in capsys.readouterr().out
     path = save_samples(tmp_path / "s.npz", demo_samples())
     assert main(["select", str(path), "--k", "1", "2", "--primary-k", "4"]) == 2
-    assert "primary k 4.0 is not in the k sweep [1.0, 2.0]" in capsys.readouterr().out
+    assert "--primary-k 4 is not in the k sweep [1.0, 2.0]" in capsys.readouterr().out
+    assert main(["select", str(tmp_path / "no-run")]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no-run: no such run folder or samples file; give a run folder evaluated before" in out
+    assert "`postconv select --demo` writes one" in out
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["select", str(path), "--n-boot", "0", "--out", str(blocker / "results")]) == 2  # an OSError
+    assert "a-file" in capsys.readouterr().out
+
+
+def test_a_solver_failure_is_reported_without_a_traceback(tmp_path, capsys, monkeypatch):
+    import postconv.report
+
+    def fails(*args, **kwargs):  # stands in for samples the solver cannot handle (issue 15 has such data)
+        raise SolverError(
+            "the kl worst-case solver did not converge in 100 iterations for (checkpoint, k) pairs"
+        )
+
+    monkeypatch.setattr(postconv.report, "select", fails)
+    path = save_samples(tmp_path / "s.npz", demo_samples())
+    assert main(["select", str(path)]) == 2
+    assert "error: the kl worst-case solver did not converge" in capsys.readouterr().out

@@ -58,7 +58,7 @@ def test_a_run_of_another_task_is_refused_before_any_simulation(tmp_path):
     ("kwargs", "message"),
     [
         ({"num_envs": 8, "envs_per_checkpoint": 16}, "num_envs (8) is smaller than envs_per_checkpoint (16)"),
-        ({"num_seeds": 0}, "num_seeds must be >= 1; got 0"),
+        ({"num_seeds": 0}, "--num-seeds must be an integer >= 1; got 0"),
         (
             {"num_envs": 70},
             "num_envs (70) is not a multiple of envs_per_checkpoint (16); use --num_envs 64 or 80",

@@ -1,6 +1,8 @@
 """The training log writer: TensorBoard or W&B as usual, the stage switch, the W&B project
 the selection joins (no simulation here; rsl_rl comes with the simulator stack)."""
 
+import re
+
 import pytest
 from conftest import HAS_SIM
 
@@ -54,3 +56,34 @@ def test_wandb_backend_uploads_the_run_files_and_the_selection_joins_its_project
     assert training_project({"logger": {"backend": "wandb"}}) == "g1-sweeps"
     assert training_project({"logger": {"backend": "tensorboard"}}) is None
     assert training_project({"logger": "wandb", "wandb_project": "isaaclab"}) == "isaaclab"
+
+
+@pytest.mark.parametrize(
+    ("stage_args", "env_args", "message"),
+    [
+        ("--k -1", "", "--k: radii must be finite numbers >= 0"),
+        ([], "--envs-per-checkpoint 0", "--envs-per-checkpoint must be an integer >= 1; got 0"),
+        (["--scenarios", "0.5@3-1"], "", "push interval must satisfy 0 < low <= high"),
+    ],
+)
+def test_bad_stage_args_stop_the_training_at_its_start(tmp_path, monkeypatch, stage_args, env_args, message):
+    monkeypatch.delenv(ENV_SWITCH, raising=False)
+    monkeypatch.setenv("POSTCONV_STAGE_ARGS", env_args)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PostConvLogWriter(str(tmp_path), stage_args=stage_args)
+    PostConvLogWriter(str(tmp_path), run_stage=False, stage_args=stage_args).stop()  # off: nothing to check
+
+
+def test_a_psi_term_the_task_lacks_stops_the_training_before_its_first_iteration(tmp_path, monkeypatch):
+    from postconv.tasks.velocity import TASKS
+
+    monkeypatch.delenv(ENV_SWITCH, raising=False)
+    monkeypatch.delenv("POSTCONV_STAGE_ARGS", raising=False)
+    env_cfg = TASKS["stand"]()
+    good = PostConvLogWriter(str(tmp_path / "a"), stage_args="--psi alive=1 flat_orientation_l2=1")
+    good.store_config(env_cfg, {"device": "cpu"})
+    bad = PostConvLogWriter(str(tmp_path / "b"), stage_args="--psi alive=1 feet_slide=-1")
+    with pytest.raises(ValueError, match=re.escape("the task has no reward terms ['feet_slide']")):
+        bad.store_config(env_cfg, {"device": "cpu"})
+    for writer in (good, bad):
+        writer.inner.close()
