@@ -494,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args, passthrough = parser.parse_args(argv), []
     from postconv.report import wide_console
+    from postconv.run_lock import RunBusyError
     from postconv.selection import SolverError
 
     console = wide_console()
@@ -529,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         resume = "`postconv run RUN_DIR`" if args.command == "train" else "the same command again"
         console.print(f"[yellow]interrupted[/]: finished sample sets are kept; run {resume} to resume")
         return 130
-    except (ValueError, OSError, ModuleNotFoundError, SolverError) as err:
+    except (ValueError, OSError, ModuleNotFoundError, SolverError, RunBusyError) as err:
         # what a user can cause (a bad option or file, a full disk, samples the solver cannot
         # handle) gets its message without a traceback
         console.print(f"[red]error:[/] {err}")

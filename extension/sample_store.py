@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -96,6 +97,36 @@ def is_complete(folder: Path, key: str) -> bool:
     return True
 
 
+def partial_dir(folder: Path) -> Path:
+    """A hidden folder beside ``folder``, unique to one writer: two writers of one sample set
+    (a Ray job retried while its first worker still runs) never share or delete each other's."""
+    return folder.with_name(f".{folder.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def remove_partials(root: Path) -> int:
+    """Delete the partial folders under a samples root (left by killed writers); call it only
+    while holding the run's lock, when no writer of this run is alive. Returns how many."""
+    stale = [p for p in root.glob("*/*/.seed_*.partial*") if p.is_dir()]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(stale)
+
+
+def _publish(partial: Path, folder: Path) -> Path:
+    """Rename a finished partial folder into place; a folder already there (of another key, or
+    another writer's copy of the same set) is replaced only now that the new one is whole."""
+    for _ in range(3):  # another writer may publish between our delete and our rename
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.replace(partial, folder)
+            return folder
+        except OSError:
+            if not folder.exists():
+                raise
+    raise OSError(f"{folder}: could not replace it with {partial.name}; another writer keeps publishing it")
+
+
 class SampleWriter:
     """Streams one checkpoint x scenario x seed's samples into memory-mapped files.
 
@@ -106,9 +137,7 @@ class SampleWriter:
 
     def __init__(self, folder: Path, steps: int, envs: int, terms: int, features: int):
         self.folder = folder
-        self.partial = folder.with_name(f".{folder.name}.partial")
-        if self.partial.exists():
-            shutil.rmtree(self.partial)  # left by an interrupted evaluation: never counts
+        self.partial = partial_dir(folder)
         self.partial.mkdir(parents=True)
         self.shapes = {
             "terms": (steps, envs, terms),
@@ -136,10 +165,7 @@ class SampleWriter:
         self.arrays.clear()
         meta = {**meta, "shapes": {k: list(v) for k, v in self.shapes.items()}}
         atomic_write_text(self.partial / "meta.json", json.dumps(meta, indent=2, default=str))
-        if self.folder.exists():  # stale (another key): replaced only now that the new one is whole
-            shutil.rmtree(self.folder)
-        os.replace(self.partial, self.folder)
-        return self.folder
+        return _publish(self.partial, self.folder)
 
     def abort(self) -> None:
         self.arrays.clear()
@@ -155,9 +181,7 @@ def publish_folder(folder: Path, files: dict[str, bytes], checkpoint_path: str |
     """Write a sample folder from :func:`folder_files` as :class:`SampleWriter` does: under a
     temporary name, ``meta.json`` last, renamed into place. ``checkpoint_path`` replaces the
     path in ``meta.json`` (where the checkpoint is here, not where the worker read it)."""
-    partial = folder.with_name(f".{folder.name}.partial")
-    if partial.exists():
-        shutil.rmtree(partial)
+    partial = partial_dir(folder)
     partial.mkdir(parents=True)
     meta = json.loads(files["meta.json"])
     if checkpoint_path is not None:
@@ -166,10 +190,7 @@ def publish_folder(folder: Path, files: dict[str, bytes], checkpoint_path: str |
         if name != "meta.json":
             (partial / name).write_bytes(data)
     atomic_write_text(partial / "meta.json", json.dumps(meta, indent=2, default=str))
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(partial, folder)
-    return folder
+    return _publish(partial, folder)
 
 
 _SLOTS_PER_SEED = 1 << 24  # group id = seed rank x this + env slot

@@ -40,7 +40,15 @@ from postconv.rollout import (
     parse_scenario,
     plan_jobs,
 )
-from postconv.sample_store import STAGE_DIR, atomic_write_text, find_samples, samples_root, to_sample_set
+from postconv.run_lock import run_lock
+from postconv.sample_store import (
+    STAGE_DIR,
+    atomic_write_text,
+    find_samples,
+    remove_partials,
+    samples_root,
+    to_sample_set,
+)
 
 
 @dataclass(frozen=True)
@@ -228,7 +236,10 @@ def check_task(task: str, config: StageConfig) -> None:
 
 
 def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None = None) -> EvaluationReport:
-    """Evaluate a run's candidate checkpoints; samples already on disk and valid are reused."""
+    """Evaluate a run's candidate checkpoints; samples already on disk and valid are reused.
+
+    Holds the run's lock (:mod:`postconv.run_lock`) throughout: a second stage on the same
+    run folder fails at once instead of mixing its samples with this one's."""
     console = console or wide_console()
     if config.ray is not None:
         from postconv.ray_eval import import_ray
@@ -237,6 +248,12 @@ def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None =
     run = open_run(run_dir)
     task = _task_of(run, config)
     check_task(task, config)
+    with run_lock(run.path / STAGE_DIR):
+        return _evaluate(run, task, config, console)
+
+
+def _evaluate(run, task: str, config: StageConfig, console: Console) -> EvaluationReport:
+    remove_partials(samples_root(run.path))  # killed writers' leftovers: no writer of this run is alive
     candidates, reason = select_candidates(run, config.from_iter, config.every, config.after_convergence)
     console.print(f"[bold]{len(candidates)}[/] candidate checkpoints of {run.path}: {reason}")
     refs = [checkpoint_ref(c.path, c.iteration) for c in candidates]
@@ -274,6 +291,7 @@ def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None =
         console.print(f"{report.sample_sets_reused} of {total_sets} sample sets already on disk: reused")
     if pending:
         _run_jobs([job for job, _ in pending], config, steps_todo, report, console)
+        remove_partials(samples_root(run.path))  # a Ray worker that died mid-job leaves one
     previous = read_evaluation(run.path) or {}
     report.total_env_steps = report.env_steps + int(previous.get("total_env_steps", 0))
     report.total_seconds = report.seconds + float(previous.get("total_seconds", 0.0))
@@ -369,6 +387,11 @@ def select_run(run_dir: str | Path, config: StageConfig, console: Console | None
         raise FileNotFoundError(
             f"{run_dir}: no evaluation on record; run `postconv evaluate {run_dir}` first"
         )
+    with run_lock(run_dir / STAGE_DIR):  # an evaluation still writing would change what is read
+        return _select_run(run_dir, evaluation, config, console)
+
+
+def _select_run(run_dir: Path, evaluation: dict, config: StageConfig, console: Console) -> StageResults:
     index = find_samples(run_dir, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
     candidates = evaluation["candidates"]
     out = run_dir / STAGE_DIR

@@ -91,7 +91,7 @@ def test_interrupted_evaluation_resumes_without_recomputing_and_equals_an_uninte
     interrupt(proc)
     done = finished_sets(run)
     assert 1 <= len(done) < 6
-    assert not list(samples_root(run).glob("*/*/.*.partial")), "a partial folder was left"
+    assert not list(samples_root(run).glob("*/*/.*.partial*")), "a partial folder was left"
     assert_resumes(run, ONE_BY_ONE, done, one_by_one)
 
 
