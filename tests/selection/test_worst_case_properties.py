@@ -216,6 +216,30 @@ def test_float32_and_float64_inputs_agree(divergence):
 
 
 @pytest.mark.parametrize("divergence", DIVERGENCES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_float32_values_are_lower_bounds_within_1e6_relative_on_falls_heavy_samples(divergence, weighted):
+    # stage-like psi: a small per-step reward and falls at -4, more falls for later rows; big
+    # enough (10 x 12,000 x 5 radii) for the streaming float32 path, not the small float64 one
+    rng = np.random.default_rng(3)
+    psi = 0.02 + 0.005 * rng.standard_normal((10, 12_000))
+    for b in range(10):
+        psi[b, rng.random(12_000) < 0.002 * (b + 1)] = -4.0
+    psi = psi.astype(np.float32)
+    weights = rng.random(12_000) if weighted else None
+    ks = [0.5, 1.0, 2.0, 4.0, 6.0]
+    single = worst_case(torch.from_numpy(psi), weights=weights, k=ks, divergence=divergence).value
+    # the same numbers in float64 (weights too: float32 ones are rounded by ~6e-8 relative)
+    w64 = None if weights is None else weights.astype(np.float32).astype(np.float64)
+    double = worst_case(psi.astype(np.float64), weights=w64, k=ks, divergence=divergence).value
+    scale = np.ptp(psi)
+    # certified lower bounds; weights are held in float32 beside float32 samples, and their
+    # rounding (~6e-8 relative per weight) moves the problem itself by about 1e-9
+    slack = 1e-8 if weighted else 1e-12
+    assert np.all(single <= double + slack * scale), np.max(single - double)
+    np.testing.assert_allclose(single, double, rtol=0, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("divergence", DIVERGENCES)
 def test_warm_started_large_problem_matches_its_dual_certificate(divergence):
     # n above the warm-start threshold; the returned tilt must attain the value and sit on the ball
     rng = np.random.default_rng(11)
