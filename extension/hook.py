@@ -112,7 +112,9 @@ class PostConvLogWriter(LogWriter):
         return self.stage_args + shlex.split(os.environ.get(ENV_STAGE_ARGS, ""))
 
     def store_config(self, env_cfg, train_cfg: dict) -> None:
-        self.device = train_cfg.get("device")
+        # the stage evaluates where the simulation ran (the env's sim.device), which may not be
+        # where the learner ran (rsl_rl's device)
+        self.device = _sim_device(env_cfg) or train_cfg.get("device")
         psi = self.stage_config.psi_terms if self.stage_config else None
         rewards = env_cfg.get("rewards") if isinstance(env_cfg, dict) else getattr(env_cfg, "rewards", None)
         if psi and rewards is not None:  # rsl_rl stores the config before its first iteration
@@ -157,6 +159,12 @@ class PostConvLogWriter(LogWriter):
         for path in [*sorted((self.log_dir / "params").glob("*.yaml")), self.log_dir / "run.json"]:
             if path.is_file():
                 wandb.save(str(path), base_path=str(self.log_dir), policy="now")
+
+
+def _sim_device(env_cfg) -> str | None:
+    sim = env_cfg.get("sim") if isinstance(env_cfg, dict) else getattr(env_cfg, "sim", None)
+    device = sim.get("device") if isinstance(sim, dict) else getattr(sim, "device", None)
+    return str(device) if device else None
 
 
 def stage_command(run_dir: Path, device: str | None, extra: list[str]) -> list[str]:

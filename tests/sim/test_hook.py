@@ -9,7 +9,7 @@ from conftest import HAS_SIM
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
-from postconv.hook import ENV_SWITCH, PostConvLogWriter, logger_spec, stage_enabled
+from postconv.hook import ENV_SWITCH, PostConvLogWriter, logger_spec, stage_command, stage_enabled
 from postconv.wandb_log import training_project
 
 
@@ -87,3 +87,18 @@ def test_a_psi_term_the_task_lacks_stops_the_training_before_its_first_iteration
         bad.store_config(env_cfg, {"device": "cpu"})
     for writer in (good, bad):
         writer.inner.close()
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_the_stage_evaluates_on_the_simulations_device_not_the_learners(tmp_path, monkeypatch, as_dict):
+    from postconv.tasks.velocity import TASKS
+
+    monkeypatch.delenv(ENV_SWITCH, raising=False)
+    monkeypatch.delenv("POSTCONV_STAGE_ARGS", raising=False)
+    env_cfg = TASKS["flat"]()
+    env_cfg.sim.device = "cuda:1"
+    writer = PostConvLogWriter(str(tmp_path))
+    writer.store_config(env_cfg.to_dict() if as_dict else env_cfg, {"device": "cpu"})
+    writer.inner.close()
+    command = stage_command(tmp_path, writer.device, [])
+    assert command[command.index("--device") + 1] == "cuda:1"
