@@ -78,6 +78,15 @@ def open_run(path: str | Path) -> Run:
     return Run(path=path, checkpoints=tuple(checkpoints), agent_cfg=_read_yaml(agent_yaml), task=task)
 
 
+def training_envs(run: Run) -> int | None:
+    """How many envs the training ran (``scene.num_envs`` of ``params/env.yaml``), if known."""
+    try:
+        envs = _read_yaml(run.path / "params" / "env.yaml").get("scene", {}).get("num_envs")
+    except Exception:  # a missing or unreadable env.yaml only costs the GPU sizing its hint
+        return None
+    return envs if isinstance(envs, int) and envs > 0 else None
+
+
 def _read_yaml(path: Path) -> dict:
     import yaml
 

@@ -83,11 +83,15 @@ def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
             "--headless", action="store_true", help="accepted for Isaac Lab habit; always headless"
         )
     g.add_argument(
-        f"--{prefix}num_envs", dest="num_envs", type=int, default=64, help="envs of the evaluation env"
+        f"--{prefix}num_envs",
+        dest="num_envs",
+        type=int,
+        help="envs of the evaluation env (default: 64 on the CPU; on a GPU the training's env count, >= 1024)",
     )
     g.add_argument(
-        f"--{prefix}envs-per-checkpoint", dest="envs_per_checkpoint", type=int, default=16,
-        help="envs each checkpoint drives; num_envs / this many checkpoints are evaluated at once",
+        f"--{prefix}envs-per-checkpoint", dest="envs_per_checkpoint", type=int,
+        help="envs each checkpoint drives; num_envs / this many checkpoints are evaluated at once "
+        "(default: 16 on the CPU; on a GPU 128 to 1024, so that every candidate fits at once)",
     )  # fmt: skip
     g.add_argument(
         f"--{prefix}checkpoints-per-job", dest="checkpoints_per_job", type=int,

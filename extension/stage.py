@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from postconv.checkpoints import RunError, open_run, select_candidates
+from postconv.checkpoints import RunError, open_run, select_candidates, training_envs
 from postconv.report import (
     SelectionConfig,
     SelectionResult,
@@ -59,11 +59,13 @@ class StageConfig:
     """Isaac Lab task id; default: the task recorded in the run's ``run.json``."""
     scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
     """Push scenarios: ``none`` or ``VELOCITY@LOW-HIGH`` (m/s kicks every LOW to HIGH s)."""
-    num_envs: int = 64
+    num_envs: int | None = None
     """Envs of the evaluation env (Isaac Lab's ``--num_envs``), shared by a group of
-    ``num_envs // envs_per_checkpoint`` checkpoints evaluated at once."""
-    envs_per_checkpoint: int = 16
-    """Envs each checkpoint drives (common random numbers: env j is the same world for all)."""
+    ``num_envs // envs_per_checkpoint`` checkpoints evaluated at once. None: sized for the
+    device (:func:`evaluation_sizes`: 64 on the CPU; on a GPU the training's env count)."""
+    envs_per_checkpoint: int | None = None
+    """Envs each checkpoint drives (common random numbers: env j is the same world for all).
+    None: 16 on the CPU; on a GPU 128 to 1024, as many as let every candidate run at once."""
     steps: int = 250
     """Recorded steps per env and seed (at 50 Hz)."""
     burn_in_steps: int = 50
@@ -119,7 +121,29 @@ class StageConfig:
     worlds and judge the ranking by them (``postconv sim2sim`` with its defaults)."""
 
     def __post_init__(self) -> None:
+        if self.device == "cpu":  # the CPU sizes need neither the candidates nor the training run
+            sizes = evaluation_sizes("cpu", 1, None, self.num_envs, self.envs_per_checkpoint)
+            object.__setattr__(self, "num_envs", sizes.num_envs)
+            object.__setattr__(self, "envs_per_checkpoint", sizes.envs_per_checkpoint)
         self._check_sizes()
+        if self.sized:
+            self._check_groups()
+        if self.ray_retries < 0 or (self.ray_workers is not None and self.ray_workers < 1):
+            raise ValueError(
+                f"ray_workers must be >= 1 and ray_retries >= 0; got {self.ray_workers} and {self.ray_retries}"
+            )
+        if self.sense not in ("reward", "cost"):
+            raise ValueError(f"sense must be 'reward' or 'cost'; got {self.sense!r}")
+        names = [parse_scenario(s).name for s in self.scenarios]
+        if len(set(names)) != len(names) or not names:
+            raise ValueError(f"give one or more distinct scenarios; got {list(self.scenarios)}")
+
+    @property
+    def sized(self) -> bool:
+        """Both env sizes are known (on a GPU they may wait for the candidates)."""
+        return self.num_envs is not None and self.envs_per_checkpoint is not None
+
+    def _check_groups(self) -> None:
         if self.num_envs < self.envs_per_checkpoint:
             raise ValueError(
                 f"num_envs ({self.num_envs}) is smaller than envs_per_checkpoint ({self.envs_per_checkpoint}); "
@@ -134,20 +158,11 @@ class StageConfig:
             raise ValueError(
                 f"checkpoints_per_job must be between 1 and the env's {self.groups} groups; got {self.checkpoints_per_job}"
             )
-        if self.ray_retries < 0 or (self.ray_workers is not None and self.ray_workers < 1):
-            raise ValueError(
-                f"ray_workers must be >= 1 and ray_retries >= 0; got {self.ray_workers} and {self.ray_retries}"
-            )
-        if self.sense not in ("reward", "cost"):
-            raise ValueError(f"sense must be 'reward' or 'cost'; got {self.sense!r}")
-        names = [parse_scenario(s).name for s in self.scenarios]
-        if len(set(names)) != len(names) or not names:
-            raise ValueError(f"give one or more distinct scenarios; got {list(self.scenarios)}")
 
     def _check_sizes(self) -> None:
         """Every count and choice checked before any work, the message naming its CLI option."""
         at_least = {
-            "--num_envs": (self.num_envs, 1), "--envs-per-checkpoint": (self.envs_per_checkpoint, 1),
+            "--envs-per-checkpoint": (self.envs_per_checkpoint, 1), "--num_envs": (self.num_envs, 1),
             "--steps": (self.steps, 1), "--burn-in": (self.burn_in_steps, 0), "--num-seeds": (self.num_seeds, 1),
             "--seed": (self.seed, 0), "--every": (self.every, 1), "--from-iter": (self.from_iter, 0),
             "--buffer-mb": (self.buffer_mb, 1),
@@ -168,7 +183,19 @@ class StageConfig:
 
     @property
     def groups(self) -> int:
+        if not self.sized:
+            raise ValueError("the evaluation's sizes are not known yet: call sized_for() first")
         return self.num_envs // self.envs_per_checkpoint
+
+    def sized_for(self, candidates: int, training_envs: int | None) -> tuple[StageConfig, str]:
+        """This config with its env sizes filled in for ``candidates`` checkpoints, and a
+        sentence saying where the sizes came from."""
+        sizes = evaluation_sizes(
+            self.device, candidates, training_envs, self.num_envs, self.envs_per_checkpoint
+        )
+        return replace(
+            self, num_envs=sizes.num_envs, envs_per_checkpoint=sizes.envs_per_checkpoint
+        ), sizes.why
 
     def spec(self, task: str) -> RolloutSpec:
         return RolloutSpec(
@@ -180,6 +207,60 @@ class StageConfig:
             num_envs=self.num_envs,
             device=self.device,
         )
+
+
+CPU_ENVS_PER_CHECKPOINT, CPU_GROUPS = 16, 4
+"""CPU sizes: 4 checkpoints x 16 envs (the env's cost on a CPU grows with its size)."""
+GPU_ENVS_PER_CHECKPOINT = (128, 1024)
+"""Range of envs per checkpoint on a GPU: enough for tight intervals, few enough to fit every
+candidate of a run into the training's env count."""
+GPU_MIN_ENVS = 1024
+
+
+@dataclass(frozen=True)
+class EvaluationSizes:
+    num_envs: int
+    envs_per_checkpoint: int
+    why: str
+
+
+def evaluation_sizes(
+    device: str,
+    candidates: int,
+    training_envs: int | None,
+    num_envs: int | None = None,
+    envs_per_checkpoint: int | None = None,
+) -> EvaluationSizes:
+    """The evaluation env's sizes: those given, the rest chosen for the device.
+
+    CPU: 16 envs per checkpoint, 4 checkpoints at once (64 envs). GPU: a budget of the
+    training's env count (at least 1024; the GPU ran that many), split evenly over the
+    candidates and rounded down to a power of two within 128..1024 envs per checkpoint, so
+    that every candidate runs in one env when the budget allows (a GPU steps 4096 envs
+    about as fast as 64).
+    """
+    if device == "cpu":
+        m = CPU_ENVS_PER_CHECKPOINT if envs_per_checkpoint is None else envs_per_checkpoint
+        n = m * CPU_GROUPS if num_envs is None else num_envs
+        why = "the CPU defaults"
+    else:
+        budget = max(training_envs or 4096, GPU_MIN_ENVS) if num_envs is None else num_envs
+        low, high = GPU_ENVS_PER_CHECKPOINT
+        per = max(1, budget // max(candidates, 1))
+        m = (
+            min(high, max(low, 1 << (per.bit_length() - 1)))
+            if envs_per_checkpoint is None
+            else envs_per_checkpoint
+        )
+        n = m * max(1, min(candidates, budget // max(m, 1))) if num_envs is None else num_envs
+        why = f"sized for {device}: {candidates} candidates in a budget of {budget} envs" + (
+            f" (the training ran {training_envs})" if training_envs and num_envs is None else ""
+        )
+    given = [
+        f"--{o} {v}" for o, v in (("num_envs", num_envs), ("envs-per-checkpoint", envs_per_checkpoint)) if v
+    ]
+    why += "; given: " + ", ".join(given) if given else ""
+    return EvaluationSizes(n, m, why)
 
 
 @dataclass
@@ -256,6 +337,11 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
     remove_partials(samples_root(run.path))  # killed writers' leftovers: no writer of this run is alive
     candidates, reason = select_candidates(run, config.from_iter, config.every, config.after_convergence)
     console.print(f"[bold]{len(candidates)}[/] candidate checkpoints of {run.path}: {reason}")
+    config, why = config.sized_for(len(candidates), training_envs(run))
+    console.print(
+        f"evaluation env: {config.num_envs} envs, {config.envs_per_checkpoint} per checkpoint, {config.groups} "
+        f"checkpoints at once on {config.device} ({why}; change with --num_envs and --envs-per-checkpoint)"
+    )
     refs = [checkpoint_ref(c.path, c.iteration) for c in candidates]
     scenarios = [parse_scenario(s) for s in config.scenarios]
     seeds = list(range(config.seed, config.seed + config.num_seeds))

@@ -262,3 +262,33 @@ def _fast_selection():
     from postconv.report import SelectionConfig
 
     return SelectionConfig(n_boot=10)
+
+
+@pytest.mark.parametrize(
+    ("device", "candidates", "training_envs", "given", "sizes"),
+    [
+        ("cpu", 16, 4096, {}, (64, 16)),  # the CPU defaults, whatever the training ran
+        ("cpu", 3, None, {"envs_per_checkpoint": 8}, (32, 8)),
+        ("cuda:0", 16, 4096, {}, (4096, 256)),  # every candidate at once in the training's env count
+        ("cuda:0", 30, 4096, {}, (3840, 128)),
+        ("cuda:0", 3, 4096, {}, (3072, 1024)),  # at most 1024 per checkpoint
+        ("cuda:0", 100, 4096, {}, (4096, 128)),  # at least 128: 32 at once, the rest in later jobs
+        ("cuda:0", 16, 256, {}, (1024, 128)),  # a small training still gets a GPU-sized budget
+        ("cuda:0", 16, None, {"num_envs": 2048}, (2048, 128)),
+        ("cuda:1", 16, 4096, {"envs_per_checkpoint": 512}, (4096, 512)),
+    ],
+)
+def test_evaluation_sizes_scale_with_the_device_and_the_training(device, candidates, training_envs, given, sizes):
+    config = StageConfig(device=device, **given)
+    sized, why = config.sized_for(candidates, training_envs)
+    assert (sized.num_envs, sized.envs_per_checkpoint) == sizes
+    assert sized.num_envs % sized.envs_per_checkpoint == 0
+    assert ("CPU defaults" in why) == (device == "cpu")
+
+
+def test_a_gpu_config_waits_for_the_candidates_before_it_has_groups():
+    config = StageConfig(device="cuda:0")
+    assert (config.num_envs, config.envs_per_checkpoint, config.sized) == (None, None, False)
+    with pytest.raises(ValueError, match="the evaluation's sizes are not known yet"):
+        _ = config.groups
+    assert StageConfig().groups == 4  # the CPU is sized at once
