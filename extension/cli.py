@@ -86,12 +86,12 @@ def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         f"--{prefix}num_envs",
         dest="num_envs",
         type=int,
-        help="envs of the evaluation env (default: 64 on the CPU; on a GPU the training's env count, >= 1024)",
+        help="envs of the evaluation env (default: 64 on the CPU; on a GPU the training's env count, at least 1024)",
     )
     g.add_argument(
         f"--{prefix}envs-per-checkpoint", dest="envs_per_checkpoint", type=int,
         help="envs each checkpoint drives; num_envs / this many checkpoints are evaluated at once "
-        "(default: 16 on the CPU; on a GPU 128 to 1024, so that every candidate fits at once)",
+        "(default: 16 on the CPU, 256 on a GPU)",
     )  # fmt: skip
     g.add_argument(
         f"--{prefix}checkpoints-per-job", dest="checkpoints_per_job", type=int,
@@ -402,16 +402,28 @@ def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -
     if not known.task:
         console.print("[red]error:[/] give the task to train, e.g. --task PostConv-Velocity-Flat-G1")
         return 2
-    # evaluate where Isaac Lab trained: its default is the GPU when there is one
-    args.task, args.device, args.seed = known.task, known.device or _default_device(), known.seed
+    # evaluate where Isaac Lab trained: its default is the GPU when there is one. Isaac Lab's
+    # --seed -1 draws a random training seed; the stage's common random numbers then use 0
+    args.task, args.device, args.seed = known.task, known.device or _default_device(), max(known.seed, 0)
     try:  # every stage option checked now, not after hours of training
         config = stage_config(args)
         check_task(known.task, config)
     except ValueError as err:
-        raise ValueError(
-            f"{err} (in postconv train the evaluation's sizes take an eval- prefix: --eval-num_envs, "
-            "--eval-envs-per-checkpoint, --eval-steps, ...; nothing was trained)"
-        ) from err
+        sizes = (
+            "--num_envs",
+            "--envs-per-checkpoint",
+            "--steps",
+            "--burn-in",
+            "--num-seeds",
+            "checkpoints_per_job",
+        )
+        hint = (
+            " (in postconv train the evaluation's sizes take an eval- prefix: --eval-num_envs, "
+            "--eval-envs-per-checkpoint, --eval-steps, ...)"
+            if any(o in str(err) for o in sizes)
+            else ""
+        )
+        raise ValueError(f"{err}{hint}; nothing was trained") from err
     isaaclab = Path(sys.executable).with_name("isaaclab")
     command = [str(isaaclab) if isaaclab.exists() else "isaaclab", "train", *passthrough]
     with tempfile.TemporaryDirectory() as tmp:

@@ -83,6 +83,11 @@ class PostConvLogWriter(LogWriter):
         # a string from a Hydra override (agent.logger.stage_args="--num_envs 256") or a list
         self.stage_args = shlex.split(stage_args) if isinstance(stage_args, str) else list(stage_args or [])
         self.device: str | None = None
+        self.stage_config = None
+        if stage_enabled(self.run_stage):
+            # a bad option fails now, before anything is logged; the sizes that depend on the
+            # device are checked again in store_config, once the simulation's device is known
+            self.stage_config = self._parse_stage_args("cuda:0")
         if backend == "tensorboard":
             from torch.utils.tensorboard import SummaryWriter
 
@@ -97,11 +102,6 @@ class PostConvLogWriter(LogWriter):
             raise ValueError(
                 f"postconv log writer: backend {backend!r} unknown; use 'tensorboard' or 'wandb'"
             )
-        self.stage_config = None
-        if stage_enabled(self.run_stage):  # a bad option fails now, not after the training
-            from postconv.cli import parse_stage_args
-
-            self.stage_config = parse_stage_args(self._stage_extra())
         if record := os.environ.get(ENV_RUN_DIR_FILE):
             Path(record).write_text(str(self.log_dir.resolve()))
 
@@ -111,13 +111,21 @@ class PostConvLogWriter(LogWriter):
     def _stage_extra(self) -> list[str]:
         return self.stage_args + shlex.split(os.environ.get(ENV_STAGE_ARGS, ""))
 
+    def _parse_stage_args(self, device: str | None):
+        from postconv.cli import parse_stage_args
+
+        extra = self._stage_extra()
+        return parse_stage_args(extra if "--device" in extra or not device else [*extra, "--device", device])
+
     def store_config(self, env_cfg, train_cfg: dict) -> None:
         # the stage evaluates where the simulation ran (the env's sim.device), which may not be
         # where the learner ran (rsl_rl's device)
         self.device = _sim_device(env_cfg) or train_cfg.get("device")
+        if self.stage_config is not None:  # rsl_rl stores the config before its first iteration
+            self.stage_config = self._parse_stage_args(self.device)
         psi = self.stage_config.psi_terms if self.stage_config else None
         rewards = env_cfg.get("rewards") if isinstance(env_cfg, dict) else getattr(env_cfg, "rewards", None)
-        if psi and rewards is not None:  # rsl_rl stores the config before its first iteration
+        if psi and rewards is not None:
             items = rewards.items() if isinstance(rewards, dict) else vars(rewards).items()
             terms = [name for name, term in items if term is not None]
             if unknown := sorted(set(psi) - set(terms)):

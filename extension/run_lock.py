@@ -5,8 +5,8 @@ drivers at once) would write the same sample folders and rank each other's half-
 samples. :func:`run_lock` takes an exclusive ``flock`` on ``<run>/postconv/.lock`` for the
 stage's whole life and fails at once, naming the process that holds it. The kernel drops
 the lock when its process ends however it ends, so a stale lock file of a dead process
-never blocks. Nested use in one process (``run_stage`` = ``evaluate`` + ``select_run``)
-takes it once.
+never blocks. ``run_stage`` holds it across ``evaluate`` and ``select_run``, which take it
+again: nested use in one process counts, and the lock is released by the outermost.
 
 ``flock`` locks are per host on most network file systems: two machines evaluating one
 shared run folder are not kept apart (a Ray driver and its workers are one stage and

@@ -23,6 +23,7 @@ stays bounded whatever the rollout length.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -113,17 +114,27 @@ def remove_partials(root: Path) -> int:
 
 
 def _publish(partial: Path, folder: Path) -> Path:
-    """Rename a finished partial folder into place; a folder already there (of another key, or
-    another writer's copy of the same set) is replaced only now that the new one is whole."""
-    for _ in range(3):  # another writer may publish between our delete and our rename
+    """Rename a finished partial folder into place. A folder already there (of another key, or
+    another writer's copy of the same set) is first renamed aside, so it is deleted only once
+    the new one is in place; a rename that loses a race to another writer is retried."""
+    for _ in range(3):
+        aside = None
         if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
+            aside = partial_dir(folder)
+            try:
+                os.replace(folder, aside)
+            except FileNotFoundError:  # another writer moved it first
+                aside = None
         try:
             os.replace(partial, folder)
-            return folder
-        except OSError:
-            if not folder.exists():
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
+            continue  # another writer published in between: move theirs aside and try again
+        finally:
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
+        return folder
     raise OSError(f"{folder}: could not replace it with {partial.name}; another writer keeps publishing it")
 
 

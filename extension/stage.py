@@ -62,10 +62,11 @@ class StageConfig:
     num_envs: int | None = None
     """Envs of the evaluation env (Isaac Lab's ``--num_envs``), shared by a group of
     ``num_envs // envs_per_checkpoint`` checkpoints evaluated at once. None: sized for the
-    device (:func:`evaluation_sizes`: 64 on the CPU; on a GPU the training's env count)."""
+    device (:func:`evaluation_sizes`: 64 on the CPU; on a GPU the training's env count, at
+    least 1024, known when the stage starts)."""
     envs_per_checkpoint: int | None = None
     """Envs each checkpoint drives (common random numbers: env j is the same world for all).
-    None: 16 on the CPU; on a GPU 128 to 1024, as many as let every candidate run at once."""
+    None: 16 on the CPU, 256 on a GPU."""
     steps: int = 250
     """Recorded steps per env and seed (at 50 Hz)."""
     burn_in_steps: int = 50
@@ -121,11 +122,11 @@ class StageConfig:
     worlds and judge the ranking by them (``postconv sim2sim`` with its defaults)."""
 
     def __post_init__(self) -> None:
-        if self.device == "cpu":  # the CPU sizes need neither the candidates nor the training run
-            sizes = evaluation_sizes("cpu", 1, None, self.num_envs, self.envs_per_checkpoint)
-            object.__setattr__(self, "num_envs", sizes.num_envs)
-            object.__setattr__(self, "envs_per_checkpoint", sizes.envs_per_checkpoint)
         self._check_sizes()
+        # every size that does not wait for the training run is set (and checked) now
+        sizes = evaluation_sizes(self.device, None, self.num_envs, self.envs_per_checkpoint, known=False)
+        object.__setattr__(self, "num_envs", sizes.num_envs)
+        object.__setattr__(self, "envs_per_checkpoint", sizes.envs_per_checkpoint)
         if self.sized:
             self._check_groups()
         if self.ray_retries < 0 or (self.ray_workers is not None and self.ray_workers < 1):
@@ -184,18 +185,23 @@ class StageConfig:
     @property
     def groups(self) -> int:
         if not self.sized:
-            raise ValueError("the evaluation's sizes are not known yet: call sized_for() first")
+            raise ValueError("the evaluation's env size waits for the training's: call sized_for() first")
         return self.num_envs // self.envs_per_checkpoint
 
-    def sized_for(self, candidates: int, training_envs: int | None) -> tuple[StageConfig, str]:
-        """This config with its env sizes filled in for ``candidates`` checkpoints, and a
-        sentence saying where the sizes came from."""
-        sizes = evaluation_sizes(
-            self.device, candidates, training_envs, self.num_envs, self.envs_per_checkpoint
+    def sized_for(self, training_envs: int | None) -> tuple[StageConfig, str]:
+        """This config with its env sizes filled in (on a GPU from the training's env count),
+        and a sentence saying where they came from. ``checkpoints_per_job`` is capped at the
+        groups the env turned out to have."""
+        sizes = evaluation_sizes(self.device, training_envs, self.num_envs, self.envs_per_checkpoint)
+        groups = sizes.num_envs // sizes.envs_per_checkpoint
+        per_job = None if self.checkpoints_per_job is None else min(self.checkpoints_per_job, groups)
+        sized = replace(
+            self,
+            num_envs=sizes.num_envs,
+            envs_per_checkpoint=sizes.envs_per_checkpoint,
+            checkpoints_per_job=per_job,
         )
-        return replace(
-            self, num_envs=sizes.num_envs, envs_per_checkpoint=sizes.envs_per_checkpoint
-        ), sizes.why
+        return sized, sizes.why
 
     def spec(self, task: str) -> RolloutSpec:
         return RolloutSpec(
@@ -211,55 +217,74 @@ class StageConfig:
 
 CPU_ENVS_PER_CHECKPOINT, CPU_GROUPS = 16, 4
 """CPU sizes: 4 checkpoints x 16 envs (the env's cost on a CPU grows with its size)."""
-GPU_ENVS_PER_CHECKPOINT = (128, 1024)
-"""Range of envs per checkpoint on a GPU: enough for tight intervals, few enough to fit every
-candidate of a run into the training's env count."""
+GPU_ENVS_PER_CHECKPOINT = 256
+"""Envs per checkpoint on a GPU: hundreds of trajectories for tight intervals, and 16
+checkpoints at once in a 4096-env training's budget."""
 GPU_MIN_ENVS = 1024
+"""The smallest GPU budget: a GPU steps 1024 envs about as fast as 64."""
 
 
 @dataclass(frozen=True)
 class EvaluationSizes:
-    num_envs: int
+    num_envs: int | None
+    """None: on a GPU, known once the training's env count is."""
     envs_per_checkpoint: int
     why: str
 
 
 def evaluation_sizes(
     device: str,
-    candidates: int,
-    training_envs: int | None,
+    training_envs: int | None = None,
     num_envs: int | None = None,
     envs_per_checkpoint: int | None = None,
+    known: bool = True,
 ) -> EvaluationSizes:
     """The evaluation env's sizes: those given, the rest chosen for the device.
 
-    CPU: 16 envs per checkpoint, 4 checkpoints at once (64 envs). GPU: a budget of the
-    training's env count (at least 1024; the GPU ran that many), split evenly over the
-    candidates and rounded down to a power of two within 128..1024 envs per checkpoint, so
-    that every candidate runs in one env when the budget allows (a GPU steps 4096 envs
-    about as fast as 64).
+    CPU: 16 envs per checkpoint, 4 checkpoints at once (64 envs). GPU: 256 envs per
+    checkpoint (the largest of 256, 128, 64, 32, 16 that divides a given ``num_envs``) and,
+    unless given, ``num_envs`` = the training's env count (at least 1024) rounded down to a
+    multiple of that. The sizes never depend on the candidates, so a rerun with other
+    candidates reuses every sample set (the env's size is part of a sample set's identity).
+    ``known=False``: the training's env count is not known yet (``num_envs`` stays None).
     """
+    given = [
+        f"--{o} {v}"
+        for o, v in (("num_envs", num_envs), ("envs-per-checkpoint", envs_per_checkpoint))
+        if v is not None
+    ]
     if device == "cpu":
         m = CPU_ENVS_PER_CHECKPOINT if envs_per_checkpoint is None else envs_per_checkpoint
         n = m * CPU_GROUPS if num_envs is None else num_envs
-        why = "the CPU defaults"
+        why = (
+            "the CPU defaults"
+            if (n, m) == (CPU_ENVS_PER_CHECKPOINT * CPU_GROUPS, CPU_ENVS_PER_CHECKPOINT)
+            else "given"
+        )
     else:
-        budget = max(training_envs or 4096, GPU_MIN_ENVS) if num_envs is None else num_envs
-        low, high = GPU_ENVS_PER_CHECKPOINT
-        per = max(1, budget // max(candidates, 1))
-        m = (
-            min(high, max(low, 1 << (per.bit_length() - 1)))
-            if envs_per_checkpoint is None
-            else envs_per_checkpoint
-        )
-        n = m * max(1, min(candidates, budget // max(m, 1))) if num_envs is None else num_envs
-        why = f"sized for {device}: {candidates} candidates in a budget of {budget} envs" + (
-            f" (the training ran {training_envs})" if training_envs and num_envs is None else ""
-        )
-    given = [
-        f"--{o} {v}" for o, v in (("num_envs", num_envs), ("envs-per-checkpoint", envs_per_checkpoint)) if v
-    ]
-    why += "; given: " + ", ".join(given) if given else ""
+        m = envs_per_checkpoint
+        if m is None:
+            fits = [
+                d for d in (256, 128, 64, 32, 16) if num_envs is None or (d <= num_envs and num_envs % d == 0)
+            ]
+            if not fits:
+                raise ValueError(
+                    f"--num_envs {num_envs}: on {device} it must be a multiple of 16 (or give --envs-per-checkpoint)"
+                )
+            m = fits[0]
+        n = num_envs
+        why = "given" if len(given) == 2 else f"sized for {device}"
+        if n is None and known:
+            budget = max(training_envs or 4096, GPU_MIN_ENVS, m)
+            n = budget // m * m
+            source = (
+                f"the training's {training_envs} envs"
+                if training_envs
+                else "no env count in the run's params/env.yaml: 4096"
+            )
+            why += f" from {source} (at least {GPU_MIN_ENVS})"
+    if given and why != "given":
+        why += "; given " + ", ".join(given)
     return EvaluationSizes(n, m, why)
 
 
@@ -337,7 +362,7 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
     remove_partials(samples_root(run.path))  # killed writers' leftovers: no writer of this run is alive
     candidates, reason = select_candidates(run, config.from_iter, config.every, config.after_convergence)
     console.print(f"[bold]{len(candidates)}[/] candidate checkpoints of {run.path}: {reason}")
-    config, why = config.sized_for(len(candidates), training_envs(run))
+    config, why = config.sized_for(training_envs(run))
     console.print(
         f"evaluation env: {config.num_envs} envs, {config.envs_per_checkpoint} per checkpoint, {config.groups} "
         f"checkpoints at once on {config.device} ({why}; change with --num_envs and --envs-per-checkpoint)"
@@ -468,16 +493,20 @@ def select_run(run_dir: str | Path, config: StageConfig, console: Console | None
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run folder; pass logs/rsl_rl/<experiment>/<timestamp>")
+    if not (run_dir / STAGE_DIR).is_dir():
+        raise FileNotFoundError(
+            f"{run_dir}: no evaluation on record; run `postconv evaluate {run_dir}` first"
+        )
+    with run_lock(run_dir / STAGE_DIR):  # an evaluation still writing would change what is read
+        return _select_run(run_dir, config, console)
+
+
+def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageResults:
     evaluation = read_evaluation(run_dir)
     if evaluation is None or "sample_sets" not in evaluation:
         raise FileNotFoundError(
             f"{run_dir}: no evaluation on record; run `postconv evaluate {run_dir}` first"
         )
-    with run_lock(run_dir / STAGE_DIR):  # an evaluation still writing would change what is read
-        return _select_run(run_dir, evaluation, config, console)
-
-
-def _select_run(run_dir: Path, evaluation: dict, config: StageConfig, console: Console) -> StageResults:
     index = find_samples(run_dir, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
     candidates = evaluation["candidates"]
     out = run_dir / STAGE_DIR
@@ -521,8 +550,11 @@ def _select_run(run_dir: Path, evaluation: dict, config: StageConfig, console: C
 def run_stage(run_dir: str | Path, config: StageConfig, console: Console | None = None) -> StageResults:
     """Evaluate, then select: the whole post-convergence stage on one run."""
     console = console or wide_console()
-    evaluate(run_dir, config, console)
-    results = select_run(run_dir, config, console)
+    run = open_run(run_dir)
+    check_task(_task_of(run, config), config)  # before the lock creates anything in the run
+    with run_lock(run.path / STAGE_DIR):  # held from the first rollout to the last result
+        evaluate(run_dir, config, console)
+        results = select_run(run_dir, config, console)
     if config.sim2sim:
         from postconv.sim2sim.evaluate import Sim2SimConfig
         from postconv.sim2sim.judge import run_and_judge

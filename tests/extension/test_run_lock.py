@@ -65,7 +65,7 @@ def test_the_lock_of_a_killed_process_does_not_block(holder):
 
 
 def test_nested_use_in_one_process_takes_the_lock_once(tmp_path):
-    with run_lock(tmp_path), run_lock(tmp_path):  # run_stage = evaluate + select_run
+    with run_lock(tmp_path), run_lock(tmp_path):  # run_stage holds it around evaluate and select_run
         pass
     with run_lock(tmp_path):  # and it was released
         pass

@@ -265,30 +265,36 @@ def _fast_selection():
 
 
 @pytest.mark.parametrize(
-    ("device", "candidates", "training_envs", "given", "sizes"),
+    ("device", "training_envs", "given", "sizes"),
     [
-        ("cpu", 16, 4096, {}, (64, 16)),  # the CPU defaults, whatever the training ran
-        ("cpu", 3, None, {"envs_per_checkpoint": 8}, (32, 8)),
-        ("cuda:0", 16, 4096, {}, (4096, 256)),  # every candidate at once in the training's env count
-        ("cuda:0", 30, 4096, {}, (3840, 128)),
-        ("cuda:0", 3, 4096, {}, (3072, 1024)),  # at most 1024 per checkpoint
-        ("cuda:0", 100, 4096, {}, (4096, 128)),  # at least 128: 32 at once, the rest in later jobs
-        ("cuda:0", 16, 256, {}, (1024, 128)),  # a small training still gets a GPU-sized budget
-        ("cuda:0", 16, None, {"num_envs": 2048}, (2048, 128)),
-        ("cuda:1", 16, 4096, {"envs_per_checkpoint": 512}, (4096, 512)),
+        ("cpu", 4096, {}, (64, 16)),  # the CPU defaults, whatever the training ran
+        ("cpu", None, {"envs_per_checkpoint": 8}, (32, 8)),
+        ("cuda:0", 4096, {}, (4096, 256)),  # the training's env count, 16 checkpoints at once
+        ("cuda:0", 6000, {}, (5888, 256)),  # rounded down to whole groups
+        ("cuda:0", 256, {}, (1024, 256)),  # a small training still gets a GPU-sized budget
+        ("cuda:0", None, {}, (4096, 256)),  # no env.yaml: 4096
+        ("cuda:0", None, {"num_envs": 2048}, (2048, 256)),
+        ("cuda:0", None, {"num_envs": 1008}, (1008, 16)),  # the largest of 256..16 that divides it
+        ("cuda:1", 4096, {"envs_per_checkpoint": 512}, (4096, 512)),
     ],
 )
-def test_evaluation_sizes_scale_with_the_device_and_the_training(device, candidates, training_envs, given, sizes):
+def test_evaluation_sizes_follow_the_device_and_the_training_never_the_candidates(
+    device, training_envs, given, sizes
+):
     config = StageConfig(device=device, **given)
-    sized, why = config.sized_for(candidates, training_envs)
+    sized, why = config.sized_for(training_envs)
     assert (sized.num_envs, sized.envs_per_checkpoint) == sizes
     assert sized.num_envs % sized.envs_per_checkpoint == 0
-    assert ("CPU defaults" in why) == (device == "cpu")
+    assert ("CPU defaults" in why) == (device == "cpu" and not given)
 
 
-def test_a_gpu_config_waits_for_the_candidates_before_it_has_groups():
-    config = StageConfig(device="cuda:0")
-    assert (config.num_envs, config.envs_per_checkpoint, config.sized) == (None, None, False)
-    with pytest.raises(ValueError, match="the evaluation's sizes are not known yet"):
+def test_a_gpu_config_checks_what_it_can_at_once_and_waits_for_the_training_for_the_rest():
+    config = StageConfig(device="cuda:0", checkpoints_per_job=40)
+    assert (config.num_envs, config.envs_per_checkpoint, config.sized) == (None, 256, False)
+    with pytest.raises(ValueError, match="the evaluation's env size waits for the training's"):
         _ = config.groups
+    sized, _ = config.sized_for(4096)
+    assert (sized.groups, sized.checkpoints_per_job) == (16, 16)  # capped at the env's groups
+    with pytest.raises(ValueError, match="--num_envs 1000: on cuda:0 it must be a multiple of 16"):
+        StageConfig(device="cuda:0", num_envs=1000)  # before any training
     assert StageConfig().groups == 4  # the CPU is sized at once

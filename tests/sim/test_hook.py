@@ -102,3 +102,23 @@ def test_the_stage_evaluates_on_the_simulations_device_not_the_learners(tmp_path
     writer.inner.close()
     command = stage_command(tmp_path, writer.device, [])
     assert command[command.index("--device") + 1] == "cuda:1"
+
+
+def test_stage_sizes_are_checked_for_the_simulations_device_when_training_starts(tmp_path, monkeypatch):
+    from postconv.tasks.velocity import TASKS
+
+    monkeypatch.delenv(ENV_SWITCH, raising=False)
+    monkeypatch.setenv("POSTCONV_STAGE_ARGS", "--checkpoints-per-job 8")
+    env_cfg = TASKS["flat"]()
+    env_cfg.sim.device = "cuda:0"
+    on_gpu = PostConvLogWriter(str(tmp_path / "gpu"))  # 8 of a GPU env's 16 groups: fine
+    on_gpu.store_config(env_cfg, {"device": "cuda:0"})
+    assert on_gpu.stage_config.device == "cuda:0"
+    on_cpu = PostConvLogWriter(str(tmp_path / "cpu"))
+    env_cfg.sim.device = "cpu"
+    with pytest.raises(
+        ValueError, match="checkpoints_per_job must be between 1 and the env's 4 groups; got 8"
+    ):
+        on_cpu.store_config(env_cfg, {"device": "cpu"})
+    for writer in (on_gpu, on_cpu):
+        writer.inner.close()
