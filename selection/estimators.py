@@ -513,7 +513,8 @@ def _solve_fast_any_precision(
 
     In float32 a pass's KL carries an absolute error near 1e-5, so a ball of radius below
     :data:`_FLOAT32_MIN_K` cannot be located; those radii (rare: the paper uses 2 to 6)
-    are solved on a float64 copy.
+    are solved on a float64 copy. The others are solved in float32 and their values
+    evaluated again in float64 (:func:`_values_in_float64`).
     """
     small = (ks > 0) & (ks < _FLOAT32_MIN_K)
     if signed.dtype != torch.float32:
@@ -522,9 +523,8 @@ def _solve_fast_any_precision(
     if small.any():
         parts.append(_solve_fast(signed.double(), None if q is None else q.double(), ks[small], divergence))
     if (~small).any():
-        value, mult, status, mean = _solve_fast(signed, q, ks[~small], divergence)
-        value = _dual_in_float64(signed, q, ks[~small], value, mult, status, divergence)
-        parts.append((value, mult, status, mean))
+        value, mult, status, _ = _solve_fast(signed, q, ks[~small], divergence)
+        parts.append(_values_in_float64(signed, q, ks[~small], value, mult, status, divergence))
     if len(parts) == 1:
         return parts[0]
     value, mult, status = (np.empty((signed.shape[0], ks.size), dtype=a.dtype) for a in parts[0][:3])
@@ -533,7 +533,7 @@ def _solve_fast_any_precision(
     return value, mult, status, parts[-1][3]
 
 
-def _dual_in_float64(
+def _values_in_float64(
     signed: torch.Tensor,
     q: torch.Tensor | None,
     ks: np.ndarray,
@@ -541,53 +541,66 @@ def _dual_in_float64(
     mult: np.ndarray,
     status: np.ndarray,
     divergence: str,
-) -> np.ndarray:
-    r"""The dual objective at the solver's multipliers, summed in float64 over the samples.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""The mean and the dual objective at the solver's multipliers, summed in float64.
 
     A float32 pass locates the multiplier well, but its value carries the rounding of float32
     sums (up to ~1e-5 where falls make psi span several units). The dual at *any* multiplier
-    is a lower bound on :math:`V_k` (weak duality), so evaluating it exactly at the found one
-    makes the reported value a lower bound in every dtype, as close to :math:`V_k` as the
-    multiplier is to the optimum (the dual is flat there). One extra pass over the samples.
+    is a lower bound on :math:`V_k` (weak duality), so evaluating it in float64 at the found
+    one makes the reported value a lower bound in every dtype, as close to :math:`V_k` as the
+    multiplier is to the optimum (the dual is flat there). Two more passes over the samples
+    (the minimum, then the sums), streamed in column chunks like the solver's.
 
     KL: :math:`h(\lambda) = \min\psi - \lambda \log E_q[e^{-(\psi-\min\psi)/\lambda}] - \lambda k`;
-    chi2: :math:`g(\eta) = \eta - \sqrt{1+2k}\,\sqrt{E_q[(\eta-\psi)_+^2]}`.
+    chi2: :math:`g(\eta) = \eta - \sqrt{1+2k}\,\sqrt{E_q[(\eta-\psi)_+^2]}`; the mean
+    :math:`E_q[\psi]` (k = 0) likewise. Weights are normalized again in float64.
     """
-    interior = status == INTERIOR
-    if not interior.any():
-        return value
-    rows = np.nonzero(interior.any(axis=1))[0]
-    idx = torch.as_tensor(rows, device=signed.device)
-    x = signed[idx]
-    w = None if q is None else (q if q.shape[0] == 1 else q[idx]).double()
-    if w is not None:  # normalized again in float64: float32 normalization is off by ~1e-7
-        w = w / w.sum(dim=1, keepdim=True)
-    support = None if w is None else w > 0
-    low = (x if support is None else torch.where(support, x, torch.inf)).amin(dim=1).double()
-    params = torch.as_tensor(np.where(interior[rows], mult[rows], 1.0), dtype=torch.float64, device=x.device)
-    total = torch.zeros_like(params)  # (R, K)
-    n = x.shape[1]
-    step = _chunk_columns(len(rows), ks.size, n)
-    for start in range(0, n, step):
-        xc = x[:, start : start + step].double()[:, None, :]  # (R, 1, c)
+    b, n = signed.shape
+    f64, dev = torch.float64, signed.device
+    step = _chunk_columns(b, ks.size, n)
+
+    def chunks():
+        for start in range(0, n, step):
+            x = signed[:, start : start + step].double()
+            w = None if q is None else q[:, start : start + step].double().expand_as(x)
+            yield x, w
+
+    low = torch.full((b,), torch.inf, dtype=f64, device=dev)
+    for x, w in chunks():
+        low = torch.minimum(low, (x if w is None else torch.where(w > 0, x, torch.inf)).amin(-1))
+    interior = torch.as_tensor(status == INTERIOR, device=dev)
+    params = torch.where(interior, torch.as_tensor(mult, dtype=f64, device=dev), 1.0)  # (B, K)
+    if divergence == "chi2":
+        params = params - low[:, None]  # eta above the minimum
+    total = torch.zeros((b, ks.size), dtype=f64, device=dev)
+    first = torch.zeros(b, dtype=f64, device=dev)
+    mass = torch.zeros(b, dtype=f64, device=dev)
+    for x, w in chunks():
+        x = x - low[:, None]
+        if w is not None:  # off the support a sample may lie below the minimum: no terms
+            x = torch.where(w > 0, x, 0.0)
         if divergence == "kl":
-            term = torch.exp(-(xc - low[:, None, None]) / params[:, :, None])
+            term = torch.exp(-x[:, None, :] / params[:, :, None])
         else:
-            term = torch.clamp(params[:, :, None] - xc, min=0.0) ** 2
-        if w is not None:  # off the support (zero weight) a sample may lie below the minimum: no term
-            wc = w[:, start : start + step][:, None, :]
-            term = torch.where(wc > 0, term * wc, 0.0)
-        total += term.sum(-1)
-    if w is None:
-        total /= n
-    p, total, kk = params.cpu().numpy(), total.cpu().numpy(), ks[None, :]
+            term = torch.clamp(params[:, :, None] - x[:, None, :], min=0.0) ** 2
+        if w is None:
+            total += term.sum(-1)
+            first += x.sum(-1)
+            mass += x.shape[1]
+        else:
+            total += (term * w[:, None, :]).sum(-1)
+            first += (w * x).sum(-1)
+            mass += w.sum(-1)
+    total, first = total / mass[:, None], first / mass
+    kk = torch.as_tensor(ks, dtype=f64, device=dev)[None, :]
     if divergence == "kl":
-        dual = low.cpu().numpy()[:, None] - p * np.log(total) - p * kk
+        dual = low[:, None] - params * torch.log(total) - params * kk
     else:
-        dual = p - np.sqrt(1.0 + 2.0 * kk) * np.sqrt(total)
-    out = value.copy()
-    out[rows] = np.where(interior[rows], dual, value[rows])
-    return out
+        dual = params + low[:, None] - torch.sqrt(1.0 + 2.0 * kk) * torch.sqrt(total)
+    mean = (low + first).cpu().numpy()
+    value = np.where(status == INTERIOR, dual.cpu().numpy(), value)
+    value = np.where(status == MEAN, mean[:, None], value)
+    return value, mult, status, mean
 
 
 def _solve_fast(

@@ -226,7 +226,7 @@ def test_float32_values_are_lower_bounds_within_1e6_relative_on_falls_heavy_samp
         psi[b, rng.random(12_000) < 0.002 * (b + 1)] = -4.0
     psi = psi.astype(np.float32)
     weights = rng.random(12_000) if weighted else None
-    ks = [0.5, 1.0, 2.0, 4.0, 6.0]
+    ks = [0.0, 0.5, 1.0, 2.0, 4.0, 6.0]  # k = 0: the mean, also summed in float64
     single = worst_case(torch.from_numpy(psi), weights=weights, k=ks, divergence=divergence).value
     # the same numbers in float64 (weights too: float32 ones are rounded by ~6e-8 relative)
     w64 = None if weights is None else weights.astype(np.float32).astype(np.float64)
