@@ -115,7 +115,8 @@ class PostConvLogWriter(LogWriter):
         from postconv.cli import parse_stage_args
 
         extra = self._stage_extra()
-        return parse_stage_args(extra if "--device" in extra or not device else [*extra, "--device", device])
+        # the same order as stage_command: a --device among the user's options wins
+        return parse_stage_args(["--device", device, *extra] if device else extra)
 
     def store_config(self, env_cfg, train_cfg: dict) -> None:
         # the stage evaluates where the simulation ran (the env's sim.device), which may not be

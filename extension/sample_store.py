@@ -129,6 +129,9 @@ def _publish(partial: Path, folder: Path) -> Path:
             os.replace(partial, folder)
         except OSError as err:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                if aside is not None and not folder.exists():  # nothing replaced it: put it back
+                    os.replace(aside, folder)
+                    aside = None
                 raise
             continue  # another writer published in between: move theirs aside and try again
         finally:

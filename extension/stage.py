@@ -166,7 +166,7 @@ class StageConfig:
             "--envs-per-checkpoint": (self.envs_per_checkpoint, 1), "--num_envs": (self.num_envs, 1),
             "--steps": (self.steps, 1), "--burn-in": (self.burn_in_steps, 0), "--num-seeds": (self.num_seeds, 1),
             "--seed": (self.seed, 0), "--every": (self.every, 1), "--from-iter": (self.from_iter, 0),
-            "--buffer-mb": (self.buffer_mb, 1),
+            "--buffer-mb": (self.buffer_mb, 1), "--checkpoints-per-job": (self.checkpoints_per_job, 1),
         }  # fmt: skip
         for option, (value, low) in at_least.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):

@@ -521,7 +521,10 @@ def _solve_fast_any_precision(
         return _solve_fast(signed, q, ks, divergence)
     parts = []
     if small.any():
-        parts.append(_solve_fast(signed.double(), None if q is None else q.double(), ks[small], divergence))
+        q64 = (
+            None if q is None else q.double() / q.double().sum(-1, keepdim=True)
+        )  # float32 sums are off ~1e-7
+        parts.append(_solve_fast(signed.double(), q64, ks[small], divergence))
     if (~small).any():
         value, mult, status, _ = _solve_fast(signed, q, ks[~small], divergence)
         parts.append(_values_in_float64(signed, q, ks[~small], value, mult, status, divergence))

@@ -35,6 +35,7 @@ BAD = [
     (["--burn-in", "-1"], "--burn-in must be an integer >= 0; got -1"),
     (["--every", "0"], "--every must be an integer >= 1; got 0"),
     (["--device", "gpu"], "--device 'gpu': use cpu, cuda or cuda:<index>"),
+    (["--checkpoints-per-job", "0"], "--checkpoints-per-job must be an integer >= 1; got 0"),
 ]
 SELECTION_ONLY = {"--k", "--n-boot", "--level", "--psi"}
 """``evaluate`` has no selection options: argparse refuses them itself."""
@@ -64,7 +65,7 @@ def test_a_bad_option_fails_before_any_work_and_names_itself(
 ):
     monkeypatch.setattr(cli.subprocess, "run", _fail_if_training_starts)
     if command == "train":  # the evaluation's sizes take an eval- prefix there
-        sizes = {"--num_envs", "--envs-per-checkpoint", "--steps", "--burn-in"}
+        sizes = {"--num_envs", "--envs-per-checkpoint", "--steps", "--burn-in", "--checkpoints-per-job"}
         options = [f"--eval-{o[2:]}" if o in sizes else o for o in options]
         argv = ["train", "--task", "PostConv-Stand-G1", "--device", "cpu", *options]
     else:

@@ -122,3 +122,9 @@ def test_stage_sizes_are_checked_for_the_simulations_device_when_training_starts
         on_cpu.store_config(env_cfg, {"device": "cpu"})
     for writer in (on_gpu, on_cpu):
         writer.inner.close()
+    # a --device among the stage args wins over the simulation's, at check time as at run time
+    monkeypatch.setenv("POSTCONV_STAGE_ARGS", "--device=cpu --checkpoints-per-job 8")
+    with pytest.raises(
+        ValueError, match="checkpoints_per_job must be between 1 and the env's 4 groups; got 8"
+    ):
+        PostConvLogWriter(str(tmp_path / "forced"))  # refused before anything is logged
