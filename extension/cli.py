@@ -45,7 +45,7 @@ def _selection_options(parser: argparse.ArgumentParser, stage: bool = False) -> 
             help="then replay the ranked checkpoints in shifted C MuJoCo worlds (postconv sim2sim, its defaults)",
         )  # fmt: skip
     g.add_argument("--k", type=float, nargs="+", default=[1.0, 2.0, 4.0, 6.0], help="radii to report")
-    g.add_argument("--primary-k", type=float, default=4.0, help="the radius that picks the checkpoint")
+    g.add_argument("--primary-k", type=float, default=2.0, help="the radius that picks the checkpoint")
     g.add_argument("--divergence", choices=["kl", "chi2"], default="kl")
     g.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (0: no intervals)")
     g.add_argument("--level", type=float, default=0.9, help="interval coverage")
@@ -56,6 +56,10 @@ def _selection_options(parser: argparse.ArgumentParser, stage: bool = False) -> 
     g.add_argument(
         "--sense", choices=["reward", "cost"], default="reward", help="(run folders) reward or cost"
     )
+    g.add_argument(
+        "--unit", choices=["episode", "step"], default="episode",
+        help="(run folders) one sample per env slot's recording (episode) or per step",
+    )  # fmt: skip
     g.add_argument(
         "--no-report",
         dest="report",
@@ -329,6 +333,7 @@ def stage_config(args: argparse.Namespace):
         trust=getattr(args, "trust_checkpoints", False),
         psi_terms=_psi_terms(getattr(args, "psi", None)),
         sense=getattr(args, "sense", None) or "reward",
+        unit=getattr(args, "unit", None) or "episode",
         selection=selection,
     )
     return StageConfig(**given)

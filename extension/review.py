@@ -50,7 +50,9 @@ def review(
         made.append(
             figures.training_curve_chart(*curve, candidates, pooled.chosen, out / "training_curve.png")
         )
-    psi, columns, names = checkpoint_columns(index, pooled.chosen, pooled.scenarios, stage_config.psi_terms)
+    psi, columns, names = checkpoint_columns(
+        index, pooled.chosen, pooled.scenarios, stage_config.psi_terms, stage_config.unit
+    )
     k = pooled.config.primary_k
     tilt = figures.tilt_of(psi, columns, names, k, pooled.config.divergence, pooled.sense)
     made.append(figures.tilt_chart(tilt, pooled.chosen, k, out / "tilt.png"))

@@ -278,12 +278,28 @@ def psi_of(folder: Path, term_weights: dict[str, float] | None, term_names: tupl
     return np.load(folder / "terms.npy", mmap_mode="r") @ w
 
 
+UNITS = ("episode", "step")
+"""What one sample of the selection is: an env slot's whole recording (its per-step reward
+averaged over the recorded steps, falls and respawns included) or every step."""
+
+
+def per_unit(x: np.ndarray, unit: str) -> np.ndarray:
+    """(T, m, ...) per-step values -> samples: (T * m, ...) per step, or (m, ...) per episode
+    (each env slot's mean over its T recorded steps; with equal T the plain mean is the same)."""
+    if unit == "step":
+        return x.reshape(-1, *x.shape[2:])
+    if unit == "episode":
+        return x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+
+
 def to_sample_set(
     index: SampleIndex,
     scenarios: Iterable[str] | None = None,
     checkpoints: Iterable[str] | None = None,
     term_weights: dict[str, float] | None = None,
     sense: str = "reward",
+    unit: str = "step",
 ) -> tuple[SampleSet, dict[str, str]]:
     """One sample set over the given scenarios (pooled, equal weight per sample), and the
     checkpoints left out with the reason.
@@ -292,8 +308,10 @@ def to_sample_set(
     checkpoint has, so every row holds the same worlds in the same order. Bootstrap groups
     are (seed, env slot): under common random numbers slot j of seed s starts from the same
     states and commands for every checkpoint and in every scenario, so its trajectories are
-    resampled together, paired across checkpoints.
+    resampled together, paired across checkpoints. ``unit``: see :func:`per_unit`.
     """
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
     scenarios = set(index.scenarios if scenarios is None else scenarios)
     wanted = set(index.iterations if checkpoints is None else checkpoints)
     names = sorted((c for c in index.iterations if c in wanted), key=lambda c: (index.iterations[c], c))
@@ -322,10 +340,12 @@ def to_sample_set(
                     f"{name} has {psi.shape} samples for {scenario} seed {seed}, {kept[0]} "
                     f"{shapes[(scenario, seed)]}: the evaluations differ; re-run `postconv evaluate` with one configuration"
                 )
-            parts.append(np.asarray(psi, dtype=np.float32).reshape(-1))
+            parts.append(per_unit(np.asarray(psi, dtype=np.float32), unit))
             if name == kept[0]:
                 slots = seed_rank[seed] * _SLOTS_PER_SEED + np.arange(psi.shape[1])
-                group_parts.append(np.broadcast_to(slots, psi.shape).reshape(-1))
+                group_parts.append(
+                    per_unit(np.broadcast_to(slots, psi.shape), "step") if unit == "step" else slots
+                )
         rows.append(np.concatenate(parts))
     samples = SampleSet(
         psi=np.stack(rows), names=tuple(kept), groups=np.concatenate(group_parts), sense=sense
@@ -338,18 +358,22 @@ def checkpoint_columns(
     checkpoint: str,
     scenarios: Iterable[str],
     term_weights: dict[str, float] | None = None,
+    unit: str = "step",
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """One checkpoint's pooled samples: psi (n,), reward terms and features (n, R + F), column names."""
+    """One checkpoint's pooled samples: psi (n,), reward terms and features (n, R + F), column
+    names; per ``unit`` (:func:`per_unit`) as the selection saw them."""
     psi, columns = [], []
     wanted = set(scenarios)
     for (scenario, name, _), folder in sorted(index.folders.items()):
         if name != checkpoint or scenario not in wanted:
             continue
-        psi.append(np.asarray(psi_of(folder, term_weights, index.term_names), dtype=np.float32).reshape(-1))
+        psi.append(
+            per_unit(np.asarray(psi_of(folder, term_weights, index.term_names), dtype=np.float32), unit)
+        )
         terms = np.load(folder / "terms.npy", mmap_mode="r")
         features = np.load(folder / "features.npy", mmap_mode="r")
         columns.append(
-            np.concatenate([terms.reshape(-1, terms.shape[-1]), features.reshape(-1, features.shape[-1])], 1)
+            np.concatenate([per_unit(np.asarray(terms), unit), per_unit(np.asarray(features), unit)], 1)
         )
     names = tuple(f"reward/{t}" for t in index.term_names) + tuple(f"state/{f}" for f in index.feature_names)
     return np.concatenate(psi), np.concatenate(columns), names

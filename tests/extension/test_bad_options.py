@@ -16,7 +16,7 @@ BAD = [
     (["--k", "-1"], "--k: radii must be finite numbers >= 0"),
     (["--k", "1", "nan"], "--k: radii must be finite numbers >= 0"),
     (["--k", "2", "2", "4"], "--k: give each radius once"),
-    (["--k", "2"], "--primary-k 4 is not in the k sweep [2.0]"),
+    (["--k", "4"], "--primary-k 2 is not in the k sweep [4.0]"),
     (["--n-boot", "1"], "--n-boot must be 0 (no intervals) or an integer >= 2"),
     (["--n-boot", "-5"], "--n-boot must be 0 (no intervals) or an integer >= 2"),
     (["--level", "1.5"], "--level is the intervals' coverage, in (0, 1)"),

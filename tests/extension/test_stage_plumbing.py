@@ -213,6 +213,45 @@ def test_sample_sets_pool_scenarios_and_seeds_with_seed_slots_as_bootstrap_group
         to_sample_set(index, term_weights={"speed": 1.0})
 
 
+def test_episode_samples_are_each_env_slots_mean_over_its_recording_grouped_by_slot(tmp_path):
+    root = tmp_path / "postconv" / "samples"
+    rng = np.random.default_rng(2)
+    for scenario in ("no_push", "push"):
+        for i, name in enumerate(("model_0", "model_1")):
+            for seed in (0, 1):
+                _write(root, scenario, name, seed, rng.normal(size=(4, 3)).astype(np.float32), iteration=i)
+    index = find_samples(tmp_path)
+    steps, _ = to_sample_set(index, unit="step")
+    episodes, _ = to_sample_set(index, unit="episode")
+    assert episodes.psi.shape == (2, 2 * 2 * 3)  # scenarios x seeds x env slots
+    first = np.load(root / "no_push" / "model_1" / "seed_0" / "psi.npy")
+    np.testing.assert_allclose(episodes.psi[1, :3], first.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        episodes.psi.mean(axis=1), steps.psi.mean(axis=1), rtol=1e-5
+    )  # same plain mean
+    assert sorted(np.unique(episodes.groups)) == sorted(
+        np.unique(steps.groups)
+    )  # the same slots, resampled alike
+    with pytest.raises(ValueError, match="unknown unit 'trial'; choose one of episode, step"):
+        to_sample_set(index, unit="trial")
+
+
+def test_the_stage_selects_per_episode_by_default_and_per_step_when_asked(tmp_path):
+    root = tmp_path / "postconv" / "samples"
+    rng = np.random.default_rng(1)
+    for i, name in enumerate(("model_0", "model_1")):
+        _write(root, "no_push", name, 0, (rng.normal(size=(50, 4)) + i).astype(np.float32), iteration=i)
+    evaluation = {"scenarios": ["no_push"], "candidates": ["model_0", "model_1"], "skipped": {},
+                  "sample_sets": [["no_push", f"model_{i}", 0, "k"] for i in range(2)]}  # fmt: skip
+    (tmp_path / "postconv" / "evaluation.json").write_text(json.dumps(evaluation))
+    by_episode = select_run(
+        tmp_path, StageConfig(scenarios=("none",), selection=_fast_selection(), report=False)
+    )
+    assert by_episode.pooled.samples_per_checkpoint == 4
+    config = StageConfig(scenarios=("none",), selection=_fast_selection(), report=False, unit="step")
+    assert select_run(tmp_path, config).pooled.samples_per_checkpoint == 200
+
+
 def test_a_checkpoint_missing_a_seed_is_left_out_with_the_reason(tmp_path):
     root = tmp_path / "postconv" / "samples"
     for name, seeds in (("model_0", (0, 1)), ("model_1", (0,)), ("model_2", (0, 1))):
