@@ -54,7 +54,7 @@ def worker(mode: str, run_dir: Path, m: int, steps: int, out: Path) -> dict:
     run, refs = _refs(run_dir)
     per_job = CHECKPOINTS if mode in ("overhead", "grouped") else 1
     spec = RolloutSpec(task=TASK, envs_per_checkpoint=m, num_envs=per_job * m, burn_in_steps=0, steps=steps)
-    jobs = plan_jobs(spec, refs, [parse_scenario("0.5@1-3")], [0], out, run.agent_cfg, per_job)
+    jobs = plan_jobs(spec, refs, [parse_scenario("0.5@1-3")], [0], out, run.agent_cfg, per_job, env_config={})
     result: dict = {"mode": mode, "envs": per_job * m}
     with Evaluator() as evaluator:
         evaluator._ensure_env(spec)

@@ -15,7 +15,9 @@ for each group in one batched forward pass.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -162,19 +164,27 @@ class EvalJob:
     """The run's ``params/agent.yaml`` (activation, normalization, action clipping)."""
     trust: bool = False
     """Allow checkpoints that need full unpickling (runs code from the file)."""
+    env_config: dict = field(default_factory=dict, hash=False, compare=False)
+    """The resolved evaluation env config (:func:`eval_env_config`): reward terms and
+    weights, terminations, events, physics. Part of every sample folder's identity."""
+
+    def identity(self, checkpoint: CheckpointRef, seed: int) -> dict:
+        """What produced one sample folder (not where or when): every setting that changes the
+        samples, the checkpoint's bytes, and the versions of the simulation stack."""
+        return {
+            "spec": self.spec.identity(),
+            "scenario": asdict(self.scenario),
+            "postconv": __version__,  # the task configs and the rollout code come with it
+            "seed": seed,
+            "checkpoint": checkpoint.sha256,
+            "actor": actor_identity(self.agent_cfg),
+            "env_config": config_hash(self.env_config) if self.env_config else None,
+            "versions": stack_versions(),
+        }
 
     def key(self, checkpoint: CheckpointRef, seed: int) -> str:
-        """Identity of one sample folder: what produced it (not where or when)."""
-        return config_hash(
-            {
-                "spec": self.spec.identity(),
-                "scenario": asdict(self.scenario),
-                "postconv": __version__,  # the task configs and the rollout code come with it
-                "seed": seed,
-                "checkpoint": checkpoint.sha256,
-                "clip_actions": self.agent_cfg.get("clip_actions"),
-            }
-        )
+        """Short hash of :meth:`identity`: a folder with this key in its meta.json is reused."""
+        return config_hash(self.identity(checkpoint, seed))
 
     def folder(self, checkpoint: CheckpointRef, seed: int) -> Path:
         return sample_dir(Path(self.samples_root), self.scenario.name, checkpoint.name, seed)
@@ -189,6 +199,72 @@ class EvalJob:
             if missing:
                 todo[seed] = missing
         return todo
+
+
+STACK = ("isaaclab", "newton", "warp-lang", "mujoco-warp", "torch")
+"""Distributions whose version changes the physics or the policy's arithmetic."""
+
+
+@functools.cache
+def stack_versions() -> dict[str, str | None]:
+    """Installed versions of :data:`STACK` (None where absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in STACK:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def actor_identity(agent_cfg: dict) -> dict:
+    """The parts of the runner config that decide what a checkpoint's actor computes."""
+    keys = ("actor", "policy", "obs_groups", "empirical_normalization", "clip_actions")
+    return {k: agent_cfg.get(k) for k in keys}
+
+
+def eval_env_config(spec: RolloutSpec) -> dict:
+    """The evaluation env config of ``spec`` as a plain dict (Isaac Lab's ``to_dict``: stable
+    across processes), for the samples' identity. Needs the Isaac Lab stack."""
+    from postconv.tasks.velocity import make_eval_cfg
+
+    cfg = make_eval_cfg(TASK_KINDS[spec.task], NO_PUSH, num_envs=spec.num_envs, presets=spec.presets)
+    return json.loads(json.dumps(cfg.to_dict(), sort_keys=True, default=str))
+
+
+def differences(old_meta: dict, job: EvalJob, checkpoint: CheckpointRef, seed: int) -> list[str]:
+    """What differs between the settings a sample folder was made with and ``job``'s, in words
+    (e.g. ``env config rewards.alive.weight: 1.0 -> 2.0``), for the message before a recompute."""
+    old = old_meta.get("identity")
+    if old is None:
+        return ["made by an older postconv that did not record its settings"]
+    new = json.loads(json.dumps(job.identity(checkpoint, seed), default=str))
+    out = []
+    for name, value in new.items():
+        before = old.get(name)
+        if before == value:
+            continue
+        if name == "env_config":
+            paths = _changed_paths(old_meta.get("env_config") or {}, job.env_config)
+            out.append(
+                "env config "
+                + ("; ".join(paths[:3]) + (" ..." if len(paths) > 3 else "") if paths else "changed")
+            )
+        elif isinstance(value, dict) and isinstance(before, dict):
+            out += [f"{name} {k}: {before.get(k)} -> {v}" for k, v in value.items() if before.get(k) != v]
+        else:
+            out.append(f"{name}: {before} -> {value}")
+    return out
+
+
+def _changed_paths(a, b, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            p for k in sorted(set(a) | set(b)) for p in _changed_paths(a.get(k), b.get(k), f"{prefix}{k}.")
+        ]
+    return [] if a == b else [f"{prefix[:-1]}: {a} -> {b}"]
 
 
 @dataclass
@@ -439,6 +515,8 @@ class Evaluator:
         env = self.env
         return {
             "key": job.key(c, seed),
+            "identity": job.identity(c, seed),
+            "env_config": job.env_config,
             "task": job.spec.task,
             "scenario": asdict(job.scenario),
             "seed": seed,
@@ -466,8 +544,11 @@ def plan_jobs(
     checkpoints_per_job: int,
     seeds_per_job: int = 1,
     trust: bool = False,
+    *,
+    env_config: dict,
 ) -> list[EvalJob]:
-    """Split an evaluation into jobs: checkpoint groups x scenarios x seed ranges."""
+    """Split an evaluation into jobs: checkpoint groups x scenarios x seed ranges.
+    ``env_config``: :func:`eval_env_config` of ``spec`` (``{}`` leaves it out of the identity)."""
     jobs = []
     for scenario in scenarios:
         for s0 in range(0, len(seeds), seeds_per_job):
@@ -481,6 +562,7 @@ def plan_jobs(
                         samples_root=str(samples_root),
                         agent_cfg=agent_cfg,
                         trust=trust,
+                        env_config=env_config,
                     )
                 )
     return jobs

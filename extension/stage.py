@@ -37,6 +37,7 @@ from postconv.rollout import (
     JobResult,
     RolloutSpec,
     checkpoint_ref,
+    eval_env_config,
     parse_scenario,
     plan_jobs,
 )
@@ -382,10 +383,12 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
     spec = config.spec(task)
     per_job = config.checkpoints_per_job or config.groups
     jobs = plan_jobs(
-        spec, refs, scenarios, seeds, samples_root(run.path), run.agent_cfg, per_job, trust=config.trust
-    )
+        spec, refs, scenarios, seeds, samples_root(run.path), run.agent_cfg, per_job, trust=config.trust,
+        env_config=eval_env_config(spec),
+    )  # fmt: skip
     pending = [(job, job.todo()) for job in jobs]
     pending = [(job, todo) for job, todo in pending if todo]
+    _say_what_differs(pending, console)
     total_sets = len(refs) * len(scenarios) * len(seeds)
     # a group's env steps are spent whatever its size: count the steps of the full env
     steps_todo = sum(len(todo) for _, todo in pending) * (spec.burn_in_steps + spec.steps) * config.num_envs
@@ -424,6 +427,25 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
             f"{report.seconds:.0f} s ({report.env_steps_per_s:,.0f} env-steps/s)"
         )
     return report
+
+
+def _say_what_differs(pending, console: Console) -> None:
+    """Before recomputing sample sets that are on disk but were made another way, say how."""
+    from collections import Counter
+
+    from postconv.rollout import differences
+    from postconv.sample_store import read_meta
+
+    why: Counter[str] = Counter()
+    for job, todo in pending:
+        for seed, checkpoints in todo.items():
+            for c in checkpoints:
+                if (meta := read_meta(job.folder(c, seed))) is not None:
+                    why["; ".join(differences(meta, job, c, seed)) or "unknown"] += 1
+    for reason, count in why.most_common():
+        console.print(
+            f"[yellow]{count} sample set(s) on disk were made another way[/] ({reason}): recomputing them"
+        )
 
 
 def _add_result(report: EvaluationReport, result: JobResult) -> None:

@@ -149,6 +149,7 @@ def test_jobs_cover_every_checkpoint_scenario_and_seed_once_and_pickle(tmp_path)
         {"clip_actions": 1.0},
         checkpoints_per_job=2,
         seeds_per_job=2,
+        env_config={"rewards": {"alive": {"weight": 1.0}}},
     )
     units = [(c.name, j.scenario.name, s) for j in jobs for c in j.checkpoints for s in j.seeds]
     assert len(units) == len(set(units)) == 5 * 2 * 3
@@ -170,10 +171,67 @@ def test_a_job_redoes_only_folders_that_are_missing_or_made_another_way(tmp_path
     for changed in ({"steps": 4}, {"num_envs": 4}, {"device": "cuda:0"}, {"features": ("command",)}):
         other = EvalJob(replace(spec, **changed), refs, job.scenario, (0,), str(tmp_path), {})
         assert other.key(refs[0], 0) != job.key(refs[0], 0), changed
+    # what the issue found missing: the env config, the actor, the simulation stack's versions
+    env = {"rewards": {"alive": {"weight": 1.0}}, "sim": {"dt": 0.005}}
+    with_env = replace(job, env_config=env)
+    assert with_env.key(refs[0], 0) != job.key(refs[0], 0)
+    heavier = replace(job, env_config={**env, "rewards": {"alive": {"weight": 2.0}}})
+    assert heavier.key(refs[0], 0) != with_env.key(refs[0], 0)
+    wider = replace(job, agent_cfg={"actor": {"hidden_dims": [512, 256, 128]}})
+    assert wider.key(refs[0], 0) != job.key(refs[0], 0)
+    assert replace(job, agent_cfg={"max_iterations": 5000}).key(refs[0], 0) == job.key(
+        refs[0], 0
+    )  # training-only
     same_kind = EvalJob(replace(spec, device="cuda:0"), refs, job.scenario, (0,), str(tmp_path), {})
     assert same_kind.key(refs[0], 0) == replace(same_kind, spec=replace(spec, device="cuda:1")).key(
         refs[0], 0
     )
+
+
+def test_a_rerun_says_which_setting_differs_before_it_recomputes(tmp_path, monkeypatch):
+    import postconv.rollout as rollout
+
+    spec = RolloutSpec(task=TASK, envs_per_checkpoint=2, steps=3, burn_in_steps=0)
+    ref = CheckpointRef("/x/a.pt", "a", 0, "0" * 64)
+    env = {
+        "rewards": {"alive": {"weight": 1.0}, "flat_orientation_l2": {"weight": -1.0}},
+        "sim": {"dt": 0.005},
+    }
+    before = EvalJob(spec, (ref,), parse_scenario("none"), (0,), str(tmp_path), {}, env_config=env)
+    meta = {"identity": json.loads(json.dumps(before.identity(ref, 0))), "env_config": env}
+    edited = {**env, "rewards": {**env["rewards"], "alive": {"weight": 2.0}}}
+    after = replace(before, env_config=edited, spec=replace(spec, steps=4))
+    upgraded = {**rollout.stack_versions(), "isaaclab": "9.9"}
+    monkeypatch.setattr(rollout, "stack_versions", lambda: upgraded)
+    said = rollout.differences(meta, after, ref, 0)
+    assert "env config rewards.alive.weight: 1.0 -> 2.0" in said
+    assert "spec steps: 3 -> 4" in said
+    assert any(line.startswith("versions isaaclab: ") and line.endswith("-> 9.9") for line in said)
+    assert rollout.differences({"key": "old"}, after, ref, 0) == [
+        "made by an older postconv that did not record its settings"
+    ]
+
+
+def test_the_eval_env_config_is_the_same_in_every_process_and_follows_the_task_config():
+    pytest.importorskip("isaaclab", reason="the env config comes from the task's Isaac Lab config")
+    import subprocess
+    import sys
+
+    from postconv.rollout import eval_env_config
+    from postconv.sample_store import config_hash
+
+    spec = RolloutSpec(task="PostConv-Stand-G1", envs_per_checkpoint=2, num_envs=4)
+    here = config_hash(eval_env_config(spec))
+    code = (
+        "from postconv.rollout import RolloutSpec, eval_env_config; from postconv.sample_store import config_hash;"
+        "print(config_hash(eval_env_config(RolloutSpec(task='PostConv-Stand-G1', envs_per_checkpoint=2, num_envs=4))))"
+    )
+    there = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
+    assert here == there
+    config = eval_env_config(spec)
+    assert config["rewards"]["alive"]["weight"] > 0  # the reward weights are in it
 
 
 def test_a_partial_folder_is_never_seen_and_a_damaged_one_is_not_complete(tmp_path):
