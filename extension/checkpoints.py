@@ -3,7 +3,9 @@
 A run folder is ``logs/rsl_rl/<experiment>/<timestamp>/`` holding ``model_<iter>.pt``,
 ``params/agent.yaml`` and ``params/env.yaml``, TensorBoard event files and (Isaac Lab 3)
 ``run.json``. The candidates are all checkpoints, those from an iteration on, every n-th,
-or those after convergence, detected from the training curve by :func:`converged_from`.
+or those after convergence, detected from the training curve by :func:`convergence`
+(a run still rising or falling at its end is reported as not converged, and its last
+checkpoints are the candidates).
 """
 
 from __future__ import annotations
@@ -159,6 +161,64 @@ def converged_from(
     return int(it[0] if below.size == 0 else it[min(below[-1] + 1, it.size - 1)])
 
 
+TAIL = 0.2
+"""The share of the run (by logged iterations) whose drift decides whether it converged, and
+the share of its checkpoints evaluated when it did not."""
+UNCONVERGED_CANDIDATES = 5
+"""At least this many of the last checkpoints are the candidates of a run that did not converge."""
+MAX_DRIFT = 0.1
+"""A run whose smoothed reward moves by more than this share of its range over :data:`TAIL`
+is still rising or falling: not converged."""
+
+
+@dataclass(frozen=True)
+class Convergence:
+    converged: bool
+    from_iteration: int
+    """The plateau's start (:func:`converged_from`)."""
+    drift: float
+    """Change of the reward over the last :data:`TAIL` of the run, in units of its smoothed range."""
+
+    def describe(self) -> str:
+        if self.converged:
+            return f"converged at iteration {self.from_iteration}"
+        trend = "rose" if self.drift > 0 else "fell"
+        return (
+            f"not converged: the reward {trend} by {abs(self.drift):.0%} of its range over the last "
+            f"{TAIL:.0%} of the run (converged means under {MAX_DRIFT:.0%})"
+        )
+
+
+def convergence(
+    iterations: np.ndarray, values: np.ndarray, window: float = 0.05, band: float = 0.05
+) -> Convergence:
+    """Whether the training curve has settled, and from where.
+
+    Drift: the mean reward over the last ``window`` of the logged points minus its mean over
+    the ``window`` points before the last :data:`TAIL` of the run, over the smoothed curve's
+    range. Beyond :data:`MAX_DRIFT` either way the run is still moving (a curve that
+    only falls, or still climbs, has no plateau to pick from), if the change is also beyond the
+    curve's noise.
+    """
+    start = converged_from(iterations, values, window, band)
+    v = np.asarray(values, dtype=np.float64)
+    width = max(5, round(window * v.size))
+    if v.size < 2 * width:
+        return Convergence(True, start, 0.0)
+    kernel = np.ones(width)
+    smooth = np.convolve(v, kernel, mode="same") / np.convolve(np.ones_like(v), kernel, mode="same")
+    spread = smooth.max() - smooth.min()
+    t0 = int((1.0 - TAIL) * v.size)
+    lo = max(0, t0 - width)
+    change = v[-width:].mean() - v[lo : lo + width].mean()
+    drift = 0.0 if spread == 0 else float(change / spread)
+    # a flat but noisy curve has a range of its noise alone: a drift counts only where it is
+    # also beyond the noise (3 standard errors of a difference of two means of `width` points)
+    noise = np.std(v - smooth) * np.sqrt(2.0 / width)
+    moving = abs(drift) > MAX_DRIFT and abs(change) > 3.0 * noise
+    return Convergence(not moving, start, drift)
+
+
 def select_candidates(
     run: Run, from_iter: int | None = None, every: int | None = None, after_convergence: bool = True
 ) -> tuple[tuple[Checkpoint, ...], str]:
@@ -173,11 +233,20 @@ def select_candidates(
     if from_iter is not None:
         reason = f"from iteration {from_iter} (--from-iter)"
     elif after_convergence and (curve := training_curve(run)) is not None:
-        from_iter = converged_from(*curve)
-        reason = (
-            f"after convergence at iteration {from_iter} (smoothed {REWARD_TAG} never again more than "
-            "5% of its range below its final value)"
-        )
+        state = convergence(*curve)
+        if state.converged:
+            from_iter = state.from_iteration
+            reason = (
+                f"after convergence at iteration {from_iter} (smoothed {REWARD_TAG} never again more than "
+                "5% of its range below its final value)"
+            )
+        else:  # no plateau to pick from: the last part of the run, and say so
+            last = chosen[-max(UNCONVERGED_CANDIDATES, round(TAIL * len(chosen))) :]
+            from_iter = last[0].iteration
+            reason = (
+                f"{state.describe()}; the last {len(last)} checkpoints instead (the last {TAIL:.0%}, "
+                f"at least {UNCONVERGED_CANDIDATES})"
+            )
     else:
         from_iter = chosen[0].iteration
         reason = "all checkpoints" + ("" if not after_convergence else f" (no {REWARD_TAG} curve in the run)")

@@ -34,6 +34,14 @@ def _image(path: Path) -> str:
     return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}"></figure>'
 
 
+def _candidates(reason: str | None) -> str:
+    """How the candidates were chosen; a run that never converged is flagged in orange."""
+    if not reason:
+        return ""
+    style = ' style="color:#b35c00"' if "not converged" in reason else ""
+    return f"<p{style}>Candidates: {html.escape(reason)}.</p>"
+
+
 def write_html_report(
     path: Path,
     run_dir: Path,
@@ -41,6 +49,7 @@ def write_html_report(
     by_scenario: dict[str, SelectionResult],
     figures: list[Path],
     extra: str = "",
+    candidates: str | None = None,
 ) -> Path:
     """Write ``path``: the ranking tables, the charts and the skipped checkpoints, in one file."""
     better = "higher" if pooled.sense == "reward" else "lower"
@@ -53,6 +62,7 @@ def write_html_report(
         f"<p>Run folder: <code>{html.escape(str(run_dir))}</code>. Chosen: <b>{html.escape(pooled.chosen)}</b> "
         f"(best worst case at k = {pooled.config.primary_k:g}, {pooled.config.divergence.upper()} ball; {better} is better). "
         f"The plain simulation mean picks <b>{html.escape(pooled.chosen_by_mean)}</b>.</p>",
+        _candidates(candidates),
         f"<h2>All scenarios pooled ({html.escape(', '.join(pooled.scenarios))})</h2>",
         f"<p>{pooled.samples_per_checkpoint:,} samples per checkpoint; value [rank].</p>",
         _table(pooled),

@@ -7,6 +7,7 @@ reported, never raised.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -56,13 +57,28 @@ def review(
     k = pooled.config.primary_k
     tilt = figures.tilt_of(psi, columns, names, k, pooled.config.divergence, pooled.sense)
     made.append(figures.tilt_chart(tilt, pooled.chosen, k, out / "tilt.png"))
-    html = write_html_report(out / "report.html", run_dir, pooled, by_scenario, made)
+    evaluation = _evaluation(run_dir)
+    html = write_html_report(
+        out / "report.html",
+        run_dir,
+        pooled,
+        by_scenario,
+        made,
+        candidates=evaluation.get("candidates_reason"),
+    )
     console.print(f"report: {html}")
     policy = _export_chosen(run, pooled.chosen, out, stage_config.trust, console)
     ref = None
     if stage_config.wandb:
         ref = _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy, console)
     return ReviewFiles(figures=made, html=html, policy=policy, wandb=ref)
+
+
+def _evaluation(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / STAGE_DIR / "evaluation.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def _export_chosen(run, chosen: str, out: Path, trust: bool, console: Console) -> dict[str, Path]:
@@ -95,6 +111,8 @@ def _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy,
         "primary_k": pooled.config.primary_k,
         "divergence": pooled.config.divergence,
         "samples_per_checkpoint": pooled.samples_per_checkpoint,
+        "candidates": _evaluation(run.path).get("candidates_reason"),
+        "converged": _evaluation(run.path).get("converged"),
         "seed": stage_config.seed,
         "stage": {k: v for k, v in asdict(stage_config).items() if k != "selection"},
     }

@@ -21,7 +21,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from postconv.checkpoints import RunError, open_run, select_candidates, training_envs
+from postconv.checkpoints import (
+    RunError,
+    convergence,
+    open_run,
+    select_candidates,
+    training_curve,
+    training_envs,
+)
 from postconv.report import (
     SelectionConfig,
     SelectionResult,
@@ -319,6 +326,9 @@ class EvaluationReport:
     total_seconds: float = 0.0
     ray: dict | None = None
     """On Ray: workers, jobs retried after a worker died, jobs given up."""
+    converged: bool | None = None
+    """Whether the training curve settled (:func:`postconv.checkpoints.convergence`); None
+    when the candidates were not chosen by it (``--from-iter``, ``--all-checkpoints``, no curve)."""
 
     @property
     def env_steps_per_s(self) -> float:
@@ -371,7 +381,9 @@ def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None =
 def _evaluate(run, task: str, config: StageConfig, console: Console) -> EvaluationReport:
     remove_partials(samples_root(run.path))  # killed writers' leftovers: no writer of this run is alive
     candidates, reason = select_candidates(run, config.from_iter, config.every, config.after_convergence)
-    console.print(f"[bold]{len(candidates)}[/] candidate checkpoints of {run.path}: {reason}")
+    converged = _converged(run, config)
+    style = "[bold yellow]" if converged is False else "[bold]"
+    console.print(f"{style}{len(candidates)}[/] candidate checkpoints of {run.path}: {reason}")
     config, why = config.sized_for(training_envs(run))
     console.print(
         f"evaluation env: {config.num_envs} envs, {config.envs_per_checkpoint} per checkpoint, {config.groups} "
@@ -409,6 +421,7 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
         sample_sets_reused=total_sets - sum(len(c) for _, todo in pending for c in todo.values()),
         env_steps=0,
         seconds=0.0,
+        converged=converged,
     )
     if report.sample_sets_reused:
         console.print(f"{report.sample_sets_reused} of {total_sets} sample sets already on disk: reused")
@@ -427,6 +440,13 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
             f"{report.seconds:.0f} s ({report.env_steps_per_s:,.0f} env-steps/s)"
         )
     return report
+
+
+def _converged(run, config: StageConfig) -> bool | None:
+    if config.from_iter is not None or not config.after_convergence:
+        return None
+    curve = training_curve(run)
+    return None if curve is None else convergence(*curve).converged
 
 
 def _say_what_differs(pending, console: Console) -> None:

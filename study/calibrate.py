@@ -47,15 +47,16 @@ def fall_rates(
     run_dir: Path, worlds: tuple[str, ...], checkpoints: int = 4, episodes: int = 64, seconds: float = 8.0
 ) -> tuple[list[str], dict[str, list[float]]]:
     """(candidates used, world -> fall rate per candidate) over ``checkpoints`` post-convergence candidates."""
-    from postconv.checkpoints import open_run, select_candidates
+    from postconv.checkpoints import open_run
     from postconv.policy import load_actor
     from postconv.rollout import GroupPolicy
     from postconv.sim2sim.batch import EpisodeSpec, WorldBatch, thread_pool
     from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
     from postconv.sim2sim.worlds import Command, parse_worlds, world_model
+    from postconv.study.run import after_plateau
 
     run = open_run(run_dir)
-    after, _ = select_candidates(run)
+    after = after_plateau(run)
     pick = np.unique(np.linspace(0, len(after) - 1, checkpoints).round().astype(int))
     chosen = [after[i] for i in pick]
     actors = [load_actor(c.path, run.agent_cfg, OBS_DIM, ACT_DIM) for c in chosen]

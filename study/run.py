@@ -48,7 +48,7 @@ class StudyConfig:
     """PPO iterations per run (a checkpoint every 10)."""
     train_envs: int = 256
     candidates: int = 16
-    """At least this many candidates per run: those after convergence (the stage's rule), one in
+    """At least this many candidates per run: those from the reward plateau's start, one in
     every n; if fewer than twice this many converged, the last this many checkpoints."""
     scenarios: tuple[str, ...] = ("0.5@1-3", "1@2-4")
     """The stage's push scenarios: its default ones with pushes (0.5 m/s every 1 to 3 s, about
@@ -117,7 +117,7 @@ class RunData:
 
 def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     """Everything one seed needs, computed or read back from ``work_dir``."""
-    from postconv.checkpoints import open_run, select_candidates, training_curve
+    from postconv.checkpoints import open_run, training_curve
     from postconv.cputrain.env import StandEnvConfig
     from postconv.cputrain.train import TrainConfig, is_trained, train
     from postconv.report import SelectionConfig
@@ -141,9 +141,9 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     timings["train_s"] = time.perf_counter() - t0
 
     run = open_run(run_dir)
-    after, _ = select_candidates(run)
-    if len(after) >= 2 * config.candidates:  # after convergence by the stage's rule, thinned evenly
-        from_iter, every = None, len(after) // config.candidates
+    after = after_plateau(run)
+    if len(after) >= 2 * config.candidates:  # after the plateau's start, thinned evenly
+        from_iter, every = after[0].iteration, len(after) // config.candidates
     else:  # few converged: the last checkpoints, so that there are enough to rank
         from_iter, every = run.checkpoints[-min(config.candidates, len(run.checkpoints))].iteration, None
     stage = StageConfig(
@@ -198,6 +198,18 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     outcomes[POOLED] = np.mean([outcomes[w] for w in result.worlds], axis=0)
     train_reward = curve_at(isaac.iterations, training_curve(run))
     return RunData(seed, {"isaaclab": isaac, "mujoco": twin}, train_reward, outcomes, timings)
+
+
+def after_plateau(run) -> tuple:
+    """The run's checkpoints from the start of its reward plateau
+    (:func:`postconv.checkpoints.converged_from`, the stage's rule when the study was run;
+    the stage now also reports a run still drifting at its end as not converged, which
+    two of the study's three runs are: the push curriculum keeps moving their reward)."""
+    from postconv.checkpoints import converged_from, training_curve
+
+    curve = training_curve(run)
+    start = run.checkpoints[0].iteration if curve is None else converged_from(*curve)
+    return tuple(c for c in run.checkpoints if c.iteration >= start)
 
 
 def evaluate_in_subprocess(run_dir: Path, stage) -> None:

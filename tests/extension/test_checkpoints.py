@@ -5,7 +5,14 @@ import re
 import numpy as np
 import pytest
 
-from postconv.checkpoints import RunError, converged_from, open_run, select_candidates, training_curve
+from postconv.checkpoints import (
+    RunError,
+    converged_from,
+    convergence,
+    open_run,
+    select_candidates,
+    training_curve,
+)
 
 
 def make_run(tmp_path, iterations, rewards=None):
@@ -124,3 +131,50 @@ def test_a_resumed_run_keeps_the_newer_sessions_value_for_an_iteration_logged_tw
     steps, values = training_curve(open_run(run))
     assert steps.tolist() == [0, 1, 2, 3]
     assert values.tolist() == [1.0, 2.0, 30.0, 40.0]
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "converged"),
+    [
+        ("falls only (the 30-iteration demo)", lambda it: -1.0 * it, False),
+        ("still rising linearly", lambda it: 1.0 * it, False),
+        (
+            "still rising slowly at the end",
+            lambda it: np.minimum(it / 300, 1.0) * 20 + 0.06 * np.maximum(it - 300, 0),
+            False,
+        ),
+        ("a noisy plateau from half-way", lambda it: np.minimum(it / 200, 1.0) * 20.0, True),
+        ("flat", lambda it: np.full(it.size, 3.0), True),
+    ],
+)
+def test_a_run_still_rising_or_falling_at_its_end_is_not_converged(name, values, converged):
+    it = np.arange(400)
+    v = values(it) + np.random.default_rng(0).normal(0, 0.3, it.size)
+    state = convergence(it, v)
+    assert state.converged is converged, (name, state)
+    assert ("not converged" in state.describe()) is not converged
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_plateau_under_heavy_noise_is_converged(seed):
+    it = np.arange(1500)
+    v = np.minimum(it / 600, 1.0) * 20.0 + np.random.default_rng(seed).normal(0, 2.0, it.size)
+    assert convergence(it, v).converged
+
+
+def test_a_run_that_never_converged_offers_its_last_fifth_and_says_so(tmp_path):
+    it = np.arange(30)
+    falling = zip(it.tolist(), (-1.0 * it).tolist(), strict=True)
+    run = open_run(make_run(tmp_path, range(0, 30, 3), rewards=falling))
+    chosen, reason = select_candidates(run)
+    assert [c.iteration for c in chosen] == [15, 18, 21, 24, 27]  # 20% of 10 checkpoints, but at least 5
+    assert reason.startswith("not converged: the reward fell by")
+    assert reason.endswith("the last 5 checkpoints instead (the last 20%, at least 5)")
+
+
+def test_the_report_flags_a_run_that_never_converged():
+    from postconv.html_report import _candidates
+
+    assert "color:#b35c00" in _candidates("not converged: the reward fell by 23% of its range ...")
+    assert "color" not in _candidates("after convergence at iteration 850 (...)")
+    assert _candidates(None) == ""
