@@ -123,6 +123,17 @@ class SelectionResult:
         return out.getvalue()
 
 
+def _pairable(samples: SampleSet) -> bool:
+    """Every checkpoint has weight in every bootstrap group (shared group labels)."""
+    if samples.weights is None:
+        return True
+    if np.ndim(samples.groups) != 1:
+        return False
+    _, inverse = np.unique(samples.groups, return_inverse=True)
+    weights = np.broadcast_to(samples.weights, samples.psi.shape)
+    return all(np.bincount(inverse, weights=w).min() > 0 for w in weights)
+
+
 def select(samples: SampleSet, config: SelectionConfig | None = None) -> SelectionResult:
     """Worst-case values, ranks and (optionally) bootstrap intervals for every checkpoint."""
     config = config or SelectionConfig()
@@ -142,8 +153,9 @@ def select(samples: SampleSet, config: SelectionConfig | None = None) -> Selecti
             weights=samples.weights,
             n_boot=config.n_boot,
             level=config.level,
-            # ragged sample sets (zero-weight padding) cannot share one draw of groups
-            paired=samples.weights is None,
+            # one draw of groups for all checkpoints where every checkpoint has samples of every
+            # group (common random numbers); ragged sets (zero-weight padding) cannot share it
+            paired=_pairable(samples),
             seed=config.seed,
         )
     primary = int(np.flatnonzero(ks == config.primary_k)[0])

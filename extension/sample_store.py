@@ -280,16 +280,41 @@ def psi_of(folder: Path, term_weights: dict[str, float] | None, term_names: tupl
 
 UNITS = ("episode", "step")
 """What one sample of the selection is: an env slot's whole recording (its per-step reward
-averaged over the recorded steps, falls and respawns included) or every step."""
+averaged over its settled steps, falls included) or every settled step."""
 
 
-def per_unit(x: np.ndarray, unit: str) -> np.ndarray:
-    """(T, m, ...) per-step values -> samples: (T * m, ...) per step, or (m, ...) per episode
-    (each env slot's mean over its T recorded steps; with equal T the plain mean is the same)."""
+def steps_since_reset(episode: np.ndarray, burn_in: int) -> np.ndarray:
+    """(T, m) steps since each env's last reset, from ``episode.npy`` (an env's episode index
+    rises by one at the step after a termination or time-out). The recording starts
+    ``burn_in`` steps after the env's first reset."""
+    steps = np.arange(len(episode))[:, None]
+    began = np.vstack([np.zeros((1, episode.shape[1]), bool), episode[1:] != episode[:-1]])
+    last = np.maximum.accumulate(np.where(began, steps, -1), axis=0)
+    return np.where(last < 0, steps + burn_in, steps - last)
+
+
+def settled(folder: Path) -> np.ndarray:
+    """(T, m) the steps the selection counts: those at least ``burn_in_steps`` after the env's
+    last reset (the respawn after a fall starts with root velocities up to 0.5 m/s, as the
+    rollout's start does), and every step that ended in a fall, however soon after a reset
+    (a fall is always counted, once)."""
+    meta = read_meta(folder) or {}
+    burn_in = int(meta.get("spec", {}).get("burn_in_steps", 0))
+    episode = np.load(folder / "episode.npy")
+    return (steps_since_reset(episode, burn_in) >= burn_in) | np.load(folder / "terminated.npy")
+
+
+def per_unit(x: np.ndarray, unit: str, keep: np.ndarray | None = None) -> np.ndarray:
+    """(T, m, ...) per-step values -> samples: (T * m, ...) per step (only the ``keep`` ones
+    when given), or (m, ...) per episode (each env slot's mean over its ``keep`` steps)."""
     if unit == "step":
-        return x.reshape(-1, *x.shape[2:])
+        flat = x.reshape(-1, *x.shape[2:])
+        return flat if keep is None else flat[keep.reshape(-1)]
     if unit == "episode":
-        return x.mean(axis=0, dtype=np.float64).astype(np.float32)
+        if keep is None:
+            return x.mean(axis=0, dtype=np.float64).astype(np.float32)
+        w = keep.reshape(*keep.shape, *([1] * (x.ndim - 2))).astype(np.float64)
+        return ((x * w).sum(axis=0) / np.maximum(w.sum(axis=0), 1.0)).astype(np.float32)
     raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
 
 
@@ -330,25 +355,37 @@ def to_sample_set(
             f"no checkpoint has complete samples in every scenario and seed ({left_out}); run `postconv evaluate`"
         )
     seed_rank = {seed: i for i, seed in enumerate(sorted({seed for _, seed in units}))}
-    rows, group_parts, shapes = [], [], {}
+    rows, group_parts, shapes, masks = [], [], {}, []
     for name in kept:
-        parts = []
+        parts, keeps = [], []
         for scenario, seed in units:
-            psi = psi_of(index.folders[(scenario, name, seed)], term_weights, index.term_names)
+            folder = index.folders[(scenario, name, seed)]
+            psi = psi_of(folder, term_weights, index.term_names)
+            keep = settled(folder)
             if shapes.setdefault((scenario, seed), psi.shape) != psi.shape:
                 raise ValueError(
                     f"{name} has {psi.shape} samples for {scenario} seed {seed}, {kept[0]} "
                     f"{shapes[(scenario, seed)]}: the evaluations differ; re-run `postconv evaluate` with one configuration"
                 )
-            parts.append(per_unit(np.asarray(psi, dtype=np.float32), unit))
+            # per step the unsettled steps get zero weight (every row keeps the same columns)
+            parts.append(per_unit(np.asarray(psi, dtype=np.float32), unit, None if unit == "step" else keep))
+            keeps.append(keep.reshape(-1))
             if name == kept[0]:
                 slots = seed_rank[seed] * _SLOTS_PER_SEED + np.arange(psi.shape[1])
                 group_parts.append(
                     per_unit(np.broadcast_to(slots, psi.shape), "step") if unit == "step" else slots
                 )
         rows.append(np.concatenate(parts))
+        masks.append(np.concatenate(keeps))
+    weights = None
+    if unit == "step" and not all(m.all() for m in masks):
+        weights = np.stack(masks).astype(np.float32)
     samples = SampleSet(
-        psi=np.stack(rows), names=tuple(kept), groups=np.concatenate(group_parts), sense=sense
+        psi=np.stack(rows),
+        names=tuple(kept),
+        groups=np.concatenate(group_parts),
+        weights=weights,
+        sense=sense,
     )
     return samples, left_out
 
@@ -367,13 +404,16 @@ def checkpoint_columns(
     for (scenario, name, _), folder in sorted(index.folders.items()):
         if name != checkpoint or scenario not in wanted:
             continue
+        keep = settled(folder)
         psi.append(
-            per_unit(np.asarray(psi_of(folder, term_weights, index.term_names), dtype=np.float32), unit)
+            per_unit(np.asarray(psi_of(folder, term_weights, index.term_names), dtype=np.float32), unit, keep)
         )
         terms = np.load(folder / "terms.npy", mmap_mode="r")
         features = np.load(folder / "features.npy", mmap_mode="r")
         columns.append(
-            np.concatenate([per_unit(np.asarray(terms), unit), per_unit(np.asarray(features), unit)], 1)
+            np.concatenate(
+                [per_unit(np.asarray(terms), unit, keep), per_unit(np.asarray(features), unit, keep)], 1
+            )
         )
     names = tuple(f"reward/{t}" for t in index.term_names) + tuple(f"state/{f}" for f in index.feature_names)
     return np.concatenate(psi), np.concatenate(columns), names

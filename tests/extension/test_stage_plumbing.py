@@ -14,22 +14,35 @@ import pytest
 
 from postconv.checkpoints import RunError
 from postconv.cli import _parser, stage_config
+from postconv.report import SelectionConfig, select
 from postconv.rollout import CheckpointRef, EvalJob, RolloutSpec, parse_scenario, plan_jobs
-from postconv.sample_store import SampleWriter, find_samples, is_complete, sample_dir, to_sample_set
+from postconv.sample_store import (
+    SampleWriter,
+    find_samples,
+    is_complete,
+    sample_dir,
+    settled,
+    steps_since_reset,
+    to_sample_set,
+)
 from postconv.stage import StageConfig, evaluate, select_run
 
 TASK = "PostConv-Velocity-Flat-G1"
 
 
-def _write(root, scenario, checkpoint, seed, psi, key="k", iteration=0, terms=None):
+def _write(root, scenario, checkpoint, seed, psi, key="k", iteration=0, terms=None, episode=None, burn_in=0):
     steps, envs = psi.shape
     terms = np.stack([psi, np.zeros_like(psi)], -1) if terms is None else terms
+    episode = np.zeros((steps, envs)) if episode is None else episode
+    terminated = np.zeros((steps, envs), bool)
+    terminated[:-1] = episode[1:] != episode[:-1]  # the step before a new episode ended the old one
     writer = SampleWriter(sample_dir(root, scenario, checkpoint, seed), steps, envs, terms.shape[-1], 1)
     writer.write(0, {"terms": terms, "psi": psi, "features": np.zeros((steps, envs, 1)),
-                     "episode": np.zeros((steps, envs)), "terminated": np.zeros((steps, envs), bool),
+                     "episode": episode, "terminated": terminated,
                      "truncated": np.zeros((steps, envs), bool)})  # fmt: skip
     meta = {"key": key, "checkpoint": {"name": checkpoint, "iteration": iteration},
-            "reward_terms": ["alive", "effort"][: terms.shape[-1]], "feature_names": ["h"]}  # fmt: skip
+            "reward_terms": ["alive", "effort"][: terms.shape[-1]], "feature_names": ["h"],
+            "spec": {"burn_in_steps": burn_in}}  # fmt: skip
     return writer.finish(meta)
 
 
@@ -292,6 +305,37 @@ def test_episode_samples_are_each_env_slots_mean_over_its_recording_grouped_by_s
     )  # the same slots, resampled alike
     with pytest.raises(ValueError, match="unknown unit 'trial'; choose one of episode, step"):
         to_sample_set(index, unit="trial")
+
+
+def test_steps_since_reset_restart_at_every_new_episode_and_the_first_one_counts_its_burn_in():
+    episode = np.array([[0, 0], [0, 1], [1, 1], [1, 1], [1, 2], [2, 2]])
+    since = steps_since_reset(episode, burn_in=2)
+    assert since[:, 0].tolist() == [2, 3, 0, 1, 2, 0]
+    assert since[:, 1].tolist() == [2, 0, 1, 2, 0, 1]
+
+
+def test_the_respawn_after_a_fall_is_burnt_in_and_a_fall_always_counts(tmp_path):
+    root = tmp_path / "postconv" / "samples"
+    # env 0 falls at step 3 (new episode from step 4) and again at step 5, right after its respawn
+    episode = np.array([[0, 0]] * 4 + [[1, 0]] * 2 + [[2, 0]] * 4)
+    psi = np.full((10, 2), 0.02, np.float32)
+    psi[[3, 5], 0] = -4.0  # the falls
+    psi[[4, 6, 7], 0] = -1.0  # respawn transients
+    for name in ("model_0", "model_1"):
+        _write(root, "push", name, 0, psi, iteration=int(name[-1]), episode=episode, burn_in=3)
+    keep = settled(root / "push" / "model_0" / "seed_0")
+    assert keep[:, 0].tolist() == [True] * 4 + [False, True] + [False] * 3 + [True]
+    assert keep[:, 1].all()
+    index = find_samples(tmp_path)
+    episodes, _ = to_sample_set(index, unit="episode")
+    np.testing.assert_allclose(
+        episodes.psi[0], [(0.02 * 4 - 8.0) / 6, 0.02], rtol=1e-6
+    )  # transients left out
+    steps, _ = to_sample_set(index, unit="step")
+    assert steps.weights is not None
+    assert steps.weights[0].reshape(10, 2)[:, 0].tolist() == keep[:, 0].astype(float).tolist()
+    result = select(steps, SelectionConfig(k=(1.0, 2.0), n_boot=20))  # paired: every slot in every row
+    assert np.isfinite(result.checkpoints[0].worst_case).all()
 
 
 def test_the_stage_selects_per_episode_by_default_and_per_step_when_asked(tmp_path):
