@@ -209,14 +209,29 @@ def convergence(
     smooth = np.convolve(v, kernel, mode="same") / np.convolve(np.ones_like(v), kernel, mode="same")
     spread = smooth.max() - smooth.min()
     t0 = int((1.0 - TAIL) * v.size)
-    lo = max(0, t0 - width)
+    lo = max(0, min(t0 - width, v.size - 2 * width))  # the two windows never overlap
     change = v[-width:].mean() - v[lo : lo + width].mean()
     drift = 0.0 if spread == 0 else float(change / spread)
     # a flat but noisy curve has a range of its noise alone: a drift counts only where it is
-    # also beyond the noise (3 standard errors of a difference of two means of `width` points)
-    noise = np.std(v - smooth) * np.sqrt(2.0 / width)
-    moving = abs(drift) > MAX_DRIFT and abs(change) > 3.0 * noise
+    # also beyond the noise, 3 standard errors of a difference of two window means
+    moving = abs(drift) > MAX_DRIFT and abs(change) > 3.0 * _window_noise(v, width)
     return Convergence(not moving, start, drift)
+
+
+def _window_noise(v: np.ndarray, width: int) -> float:
+    """Standard error of a difference of two ``width``-point means of the curve's last 40%.
+
+    rsl_rl's mean reward is a running mean over episodes, so its noise is correlated over
+    many iterations: the spread of whole windows' means (about a linear trend, which is the
+    drift being tested) measures it where a per-point standard deviation would not."""
+    tail = v[-max(4 * width, int(0.4 * v.size)) :]
+    n = tail.size // width
+    if n < 3:
+        return float(np.std(v - np.convolve(v, np.ones(width) / width, mode="same")) * np.sqrt(2.0 / width))
+    means = tail[-n * width :].reshape(n, width).mean(axis=1)
+    x = np.arange(n)
+    residual = means - np.polyval(np.polyfit(x, means, 1), x)
+    return float(np.sqrt(2.0 * np.sum(residual**2) / max(n - 2, 1)))
 
 
 def select_candidates(
@@ -245,7 +260,7 @@ def select_candidates(
             from_iter = last[0].iteration
             reason = (
                 f"{state.describe()}; the last {len(last)} checkpoints instead (the last {TAIL:.0%}, "
-                f"at least {UNCONVERGED_CANDIDATES})"
+                f"at least {UNCONVERGED_CANDIDATES} where there are as many)"
             )
     else:
         from_iter = chosen[0].iteration

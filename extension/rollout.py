@@ -167,6 +167,9 @@ class EvalJob:
     env_config: dict = field(default_factory=dict, hash=False, compare=False)
     """The resolved evaluation env config (:func:`eval_env_config`): reward terms and
     weights, terminations, events, physics. Part of every sample folder's identity."""
+    versions: dict = field(default_factory=lambda: stack_versions(), hash=False, compare=False)
+    """:func:`stack_versions` where the job was planned, so a Ray worker writes the key the
+    driver looks for (a worker's own stack is checked against it before it runs)."""
 
     def identity(self, checkpoint: CheckpointRef, seed: int) -> dict:
         """What produced one sample folder (not where or when): every setting that changes the
@@ -178,9 +181,13 @@ class EvalJob:
             "seed": seed,
             "checkpoint": checkpoint.sha256,
             "actor": actor_identity(self.agent_cfg),
-            "env_config": config_hash(self.env_config) if self.env_config else None,
-            "versions": stack_versions(),
+            "env_config": self._env_config_hash,
+            "versions": self.versions,
         }
+
+    @functools.cached_property
+    def _env_config_hash(self) -> str | None:
+        return config_hash(self.env_config) if self.env_config else None
 
     def key(self, checkpoint: CheckpointRef, seed: int) -> str:
         """Short hash of :meth:`identity`: a folder with this key in its meta.json is reused."""
@@ -409,6 +416,12 @@ class Evaluator:
         if len(job.checkpoints) > spec.groups:
             raise ValueError(f"job has {len(job.checkpoints)} checkpoints for an env of {spec.groups} groups")
         self._ensure_env(spec)
+        if job.versions != stack_versions():  # the key says the planner's stack: say this one differs
+            print(
+                f"[postconv] warning: this worker runs {stack_versions()}, the evaluation was planned with "
+                f"{job.versions}; its samples record both (meta.json worker_versions)",
+                file=sys.stderr,
+            )
         env = self.env
         act_dim = env.action_manager.total_action_dim
         actors: dict[str, DeterministicActor] = {}
@@ -449,8 +462,10 @@ class Evaluator:
                 for w in writers.values():
                     w.abort()
                 raise
-            for c in group:
+            m = spec.envs_per_checkpoint
+            for j, c in enumerate(group):
                 meta = self._meta(job, c, seed, seconds)
+                meta["age_at_start"] = self.age_at_start[j * m : (j + 1) * m].tolist()
                 result.written.append(writers[c.name].finish(meta))
             result.env_steps += (spec.burn_in_steps + spec.steps) * env.num_envs
         result.seconds = time.perf_counter() - start
@@ -463,6 +478,7 @@ class Evaluator:
         obs = env.reset()[0]["policy"]
         self.step_seconds = 0.0  # inside env.step: the rest is the evaluation's own cost
         episode = torch.zeros(env.num_envs, dtype=torch.int32, device=env.device)
+        age = torch.zeros(env.num_envs, dtype=torch.int32, device=env.device)  # steps since reset
         per_step = env.num_envs * 4 * (len(env.reward_manager.active_terms) + len(spec.feature_names) + 4)
         chunk = max(1, min(spec.steps, self.buffer_bytes // per_step))
         buf = {
@@ -497,7 +513,10 @@ class Evaluator:
                 buf["truncated"][i] = truncated
                 if i == chunk - 1 or r == spec.steps - 1:
                     self._flush(buf, i + 1, r - i, writers, m, n_live)
+            if r == 0:  # a reset during the burn-in makes the first recorded episode younger
+                self.age_at_start = age.cpu().numpy().copy()
             done = terminated | truncated
+            age = torch.where(done, 0, age + 1)
             if r >= 0:
                 episode += done.to(torch.int32)
             if on_steps is not None:
@@ -516,6 +535,7 @@ class Evaluator:
         return {
             "key": job.key(c, seed),
             "identity": job.identity(c, seed),
+            "worker_versions": stack_versions(),
             "env_config": job.env_config,
             "task": job.spec.task,
             "scenario": asdict(job.scenario),

@@ -283,14 +283,14 @@ UNITS = ("episode", "step")
 averaged over its settled steps, falls included) or every settled step."""
 
 
-def steps_since_reset(episode: np.ndarray, burn_in: int) -> np.ndarray:
+def steps_since_reset(episode: np.ndarray, age_at_start: np.ndarray | int) -> np.ndarray:
     """(T, m) steps since each env's last reset, from ``episode.npy`` (an env's episode index
-    rises by one at the step after a termination or time-out). The recording starts
-    ``burn_in`` steps after the env's first reset."""
+    rises by one at the step after a termination or time-out) and each env's age at the first
+    recorded step (``meta.json`` ``age_at_start``: the burn-in, less if the env reset during it)."""
     steps = np.arange(len(episode))[:, None]
     began = np.vstack([np.zeros((1, episode.shape[1]), bool), episode[1:] != episode[:-1]])
     last = np.maximum.accumulate(np.where(began, steps, -1), axis=0)
-    return np.where(last < 0, steps + burn_in, steps - last)
+    return np.where(last < 0, steps + np.asarray(age_at_start), steps - last)
 
 
 def settled(folder: Path) -> np.ndarray:
@@ -301,7 +301,8 @@ def settled(folder: Path) -> np.ndarray:
     meta = read_meta(folder) or {}
     burn_in = int(meta.get("spec", {}).get("burn_in_steps", 0))
     episode = np.load(folder / "episode.npy")
-    return (steps_since_reset(episode, burn_in) >= burn_in) | np.load(folder / "terminated.npy")
+    age = np.asarray(meta.get("age_at_start", burn_in))  # folders before it was recorded: the burn-in
+    return (steps_since_reset(episode, age) >= burn_in) | np.load(folder / "terminated.npy")
 
 
 def per_unit(x: np.ndarray, unit: str, keep: np.ndarray | None = None) -> np.ndarray:

@@ -110,7 +110,9 @@ class StageConfig:
     recorded steps, falls and respawns included) or per ``step``. Per episode by default:
     in the selection-quality study (README) the per-step worst case ranked no better than the
     plain mean (pooled Spearman +0.21 against +0.19 over 3 seeds), the per-episode one did
-    (+0.48 +- 0.07 at k = 2 and 4, every seed's interval above zero)."""
+    (+0.48 +- 0.07 at k = 2 and 4, every seed's interval above zero). The study's episodes
+    summed every recorded step; the stage also leaves each respawn's burn-in out (not
+    measured by the study)."""
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     """The k sweep, divergence, bootstrap."""
     report: bool = True

@@ -201,7 +201,7 @@ def test_a_job_redoes_only_folders_that_are_missing_or_made_another_way(tmp_path
     )
 
 
-def test_a_rerun_says_which_setting_differs_before_it_recomputes(tmp_path, monkeypatch):
+def test_a_rerun_says_which_setting_differs_before_it_recomputes(tmp_path):
     import postconv.rollout as rollout
 
     spec = RolloutSpec(task=TASK, envs_per_checkpoint=2, steps=3, burn_in_steps=0)
@@ -214,8 +214,7 @@ def test_a_rerun_says_which_setting_differs_before_it_recomputes(tmp_path, monke
     meta = {"identity": json.loads(json.dumps(before.identity(ref, 0))), "env_config": env}
     edited = {**env, "rewards": {**env["rewards"], "alive": {"weight": 2.0}}}
     after = replace(before, env_config=edited, spec=replace(spec, steps=4))
-    upgraded = {**rollout.stack_versions(), "isaaclab": "9.9"}
-    monkeypatch.setattr(rollout, "stack_versions", lambda: upgraded)
+    after = replace(after, versions={**before.versions, "isaaclab": "9.9"})
     said = rollout.differences(meta, after, ref, 0)
     assert "env config rewards.alive.weight: 1.0 -> 2.0" in said
     assert "spec steps: 3 -> 4" in said
@@ -309,9 +308,11 @@ def test_episode_samples_are_each_env_slots_mean_over_its_recording_grouped_by_s
 
 def test_steps_since_reset_restart_at_every_new_episode_and_the_first_one_counts_its_burn_in():
     episode = np.array([[0, 0], [0, 1], [1, 1], [1, 1], [1, 2], [2, 2]])
-    since = steps_since_reset(episode, burn_in=2)
+    since = steps_since_reset(episode, 2)
     assert since[:, 0].tolist() == [2, 3, 0, 1, 2, 0]
     assert since[:, 1].tolist() == [2, 0, 1, 2, 0, 1]
+    # env 1 reset during the burn-in, one step before the recording began
+    assert steps_since_reset(episode, np.array([2, 1]))[:, 1].tolist() == [1, 0, 1, 2, 0, 1]
 
 
 def test_the_respawn_after_a_fall_is_burnt_in_and_a_fall_always_counts(tmp_path):

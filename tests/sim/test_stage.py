@@ -42,9 +42,9 @@ def test_training_ends_with_the_stage_whose_numbers_match_the_selection_module(t
     assert result["scenarios"] == ["no_push", "push_0.5_0.1-0.3s"]
     evaluation = json.loads((out / "evaluation.json").read_text())
     index = find_samples(trained_run, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
-    samples, left_out = to_sample_set(index)
+    samples, left_out = to_sample_set(index, unit="episode")  # the stage's default
     assert left_out == {}
-    assert samples.psi.shape == (2, 2 * 12 * 2)  # checkpoints x (scenarios x steps x envs)
+    assert samples.psi.shape == (2, 2 * 2)  # checkpoints x (scenarios x envs): one sample per episode
     ks = result["config"]["k"]
     direct = worst_case(samples.psi, k=ks, divergence="kl")
     by_name = {c["name"]: c for c in result["checkpoints"]}
@@ -59,6 +59,10 @@ def test_training_ends_with_the_stage_whose_numbers_match_the_selection_module(t
     assert meta["task"] == "PostConv-Velocity-Flat-G1"
     assert len(meta["checkpoint"]["sha256"]) == 64
     assert meta["reward_terms"][0] == "track_lin_vel_xy_exp"
+    assert len(meta["age_at_start"]) == 2  # per env: the burn-in (4), less if it reset during it
+    assert all(0 <= age <= 4 for age in meta["age_at_start"])
+    assert meta["identity"]["env_config"]
+    assert meta["env_config"]["rewards"]
 
 
 def test_stored_terms_sum_to_the_task_reward(one_by_one):
