@@ -135,16 +135,21 @@ def training_curve(run: Run, tag: str = REWARD_TAG) -> tuple[np.ndarray, np.ndar
 
 
 def converged_from(
-    iterations: np.ndarray, values: np.ndarray, window: float = 0.05, band: float = 0.05
+    iterations: np.ndarray,
+    values: np.ndarray,
+    window: float = 0.05,
+    band: float = 0.05,
+    from_above: bool = True,
 ) -> int:
     """The first iteration from which the smoothed training curve stays near its plateau.
 
     Rule: smooth with a centered moving average over ``window`` of the run (at least 5
-    points, the window shrinking at the ends); the plateau is the smoothed value at the
-    end; the run has converged from the
-    first iteration after which the smoothed curve never again falls below the plateau
-    minus ``band`` of the curve's smoothed range. A curve that never settles converges at
-    its last point.
+    points, the window shrinking at the ends); the plateau is the mean of the last tenth of
+    the run; the run has converged from the first iteration after which the smoothed curve
+    stays within ``band`` of the curve's smoothed range of the plateau, from below and from
+    above (a reward that fell to its plateau converged when it got there, not at its start).
+    A curve that never settles converges at its last point. ``from_above=False``: the rule
+    the study ran with, the smoothed end as the plateau and only falls below it counted.
     """
     it = np.asarray(iterations)
     v = np.asarray(values, dtype=np.float64)
@@ -156,9 +161,14 @@ def converged_from(
     kernel = np.ones(width)
     # a centered mean whose window shrinks at the ends, so the last points are not over-weighted
     smooth = np.convolve(v, kernel, mode="same") / np.convolve(np.ones_like(v), kernel, mode="same")
-    floor = smooth[-1] - band * (smooth.max() - smooth.min())
-    below = np.flatnonzero(smooth < floor)
-    return int(it[0] if below.size == 0 else it[min(below[-1] + 1, it.size - 1)])
+    margin = band * (smooth.max() - smooth.min())
+    if from_above:  # the plateau's level from its last tenth: the end point alone is too noisy
+        level = v[-max(width, v.size // 10) :].mean()
+        outside = (smooth < level - margin) | (smooth > level + margin)
+    else:
+        outside = smooth < smooth[-1] - margin
+    away = np.flatnonzero(outside)
+    return int(it[0] if away.size == 0 else it[min(away[-1] + 1, it.size - 1)])
 
 
 TAIL = 0.2
@@ -252,8 +262,8 @@ def select_candidates(
         if state.converged:
             from_iter = state.from_iteration
             reason = (
-                f"after convergence at iteration {from_iter} (smoothed {REWARD_TAG} never again more than "
-                "5% of its range below its final value)"
+                f"after convergence at iteration {from_iter} (smoothed {REWARD_TAG} within 5% of its range "
+                "of its final value from there on)"
             )
         else:  # no plateau to pick from: the last part of the run, and say so
             last = chosen[-max(UNCONVERGED_CANDIDATES, round(TAIL * len(chosen))) :]

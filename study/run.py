@@ -202,13 +202,14 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
 
 def after_plateau(run) -> tuple:
     """The run's checkpoints from the start of its reward plateau
-    (:func:`postconv.checkpoints.converged_from`, the stage's rule when the study was run;
-    the stage now also reports a run still drifting at its end as not converged, which
-    two of the study's three runs are: the push curriculum keeps moving their reward)."""
+    (:func:`postconv.checkpoints.converged_from` as the stage used it when the study ran,
+    looking only below the plateau; the stage now also looks above it and reports a run still
+    drifting at its end as not converged, which two of the study's three runs are: the push
+    curriculum keeps moving their reward)."""
     from postconv.checkpoints import converged_from, training_curve
 
     curve = training_curve(run)
-    start = run.checkpoints[0].iteration if curve is None else converged_from(*curve)
+    start = run.checkpoints[0].iteration if curve is None else converged_from(*curve, from_above=False)
     return tuple(c for c in run.checkpoints if c.iteration >= start)
 
 

@@ -187,3 +187,12 @@ def test_the_report_flags_a_run_that_never_converged():
     assert "color:#b35c00" in _candidates("not converged: the reward fell by 23% of its range ...")
     assert "color" not in _candidates("after convergence at iteration 850 (...)")
     assert _candidates(None) == ""
+
+
+def test_a_reward_that_fell_to_its_plateau_converged_when_it_got_there_not_at_its_start():
+    # the 30-iteration demo's shape: a drop, a slow slide, then flat
+    it = np.arange(60)
+    v = np.where(it < 30, -4.0 - 2.0 * it / 30, -6.0)
+    assert 25 <= converged_from(it, v) <= 32
+    assert converged_from(it, v, from_above=False) == 0  # the old rule, which the study keeps
+    assert convergence(it, v).converged
