@@ -57,6 +57,7 @@ class SolverError(RuntimeError):
 
 
 _KEEP_BASIS_ELEMENTS = 1 << 22
+_FLOAT32_CHUNK = 8192  # columns per float32 chunk sum (its rounding grows with its length)
 _FLOAT32_MIN_K = 1e-2  # float32 samples: radii below this are solved in float64
 _ROUNDING = 64.0  # rounding error of a pass's sums, in units of the dtype's eps
 _TINY_K = 1e-14  # KL radii below this use the second-order closed form
@@ -315,7 +316,13 @@ def _moments(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tup
     idx_t = torch.as_tensor(idx, device=dev)
     m = 4 if kind == "kl" else 1
     total = torch.zeros((r, kk, 4 if kind == "kl" else 3), dtype=torch.float64, device=dev)
-    step = _chunk_columns(r, kk, n)
+    # The same chunks in every pass, however many rows are still to do: a chunk's sum rounds
+    # in the samples' dtype, and a row's moments must not change with its neighbours' progress
+    # (near the KL ball's edge that made f jump across its root and the solver stall). In
+    # float32 the chunks stay short enough that their sums keep ~1e-6 relative accuracy.
+    step = _chunk_columns(x_all.shape[0], kk, n)
+    if dt == torch.float32:
+        step = min(step, _FLOAT32_CHUNK)
     buf = torch.empty((r, kk, step), dtype=dt, device=dev)
     kept = _kept_basis(rows, m)
     if kept is None:
