@@ -7,7 +7,6 @@ reported, never raised.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,7 +56,9 @@ def review(
     k = pooled.config.primary_k
     tilt = figures.tilt_of(psi, columns, names, k, pooled.config.divergence, pooled.sense)
     made.append(figures.tilt_chart(tilt, pooled.chosen, k, out / "tilt.png"))
-    evaluation = _evaluation(run_dir)
+    from postconv.stage import read_evaluation
+
+    evaluation = read_evaluation(run_dir) or {}
     html = write_html_report(
         out / "report.html",
         run_dir,
@@ -70,15 +71,10 @@ def review(
     policy = _export_chosen(run, pooled.chosen, out, stage_config.trust, console)
     ref = None
     if stage_config.wandb:
-        ref = _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy, console)
+        ref = _log_wandb(
+            run, pooled, by_scenario, candidates, made, stage_config, policy, console, evaluation
+        )
     return ReviewFiles(figures=made, html=html, policy=policy, wandb=ref)
-
-
-def _evaluation(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / STAGE_DIR / "evaluation.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 def _export_chosen(run, chosen: str, out: Path, trust: bool, console: Console) -> dict[str, Path]:
@@ -98,7 +94,7 @@ def _export_chosen(run, chosen: str, out: Path, trust: bool, console: Console) -
     return {"checkpoint": checkpoint.path, **paths}
 
 
-def _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy, console):
+def _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy, console, evaluation: dict):
     try:
         from postconv.wandb_log import log_selection
     except ImportError:
@@ -111,8 +107,8 @@ def _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy,
         "primary_k": pooled.config.primary_k,
         "divergence": pooled.config.divergence,
         "samples_per_checkpoint": pooled.samples_per_checkpoint,
-        "candidates": _evaluation(run.path).get("candidates_reason"),
-        "converged": _evaluation(run.path).get("converged"),
+        "candidates": evaluation.get("candidates_reason"),
+        "converged": evaluation.get("converged"),
         "seed": stage_config.seed,
         "stage": {k: v for k, v in asdict(stage_config).items() if k != "selection"},
     }
