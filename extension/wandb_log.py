@@ -107,6 +107,42 @@ def table_rows(
     return columns, rows
 
 
+ITERATION = "selection/iteration"
+"""The x-axis of the per-checkpoint metrics: the training iteration of each checkpoint."""
+
+
+def iteration_series(
+    pooled: SelectionResult, by_scenario: dict[str, SelectionResult], iterations: dict[str, int]
+) -> list[dict]:
+    """One W&B row per ranked checkpoint, in training order, on the :data:`ITERATION` axis:
+    the plain mean, the worst case at each k, the interval and P(best) at the primary k, the
+    chosen checkpoint as a 0/1 series, and per scenario the mean and primary worst case, so
+    that W&B draws them as native line panels against the training iteration."""
+    ks = pooled.config.k
+    p = ks.index(pooled.config.primary_k)
+    primary = f"k{ks[p]:g}"
+    rows = []
+    for c in sorted(pooled.checkpoints, key=lambda c: iterations.get(c.name, -1)):
+        if c.name not in iterations:
+            continue
+        row = {
+            ITERATION: iterations[c.name],
+            "selection/mean": c.mean,
+            "selection/chosen": float(c.name == pooled.chosen),
+        }
+        row |= {f"selection/worst_case_k{k:g}": v for k, v in zip(ks, c.worst_case, strict=True)}
+        if c.interval is not None:
+            row[f"selection/ci_low_{primary}"], row[f"selection/ci_high_{primary}"] = c.interval[p]
+        if c.p_best is not None:
+            row[f"selection/p_best_{primary}"] = c.p_best[p]
+        for scenario, result in by_scenario.items():
+            if (same := next((x for x in result.checkpoints if x.name == c.name), None)) is not None:
+                row[f"selection/{scenario}/mean"] = same.mean
+                row[f"selection/{scenario}/worst_case_{primary}"] = same.worst_case[p]
+        rows.append(row)
+    return rows
+
+
 def log_selection(
     run_dir: Path,
     agent_cfg: dict,
@@ -151,6 +187,31 @@ def log_selection(
                 **{f"charts/{f.stem}": wandb.Image(str(f)) for f in figures},
             }
         )
+        # native panels: per-checkpoint series against the training iteration, and charts
+        # W&B draws itself (zoom, hover) from the pooled table; the PNGs above are extras
+        run.define_metric(ITERATION)
+        run.define_metric("selection/*", step_metric=ITERATION)
+        for row in iteration_series(pooled, by_scenario, iterations):
+            run.log(row)
+        primary = f"worst_case_k{pooled.config.primary_k:g}"
+        p = pooled.config.k.index(pooled.config.primary_k)
+        points = wandb.Table(
+            columns=["checkpoint", "iteration", "mean", primary],
+            data=[[c.name, iterations.get(c.name), c.mean, c.worst_case[p]] for c in pooled.checkpoints],
+        )
+        run.log(
+            {
+                "panels/mean_vs_worst_case": wandb.plot.scatter(
+                    points,
+                    "mean",
+                    primary,
+                    title=f"Plain mean against the worst case at k = {pooled.config.primary_k:g}",
+                ),
+                "panels/worst_case_by_checkpoint": wandb.plot.bar(
+                    points, "checkpoint", primary, title=f"Worst case at k = {pooled.config.primary_k:g}"
+                ),
+            }
+        )
         ks = pooled.config.k
         run.summary["chosen"] = pooled.chosen
         run.summary["chosen_by_mean"] = pooled.chosen_by_mean
@@ -162,9 +223,18 @@ def log_selection(
             run.summary[f"chosen/{scenario}"] = result.chosen
         run.summary["skipped"] = len(pooled.skipped)
         if artifact_files:
-            artifact = wandb.Artifact(
-                f"policy-{run_dir.name}", type="model", metadata={"checkpoint": pooled.chosen}
-            )
+            chosen = next(c for c in pooled.checkpoints if c.name == pooled.chosen)
+            metadata = {
+                "checkpoint": pooled.chosen,
+                "iteration": iterations.get(pooled.chosen),
+                "k": pooled.config.primary_k,
+                "divergence": pooled.config.divergence,
+                "worst_case": chosen.worst_case[pooled.config.k.index(pooled.config.primary_k)],
+                "mean": chosen.mean,
+                "training_run": str(run_dir.resolve()),
+                **({"training_wandb_run": source["path"]} if source else {}),
+            }
+            artifact = wandb.Artifact(f"policy-{run_dir.name}", type="model", metadata=metadata)
             for f in artifact_files:
                 artifact.add_file(str(f))
             run.log_artifact(artifact, aliases=["chosen", pooled.chosen])
