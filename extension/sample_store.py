@@ -327,8 +327,8 @@ def to_sample_set(
     sense: str = "reward",
     unit: str = "step",
 ) -> tuple[SampleSet, dict[str, str]]:
-    """One sample set over the given scenarios (pooled, equal weight per sample), and the
-    checkpoints left out with the reason.
+    """One sample set over the given scenarios (pooled, equal weight per settled sample; see
+    :func:`settled`), and the checkpoints left out with the reason.
 
     A checkpoint is kept only if it has a folder for every (scenario, seed) any kept
     checkpoint has, so every row holds the same worlds in the same order. Bootstrap groups
