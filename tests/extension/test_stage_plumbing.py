@@ -260,14 +260,19 @@ def test_a_partial_folder_is_never_seen_and_a_damaged_one_is_not_complete(tmp_pa
     assert not is_complete(done, "k")
 
 
-def test_sample_sets_pool_scenarios_and_seeds_with_seed_slots_as_bootstrap_groups(tmp_path):
+def _two_by_two_grid(tmp_path, seed):
+    """Two checkpoints x two scenarios x two seeds of random (4 steps, 3 envs) samples."""
     root = tmp_path / "postconv" / "samples"
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for scenario in ("no_push", "push"):
         for i, name in enumerate(("model_0", "model_1")):
-            for seed in (0, 1):
-                _write(root, scenario, name, seed, rng.normal(size=(4, 3)).astype(np.float32), iteration=i)
-    index = find_samples(tmp_path)
+            for s in (0, 1):
+                _write(root, scenario, name, s, rng.normal(size=(4, 3)).astype(np.float32), iteration=i)
+    return root, find_samples(tmp_path)
+
+
+def test_sample_sets_pool_scenarios_and_seeds_with_seed_slots_as_bootstrap_groups(tmp_path):
+    root, index = _two_by_two_grid(tmp_path, seed=0)
     assert index.scenarios == ["no_push", "push"]
     samples, left_out = to_sample_set(index)
     assert left_out == {}
@@ -284,13 +289,7 @@ def test_sample_sets_pool_scenarios_and_seeds_with_seed_slots_as_bootstrap_group
 
 
 def test_episode_samples_are_each_env_slots_mean_over_its_recording_grouped_by_slot(tmp_path):
-    root = tmp_path / "postconv" / "samples"
-    rng = np.random.default_rng(2)
-    for scenario in ("no_push", "push"):
-        for i, name in enumerate(("model_0", "model_1")):
-            for seed in (0, 1):
-                _write(root, scenario, name, seed, rng.normal(size=(4, 3)).astype(np.float32), iteration=i)
-    index = find_samples(tmp_path)
+    root, index = _two_by_two_grid(tmp_path, seed=2)
     steps, _ = to_sample_set(index, unit="step")
     episodes, _ = to_sample_set(index, unit="episode")
     assert episodes.psi.shape == (2, 2 * 2 * 3)  # scenarios x seeds x env slots
