@@ -14,6 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -244,10 +245,19 @@ def _window_noise(v: np.ndarray, width: int) -> float:
     return float(np.sqrt(2.0 * np.sum(residual**2) / max(n - 2, 1)))
 
 
-def select_candidates(
+class Candidates(NamedTuple):
+    checkpoints: tuple[Checkpoint, ...]
+    reason: str
+    """How they were chosen, in a sentence."""
+    converged: bool | None
+    """Whether the training curve settled (:func:`convergence`); None when the convergence
+    rule did not choose (``from_iter``, all checkpoints, no curve)."""
+
+
+def choose_candidates(
     run: Run, from_iter: int | None = None, every: int | None = None, after_convergence: bool = True
-) -> tuple[tuple[Checkpoint, ...], str]:
-    """The checkpoints to evaluate, and a sentence saying how they were chosen.
+) -> Candidates:
+    """The checkpoints to evaluate, how they were chosen, and whether the run converged.
 
     ``from_iter`` overrides the convergence rule; ``every`` keeps every n-th of the rest
     (the last one always stays). Without a training curve, all checkpoints are candidates.
@@ -255,10 +265,12 @@ def select_candidates(
     if every is not None and every < 1:
         raise RunError(f"every must be >= 1; got {every}")
     chosen = run.checkpoints
+    converged = None
     if from_iter is not None:
         reason = f"from iteration {from_iter} (--from-iter)"
     elif after_convergence and (curve := training_curve(run)) is not None:
         state = convergence(*curve)
+        converged = state.converged
         if state.converged:
             from_iter = state.from_iteration
             reason = (
@@ -284,4 +296,4 @@ def select_candidates(
         kept = chosen[::-1][::every][::-1]  # count back from the last checkpoint
         reason += f", one in every {every}"
         chosen = kept
-    return chosen, reason
+    return Candidates(chosen, reason, converged)

@@ -21,14 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from postconv.checkpoints import (
-    RunError,
-    convergence,
-    open_run,
-    select_candidates,
-    training_curve,
-    training_envs,
-)
+from postconv.checkpoints import RunError, choose_candidates, open_run, training_envs
 from postconv.report import (
     SelectionConfig,
     SelectionResult,
@@ -369,6 +362,14 @@ def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None =
     Holds the run's lock (:mod:`postconv.run_lock`) throughout: a second stage on the same
     run folder fails at once instead of mixing its samples with this one's."""
     console = console or wide_console()
+    run, task = _checked_run(run_dir, config)
+    with run_lock(run.path / STAGE_DIR):
+        return _evaluate(run, task, config, console)
+
+
+def _checked_run(run_dir: str | Path, config: StageConfig):
+    """The run and its task, with every option that depends on them checked, before the lock
+    creates anything in the run or any rollout starts."""
     if config.ray is not None:
         from postconv.ray_eval import import_ray
 
@@ -376,14 +377,13 @@ def evaluate(run_dir: str | Path, config: StageConfig, console: Console | None =
     run = open_run(run_dir)
     task = _task_of(run, config)
     check_task(task, config)
-    with run_lock(run.path / STAGE_DIR):
-        return _evaluate(run, task, config, console)
+    return run, task
 
 
 def _evaluate(run, task: str, config: StageConfig, console: Console) -> EvaluationReport:
     remove_partials(samples_root(run.path))  # killed writers' leftovers: no writer of this run is alive
-    candidates, reason = select_candidates(run, config.from_iter, config.every, config.after_convergence)
-    converged = _converged(run, config)
+    chosen = choose_candidates(run, config.from_iter, config.every, config.after_convergence)
+    candidates, reason, converged = chosen.checkpoints, chosen.reason, chosen.converged
     style = "[bold yellow]" if converged is False else "[bold]"
     console.print(f"{style}{len(candidates)}[/] candidate checkpoints of {run.path}: {reason}")
     config, why = config.sized_for(training_envs(run))
@@ -442,13 +442,6 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
             f"{report.seconds:.0f} s ({report.env_steps_per_s:,.0f} env-steps/s)"
         )
     return report
-
-
-def _converged(run, config: StageConfig) -> bool | None:
-    if config.from_iter is not None or not config.after_convergence:
-        return None
-    curve = training_curve(run)
-    return None if curve is None else convergence(*curve).converged
 
 
 def _say_what_differs(pending, console: Console) -> None:
@@ -605,10 +598,9 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
 def run_stage(run_dir: str | Path, config: StageConfig, console: Console | None = None) -> StageResults:
     """Evaluate, then select: the whole post-convergence stage on one run."""
     console = console or wide_console()
-    run = open_run(run_dir)
-    check_task(_task_of(run, config), config)  # before the lock creates anything in the run
+    run, task = _checked_run(run_dir, config)
     with run_lock(run.path / STAGE_DIR):  # held from the first rollout to the last result
-        evaluate(run_dir, config, console)
+        _evaluate(run, task, config, console)
         results = select_run(run_dir, config, console)
     if config.sim2sim:
         from postconv.sim2sim.evaluate import Sim2SimConfig

@@ -7,10 +7,10 @@ import pytest
 
 from postconv.checkpoints import (
     RunError,
+    choose_candidates,
     converged_from,
     convergence,
     open_run,
-    select_candidates,
     training_curve,
 )
 
@@ -87,21 +87,21 @@ def test_candidates_after_convergence_from_the_tensorboard_curve(tmp_path):
     steps, values = training_curve(run)
     assert steps.tolist() == it.tolist()
     np.testing.assert_allclose(values, v, rtol=1e-6)  # stored as float32
-    chosen, reason = select_candidates(run)
+    chosen, reason, _ = choose_candidates(run)
     assert [c.iteration for c in chosen] == [i for i in range(0, 400, 50) if i >= converged_from(it, v)]
     assert "after convergence" in reason
 
 
 def test_from_iter_and_every_override_the_rule(tmp_path):
     run = open_run(make_run(tmp_path, range(0, 1000, 50)))
-    chosen, reason = select_candidates(run, from_iter=500, every=3)
+    chosen, reason, _ = choose_candidates(run, from_iter=500, every=3)
     assert [c.iteration for c in chosen] == [500, 650, 800, 950]
     assert reason.endswith("one in every 3")
-    everything, why = select_candidates(run)
+    everything, why, _ = choose_candidates(run)
     assert len(everything) == 20
     assert "no Train/mean_reward curve" in why
     with pytest.raises(RunError, match="no checkpoint at or after iteration 5000"):
-        select_candidates(run, from_iter=5000)
+        choose_candidates(run, from_iter=5000)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -173,7 +173,8 @@ def test_a_run_that_never_converged_offers_its_last_fifth_and_says_so(tmp_path):
     it = np.arange(30)
     falling = zip(it.tolist(), (-1.0 * it).tolist(), strict=True)
     run = open_run(make_run(tmp_path, range(0, 30, 3), rewards=falling))
-    chosen, reason = select_candidates(run)
+    chosen, reason, converged = choose_candidates(run)
+    assert converged is False
     assert [c.iteration for c in chosen] == [15, 18, 21, 24, 27]  # 20% of 10 checkpoints, but at least 5
     assert reason.startswith("not converged: the reward fell by")
     assert reason.endswith(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from postconv.checkpoints import REWARD_TAG, open_run, select_candidates, training_curve
+from postconv.checkpoints import REWARD_TAG, choose_candidates, open_run, training_curve
 from postconv.wandb_fetch import FetchError, fetch_run, parse_run_path
 from postconv.wandb_log import fetched_from
 
@@ -108,7 +108,7 @@ def test_fetched_folder_is_the_run_folder_the_stage_reads(tmp_path):
     iterations, values = training_curve(run)
     assert iterations.tolist() == list(range(31))
     assert values.tolist() == [min(i, 20) for i in range(31)]
-    chosen, reason = select_candidates(run)
+    chosen, reason, _ = choose_candidates(run)
     assert [c.iteration for c in chosen] == [20, 30]
     assert "after convergence" in reason
     assert (fetched.checkpoints, fetched.downloaded, fetched.curve_points) == (4, 6, 31)
