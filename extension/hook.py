@@ -127,12 +127,10 @@ class PostConvLogWriter(LogWriter):
         psi = self.stage_config.psi_terms if self.stage_config else None
         rewards = env_cfg.get("rewards") if isinstance(env_cfg, dict) else getattr(env_cfg, "rewards", None)
         if psi and rewards is not None:
-            items = rewards.items() if isinstance(rewards, dict) else vars(rewards).items()
-            terms = [name for name, term in items if term is not None]
-            if unknown := sorted(set(psi) - set(terms)):
-                raise ValueError(
-                    f"postconv stage option --psi: the task has no reward terms {unknown}; its terms are {terms}"
-                )
+            from postconv.stage import check_psi_terms
+            from postconv.tasks.velocity import active_reward_terms
+
+            check_psi_terms(psi, active_reward_terms(rewards), "the task")
         if isinstance(self.inner, LogWriter):
             self.inner.store_config(env_cfg, train_cfg)
 

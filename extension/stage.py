@@ -346,13 +346,15 @@ def check_task(task: str, config: StageConfig) -> None:
     evaluates this task, and ``--psi`` names reward terms it has."""
     if task not in TASK_KINDS:
         raise ValueError(f"task {task!r}: the stage evaluates {', '.join(TASK_KINDS)}; train one of them")
-    if not config.psi_terms:
-        return
-    from postconv.tasks.velocity import reward_term_names
+    if config.psi_terms:
+        from postconv.tasks.velocity import reward_term_names
 
-    terms = reward_term_names(TASK_KINDS[task])
-    unknown = sorted(set(config.psi_terms) - set(terms))
-    if unknown:
+        check_psi_terms(config.psi_terms, reward_term_names(TASK_KINDS[task]), task)
+
+
+def check_psi_terms(psi_terms: dict[str, float], terms: tuple[str, ...], task: str) -> None:
+    """``--psi`` names only reward terms the task has."""
+    if unknown := sorted(set(psi_terms) - set(terms)):
         raise ValueError(f"--psi: {task} has no reward terms {unknown}; its terms are {', '.join(terms)}")
 
 

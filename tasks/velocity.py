@@ -262,12 +262,18 @@ class G1StandEnvCfg(G1FlatEnvCfg):
 TASKS = {"flat": G1FlatEnvCfg, "disturbed": G1DisturbedEnvCfg, "stand": G1StandEnvCfg}
 
 
+def active_reward_terms(rewards) -> tuple[str, ...]:
+    """The terms of a rewards config (a configclass, or its ``to_dict``), named and ordered as
+    Isaac Lab's reward manager builds them: terms set to None left out."""
+    items = rewards.items() if isinstance(rewards, dict) else vars(rewards).items()
+    return tuple(name for name, term in items if term is not None)
+
+
 def reward_term_names(task: str) -> tuple[str, ...]:
-    """The reward terms of ``task`` ("flat", "disturbed" or "stand"), named and ordered as
-    Isaac Lab's reward manager builds them (terms set to None left out), without a simulation."""
+    """The reward terms of ``task`` ("flat", "disturbed" or "stand"), without a simulation."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(map(repr, TASKS))}")
-    return tuple(name for name, term in vars(TASKS[task]().rewards).items() if term is not None)
+    return active_reward_terms(TASKS[task]().rewards)
 
 
 def make_eval_cfg(
