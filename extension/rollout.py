@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from postconv import __version__, interrupt
@@ -457,7 +458,9 @@ class Evaluator:
                 for c in group
             }
             try:
-                seconds = self._rollout(spec, seed, policy, clip, [writers[c.name] for c in group], on_steps)
+                seconds, age_at_start = self._rollout(
+                    spec, seed, policy, clip, [writers[c.name] for c in group], on_steps
+                )
             except BaseException:
                 for w in writers.values():
                     w.abort()
@@ -465,13 +468,15 @@ class Evaluator:
             m = spec.envs_per_checkpoint
             for j, c in enumerate(group):
                 meta = self._meta(job, c, seed, seconds)
-                meta["age_at_start"] = self.age_at_start[j * m : (j + 1) * m].tolist()
+                meta["age_at_start"] = age_at_start[j * m : (j + 1) * m].tolist()
                 result.written.append(writers[c.name].finish(meta))
             result.env_steps += (spec.burn_in_steps + spec.steps) * env.num_envs
         result.seconds = time.perf_counter() - start
         return result
 
-    def _rollout(self, spec, seed, policy, clip, writers, on_steps) -> float:
+    def _rollout(self, spec, seed, policy, clip, writers, on_steps) -> tuple[float, np.ndarray]:
+        """Roll one seed out; returns its seconds and each env's steps since its last reset at
+        the first recorded step (the burn-in, less where it reset during the burn-in)."""
         env, m = self.env, spec.envs_per_checkpoint
         n_live = len(writers)
         self.crn.restart(seed)
@@ -514,7 +519,7 @@ class Evaluator:
                 if i == chunk - 1 or r == spec.steps - 1:
                     self._flush(buf, i + 1, r - i, writers, m, n_live)
             if r == 0:  # a reset during the burn-in makes the first recorded episode younger
-                self.age_at_start = age.cpu().numpy().copy()
+                age_at_start = age.cpu().numpy().copy()
             done = terminated | truncated
             age = torch.where(done, 0, age + 1)
             if r >= 0:
@@ -522,7 +527,7 @@ class Evaluator:
             if on_steps is not None:
                 on_steps(env.num_envs)
             interrupt.check()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, age_at_start
 
     @staticmethod
     def _flush(buf, length, t0, writers, m, n_live) -> None:
