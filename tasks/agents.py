@@ -12,15 +12,18 @@ from postconv.hook import logger_spec
 
 @configclass
 class G1FlatPPORunnerCfg(RslRlOnPolicyRunnerCfg):
-    """PPO for ``PostConv-Velocity-Flat-G1`` (Isaac Lab's G1 flat hyperparameters).
+    """PPO for ``PostConv-Velocity-Flat-G1``: mjlab 1.6.0's G1 velocity settings
+    (``mjlab/tasks/velocity/config/g1/rl_cfg.py``, line numbers beside each value).
 
-    A checkpoint every 50 iterations: a converged 1500-iteration run leaves 30 candidates,
-    of which the post-convergence stage evaluates the tail.
+    The budget is mjlab's 30,000 iterations (its command curriculum widens the commands at
+    5,000 and 10,000); its maintainers report a decent flat policy by about 3,000 (about an
+    hour on one RTX 5090, mjlab issue #287). A checkpoint every 50 iterations; the
+    post-convergence stage evaluates the converged tail.
     """
 
-    num_steps_per_env = 24
-    max_iterations = 1500
-    save_interval = 50
+    num_steps_per_env = 24  # rl_cfg.py:44
+    max_iterations = 30_000  # rl_cfg.py:45
+    save_interval = 50  # rl_cfg.py:43
     experiment_name = "g1_flat"
     # TensorBoard as usual, then the post-convergence stage when training ends
     # (off: agent.logger.run_stage=false or POSTCONV_STAGE=0)
@@ -29,17 +32,19 @@ class G1FlatPPORunnerCfg(RslRlOnPolicyRunnerCfg):
     logger: dict = field(default_factory=logger_spec, metadata={"copy": False})
     obs_groups = {"actor": ["policy"], "critic": ["policy"]}
     actor = RslRlMLPModelCfg(
-        hidden_dims=[256, 128, 128],
+        hidden_dims=[512, 256, 128],
         activation="elu",
-        obs_normalization=False,
+        obs_normalization=True,
         distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(init_std=1.0),
-    )
-    critic = RslRlMLPModelCfg(hidden_dims=[256, 128, 128], activation="elu", obs_normalization=False)
+    )  # rl_cfg.py:13-22
+    critic = RslRlMLPModelCfg(
+        hidden_dims=[512, 256, 128], activation="elu", obs_normalization=True
+    )  # rl_cfg.py:23-27
     algorithm = RslRlPpoAlgorithmCfg(
         value_loss_coef=1.0,
         use_clipped_value_loss=True,
         clip_param=0.2,
-        entropy_coef=0.008,
+        entropy_coef=0.01,
         num_learning_epochs=5,
         num_mini_batches=4,
         learning_rate=1.0e-3,
@@ -48,16 +53,16 @@ class G1FlatPPORunnerCfg(RslRlOnPolicyRunnerCfg):
         lam=0.95,
         desired_kl=0.01,
         max_grad_norm=1.0,
-    )
+    )  # rl_cfg.py:29-40
 
 
 @configclass
 class G1DisturbedPPORunnerCfg(G1FlatPPORunnerCfg):
-    """PPO for ``PostConv-Velocity-Disturbed-G1``: pushes slow learning, so it runs longer."""
+    """PPO for ``PostConv-Velocity-Disturbed-G1``: the same settings and budget (mjlab trains its
+    G1 under these pushes in the same 30,000 iterations)."""
 
     def __post_init__(self):
         super().__post_init__()
-        self.max_iterations = 3000
         self.experiment_name = "g1_disturbed"
 
 
@@ -65,10 +70,11 @@ class G1DisturbedPPORunnerCfg(G1FlatPPORunnerCfg):
 class G1StandPPORunnerCfg(G1FlatPPORunnerCfg):
     """PPO for ``PostConv-Stand-G1``, as its C MuJoCo twin trains it on a CPU.
 
-    Observation normalization and a smaller initial action noise (0.5): without them the
-    robot was still falling within ~1 s after 70 iterations in the prototype that found
-    these settings; with them it stood by iteration ~240 (256 envs). A checkpoint every 10
-    iterations gives the selection dense candidates after convergence.
+    Smaller networks (256-128-128), observation normalization and a smaller initial action
+    noise (0.5): without the last two the robot was still falling within ~1 s after 70
+    iterations in the prototype that found these settings; with them it stood by iteration
+    ~240 (256 envs). A checkpoint every 10 iterations gives the selection dense candidates
+    after convergence.
     """
 
     def __post_init__(self):
@@ -76,6 +82,7 @@ class G1StandPPORunnerCfg(G1FlatPPORunnerCfg):
         self.max_iterations = 1000
         self.save_interval = 10
         self.experiment_name = "g1_stand"
-        self.actor.obs_normalization = True
+        self.actor.hidden_dims = [256, 128, 128]
         self.actor.distribution_cfg.init_std = 0.5
-        self.critic.obs_normalization = True
+        self.critic.hidden_dims = [256, 128, 128]
+        self.algorithm.entropy_coef = 0.008

@@ -31,7 +31,6 @@ class PushScenario:
 
 
 NO_PUSH = PushScenario("no_push", None)
-TRAINING_PUSH = PushScenario("push_0.5", (1.0, 3.0), 0.5)
 
 
-__all__ = ["NO_PUSH", "TRAINING_PUSH", "PushScenario"]
+__all__ = ["NO_PUSH", "PushScenario"]

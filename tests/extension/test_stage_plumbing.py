@@ -93,12 +93,12 @@ def test_bad_stage_options_are_named(kwargs, message):
 def test_cli_flags_map_onto_the_stage_config():
     args = _parser().parse_args(
         ["run", "RUN", "--num_envs", "32", "--envs-per-checkpoint", "8", "--scenarios", "none", "1@2-4",
-         "--psi", "track_lin_vel_xy_exp=1", "feet_slide=-0.5", "--from-iter", "100", "--k", "2", "4", "--seed", "3"]
+         "--psi", "track_linear_velocity=1", "foot_slip=-0.5", "--from-iter", "100", "--k", "2", "4", "--seed", "3"]
     )  # fmt: skip
     config = stage_config(args)
     assert (config.num_envs, config.envs_per_checkpoint, config.groups) == (32, 8, 4)
     assert [parse_scenario(s).name for s in config.scenarios] == ["no_push", "push_1_2-4s"]
-    assert config.psi_terms == {"track_lin_vel_xy_exp": 1.0, "feet_slide": -0.5}
+    assert config.psi_terms == {"track_linear_velocity": 1.0, "foot_slip": -0.5}
     assert (config.from_iter, config.seed, config.selection.k, config.selection.seed) == (
         100,
         3,

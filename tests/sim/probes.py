@@ -68,16 +68,18 @@ def mujoco_states(robot, snap: dict) -> np.ndarray:
     return states
 
 
-def train(task: str, cwd: Path, iterations: int = 2, stage_args: str | None = None) -> Path:
+def train(
+    task: str, cwd: Path, iterations: int = 2, stage_args: str | None = None, overrides: tuple[str, ...] = ()
+) -> Path:
     """Run `isaaclab train` on ``task`` (4 envs, 8 steps an iteration) and return its run folder.
 
     With ``stage_args`` the post-convergence stage runs when training ends, with those options;
-    otherwise it is switched off.
+    otherwise it is switched off. ``overrides``: more Hydra overrides (``env.x=y``).
     """
     cmd = [
         str(Path(sys.executable).with_name("isaaclab")), "train", "--task", task,
         "--num_envs", "4", "--max_iterations", str(iterations), "--device", "cpu",
-        "agent.device=cpu", "agent.num_steps_per_env=8", "agent.save_interval=1",
+        "agent.device=cpu", "agent.num_steps_per_env=8", "agent.save_interval=1", *overrides,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if stage_args is None:

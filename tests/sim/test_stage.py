@@ -58,7 +58,7 @@ def test_training_ends_with_the_stage_whose_numbers_match_the_selection_module(t
     meta = json.loads(next(samples_root(trained_run).glob("*/model_1/seed_0/meta.json")).read_text())
     assert meta["task"] == "PostConv-Velocity-Flat-G1"
     assert len(meta["checkpoint"]["sha256"]) == 64
-    assert meta["reward_terms"][0] == "track_lin_vel_xy_exp"
+    assert meta["reward_terms"][0] == "track_linear_velocity"
     assert len(meta["age_at_start"]) == 2  # per env: the burn-in (4), less if it reset during it
     assert all(0 <= age <= 4 for age in meta["age_at_start"])
     assert meta["identity"]["env_config"]

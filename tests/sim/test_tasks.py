@@ -3,6 +3,7 @@
 import importlib.metadata
 import re
 
+import numpy as np
 import pytest
 from conftest import HAS_SIM
 from probes import run_probe, train
@@ -10,6 +11,7 @@ from probes import run_probe, train
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
+from postconv.checkpoints import open_run, training_curve
 from postconv.tasks import DISTURBED_TASK, FLAT_TASK, STAND_TASK, g1
 
 pytestmark = pytest.mark.needs_sim
@@ -57,7 +59,7 @@ def test_flat_task_has_the_configured_sizes_and_29_dof_names(flat):
     assert flat["action_dim"] == 29
     assert flat["num_bodies"] == 30
     assert sorted(flat["joint_names"]) == sorted(g1.JOINT_NAMES)
-    assert "joint_deviation_waist" in flat["reward_terms"]
+    assert {"upright", "pose", "foot_slip", "termination_penalty"} <= set(flat["reward_terms"])
     assert flat["rewards_finite"]
 
 
@@ -100,10 +102,18 @@ def test_evaluation_pushes_come_at_the_scenario_interval_by_its_amount():
     assert 0.2 * 0.5 < max(_kicks(probe)) <= 0.5 + 1e-3
 
 
-def test_disturbed_task_trains_with_isaaclab_train(tmp_path):
-    run = train(DISTURBED_TASK, tmp_path, iterations=1)
-    assert run.parent.name == "g1_disturbed"
-    assert (run / "model_0.pt").is_file()
+@pytest.mark.parametrize("task", [FLAT_TASK, DISTURBED_TASK])
+def test_isaaclab_train_logs_episode_length_and_reward_of_each_task(task, tmp_path):
+    # 0.1 s episodes: 5 steps, so episodes end within the 16 steps of 2 iterations
+    run = train(task, tmp_path, iterations=2, overrides=("env.episode_length_s=0.1",))
+    assert run.parent.name == {FLAT_TASK: "g1_flat", DISTURBED_TASK: "g1_disturbed"}[task]
+    assert {p.name for p in run.glob("model_*.pt")} == {"model_0.pt", "model_1.pt"}
+    opened = open_run(run)
+    for tag in ("Train/mean_reward", "Train/mean_episode_length"):
+        curve = training_curve(opened, tag)
+        assert curve is not None, f"{tag} not logged"
+        assert np.isfinite(curve[1]).all()
+    assert 0 < training_curve(opened, "Train/mean_episode_length")[1][-1] <= 5
 
 
 def test_isaaclab_train_writes_checkpoints_in_isaaclab_log_layout(trained_run):
