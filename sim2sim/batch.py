@@ -32,9 +32,11 @@ from postconv.sim2sim.worlds import POLICY_DT, Command, World
 
 STREAM_RESET, STREAM_COMMAND, STREAM_PUSH, STREAM_BIAS, STREAM_NOISE = range(5)
 RESET_VELOCITY = 0.5
-"""Initial root velocity, uniform in +-this per axis (m/s, rad/s): the tasks' reset range."""
+"""Initial root velocity, uniform in +-this per axis (m/s, rad/s): Isaac Lab's reset range, which
+the stand task keeps (the velocity tasks start from rest, so their worlds start harder)."""
 TRACKING_STD = 0.5
-"""The tasks' tracking-reward kernel width: exp(-error^2 / std^2)."""
+"""The tracking score's kernel width, exp(-error^2 / std^2): the stand task's, and the velocity
+tasks' linear one (their yaw-rate kernel is sqrt(0.5) wide and counts roll and pitch rates)."""
 
 
 @dataclass(frozen=True)

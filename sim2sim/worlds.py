@@ -28,8 +28,9 @@ class Command:
     """m/s for walk and side, rad/s for turn; unused for stand and mixed."""
 
     KINDS = ("stand", "walk", "side", "turn", "mixed")
-    MIXED_RANGES = ((0.0, 1.0), (-0.5, 0.5), (-1.0, 1.0))
-    """(vx, vy, wz) ranges of ``mixed``: the flat task's command ranges."""
+    MIXED_RANGES = ((-1.0, 1.0), (-1.0, 1.0), (-0.5, 0.5))
+    """(vx, vy, wz) ranges of ``mixed``: the velocity tasks' command ranges before their
+    curriculum widens them (:data:`postconv.tasks.velocity.COMMAND_RANGES`; a test checks)."""
     MIXED_PERIOD_S = 5.0
     """``mixed`` draws a new command this often (every episode sees several)."""
 

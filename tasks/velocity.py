@@ -79,6 +79,8 @@ PUSH_VELOCITY = {
 """mjlab's push: a uniform root-velocity kick (m/s, rad/s) every 1 to 3 s (velocity_env_cfg.py:226-240)."""
 PUSH_INTERVAL_S = (1.0, 3.0)
 """Seconds between pushes, per env (mjlab velocity_env_cfg.py:226-240)."""
+COMMAND_RANGES = {"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-1.0, 1.0), "ang_vel_z": (-0.5, 0.5)}
+"""Command ranges (m/s, rad/s) at the start of training (mjlab velocity_env_cfg.py:191-193)."""
 STEPS_PER_ITERATION = 24
 """Policy steps per PPO iteration (mjlab rl_cfg.py:44; :mod:`postconv.tasks.agents`)."""
 COMMAND_CURRICULUM = (
@@ -273,9 +275,8 @@ class G1FlatEnvCfg(G1BaseEnvCfg):
         command.rel_heading_envs = 0.3
         command.heading_command = True
         command.heading_control_stiffness = 0.5
-        command.ranges.lin_vel_x = (-1.0, 1.0)
-        command.ranges.lin_vel_y = (-1.0, 1.0)
-        command.ranges.ang_vel_z = (-0.5, 0.5)
+        for name, value in COMMAND_RANGES.items():
+            setattr(command.ranges, name, value)
         command.ranges.heading = (-math.pi, math.pi)
 
     def _set_events(self):

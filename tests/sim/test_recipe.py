@@ -91,6 +91,14 @@ def test_angular_momentum_is_mujocos_subtree_momentum_at_the_pelvis(evaluation):
         np.testing.assert_allclose(ours, data.subtree_angmom[pelvis], rtol=1e-3, atol=1e-4)
 
 
+def test_mixed_command_worlds_of_sim2sim_draw_from_the_tasks_command_ranges():
+    from postconv.sim2sim.worlds import Command
+
+    cfg = velocity.G1FlatEnvCfg()
+    ranges = cfg.commands.base_velocity.ranges
+    assert (ranges.lin_vel_x, ranges.lin_vel_y, ranges.ang_vel_z) == Command.MIXED_RANGES
+
+
 def test_contact_buffers_hold_every_contact_the_robot_can_make_with_the_ground():
     model = build_g1().model
     ground = [g for g in range(model.ngeom) if model.geom_bodyid[g] == 0]
