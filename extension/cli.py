@@ -305,7 +305,7 @@ def _psi_terms(items: list[str] | None) -> dict[str, float] | None:
         try:
             terms[name] = float(weight) if weight else 1.0
         except ValueError as err:
-            raise ValueError(f"--psi {item!r}: write TERM=WEIGHT, e.g. track_lin_vel_xy_exp=1") from err
+            raise ValueError(f"--psi {item!r}: write TERM=WEIGHT, e.g. track_linear_velocity=1") from err
     return terms
 
 

@@ -95,7 +95,7 @@ class StageConfig:
     """Load checkpoints that need full unpickling (runs code from the file): only for trusted sources."""
     psi_terms: dict[str, float] | None = None
     """Performance as a weighted sum of reward terms instead of the task reward, e.g.
-    ``{"track_lin_vel_xy_exp": 1.0}``; read from the stored terms, no re-evaluation."""
+    ``{"track_linear_velocity": 1.0}``; read from the stored terms, no re-evaluation."""
     sense: str = "reward"
     """"reward" (larger is better) or "cost"."""
     unit: str = "episode"
@@ -191,7 +191,7 @@ class StageConfig:
         for term, weight in (self.psi_terms or {}).items():
             if not term or not math.isfinite(weight):
                 raise ValueError(
-                    f"--psi {term}={weight}: write TERM=WEIGHT with a finite weight, e.g. track_lin_vel_xy_exp=1"
+                    f"--psi {term}={weight}: write TERM=WEIGHT with a finite weight, e.g. track_linear_velocity=1"
                 )
 
     @property

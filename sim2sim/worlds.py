@@ -73,7 +73,7 @@ class World:
     joint_damping: float = 0.0
     """Viscous damping (N m s/rad) added to every joint."""
     friction: float = 1.0
-    """Foot-ground friction coefficient (the task's ground: 1.0)."""
+    """Foot-ground friction coefficient (the stand task's contacts, and every task's evaluation: 1.0)."""
     torso_mass: float = 0.0
     """Mass (kg) added to the torso (a battery, a payload), at the torso's center of mass."""
     com_x: float = 0.0

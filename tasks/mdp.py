@@ -24,8 +24,9 @@ FOOT_SITE_OFFSET = (0.04, 0.0, -0.037)
 """The foot site in its ankle-roll link's frame (m): ``g1.xml`` lines 100 and 149."""
 ROBOT = SceneEntityCfg("robot")
 """The whole robot: the default ``asset_cfg`` of the terms that read it."""
-CONTACT_FORCE_N = 1.0
-"""A foot is in contact when its net contact force exceeds this (N): Isaac Lab's feet terms' threshold."""
+CONTACT_FORCE_N = 0.0
+"""A foot is in contact when its net contact force exceeds this (N): any contact, as mjlab's
+``found`` and as the contact sensor's air-time clocks (behind ``compute_first_contact``) count it."""
 
 
 def _command_speed(env, command_name: str) -> torch.Tensor:
@@ -42,7 +43,7 @@ def track_linear_velocity(
     The vertical velocity sits inside the kernel (mjlab rewards.py:37-44).
     """
     asset = env.scene[asset_cfg.name]
-    v = asset.data.root_lin_vel_b.torch
+    v = asset.data.root_link_lin_vel_b.torch
     command = env.command_manager.get_command(command_name)
     error = torch.sum(torch.square(command[:, :2] - v[:, :2]), dim=1) + torch.square(v[:, 2])
     return torch.exp(-error / std**2)
@@ -209,8 +210,14 @@ class feet_swing_height(ManagerTermBase):
 
     def __init__(self, cfg, env):
         super().__init__(cfg, env)
-        feet = len(cfg.params["asset_cfg"].body_ids)
-        self._peak = torch.zeros(env.num_envs, feet, device=env.device)
+        asset_cfg, sensor_cfg = cfg.params["asset_cfg"], cfg.params["sensor_cfg"]
+        bodies = [env.scene[asset_cfg.name].body_names[i] for i in asset_cfg.body_ids]
+        sensed = [env.scene.sensors[sensor_cfg.name].body_names[i] for i in sensor_cfg.body_ids]
+        if bodies != sensed:  # heights and contacts are paired foot by foot
+            raise ValueError(
+                f"feet_swing_height: the feet {bodies} and their contact sensors {sensed} differ in order"
+            )
+        self._peak = torch.zeros(env.num_envs, len(bodies), device=env.device)
 
     def reset(self, env_ids=None) -> None:
         self._peak[slice(None) if env_ids is None else env_ids] = 0.0
@@ -279,6 +286,11 @@ class randomize_foot_friction(ManagerTermBase):
         asset_cfg: SceneEntityCfg = cfg.params["asset_cfg"]
         asset = env.scene[asset_cfg.name]
         self._manager = env.sim.physics_manager
+        if not hasattr(self._manager, "get_model"):
+            raise ValueError(
+                "randomize_foot_friction writes Newton's shape friction and relies on MuJoCo-Warp's "
+                "friction rule; run the G1 velocity tasks on the Newton preset (the default), not PhysX"
+            )
         model = self._manager.get_model()
         self._mu = asset._root_view.get_attribute("shape_material_mu", model)[:, 0]
         body_shapes = asset._root_view.body_shapes

@@ -7,9 +7,10 @@ ranges and curriculum, and PPO settings (:mod:`postconv.tasks.agents`), expresse
 Lab's managers and the 29-DoF names. Each value taken from mjlab cites its file and line
 (``velocity_env_cfg.py`` = ``mjlab/tasks/velocity/velocity_env_cfg.py``, ``g1/env_cfgs.py`` =
 ``mjlab/tasks/velocity/config/g1/env_cfgs.py``); where an Isaac Lab or postconv choice is
-kept instead, the config says why. Newton's MuJoCo-Warp solver is the default physics
-preset (PhysX stays available when Isaac Sim is installed); the ground is a local plane, so
-nothing is fetched from Isaac Lab's asset server.
+kept instead, the config says why. The physics is Newton's MuJoCo-Warp solver: the velocity
+tasks' foot-friction event writes Newton's model and relies on MuJoCo-Warp's friction rule,
+so under Isaac Lab's PhysX preset (with Isaac Sim) it stops with a message saying so. The ground is a local plane, so nothing is fetched from Isaac Lab's asset
+server.
 
 - :class:`G1FlatEnvCfg` (``PostConv-Velocity-Flat-G1``): the recipe without pushes.
 - :class:`G1DisturbedEnvCfg` (``PostConv-Velocity-Disturbed-G1``): the recipe with its pushes
@@ -44,7 +45,7 @@ NCONMAX = 64
 """Contacts per world: the most the robot can make with the ground (self-collisions are off).
 
 Each of the G1's 31 collision capsules touches a plane at two points at most and each of its
-2 spheres at one: 64 (``tests/sim/test_recipe.py`` recounts it from the built model), so a
+2 spheres at one (MuJoCo's and Newton's plane colliders alike): 64 (``tests/sim/test_recipe.py`` recounts it from the built model), so a
 world cannot overflow whatever pose the robot falls into. MuJoCo-Warp pools these across
 worlds (``nconmax * num_envs`` in all)."""
 NJMAX = 300
@@ -87,7 +88,9 @@ COMMAND_CURRICULUM = (
     (5000 * STEPS_PER_ITERATION, {"lin_vel_x": (-1.5, 2.0), "ang_vel_z": (-0.7, 0.7)}),
     (10000 * STEPS_PER_ITERATION, {"lin_vel_x": (-2.0, 3.0)}),
 )
-"""Wider commands from PPO iteration 5000 and 10000 on (mjlab velocity_env_cfg.py:401-411)."""
+"""Wider commands from PPO iteration 5000 and 10000 on (mjlab velocity_env_cfg.py:401-411), counted
+in policy steps at 24 a PPO iteration: a run with another ``agent.num_steps_per_env`` widens
+them at other iterations."""
 
 POSTURE_STD_STANDING = {".*": 0.05}
 """Posture kernel widths (rad) while the command is to stand (mjlab g1/env_cfgs.py:107)."""
@@ -461,6 +464,9 @@ def make_eval_cfg(
     # checkpoint's samples do not depend on which group it is in (envs never collide across worlds)
     cfg.scene.env_spacing = 0.0
     cfg.observations.policy.enable_corruption = False
+    # commands from the ranges the task starts with, however long the evaluation runs
+    if getattr(cfg.curriculum, "command_ranges", None) is not None:
+        cfg.curriculum.command_ranges = None
     events = cfg.events
     for name in TRAINING_RANDOMIZATION:
         if hasattr(events, name):
