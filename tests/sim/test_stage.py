@@ -107,6 +107,8 @@ def test_corrupt_and_foreign_checkpoints_are_reported_and_the_others_ranked(trai
         "mlp.0.weight": torch.zeros(32, 48),
         "mlp.0.bias": torch.zeros(32),
         "mlp.2.weight": torch.zeros(12, 32),
+        "obs_normalizer._mean": torch.zeros(1, 48),  # the run normalizes observations
+        "obs_normalizer._std": torch.ones(1, 48),
     }
     torch.save({"actor_state_dict": foreign, "iter": 9}, run / "model_9.pt")
     proc = postconv("run", str(run), *GROUPED, "--n-boot", "0")
