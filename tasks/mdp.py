@@ -94,9 +94,11 @@ class variable_posture(ManagerTermBase):
         super().__init__(cfg, env)
         asset = env.scene[cfg.params["asset_cfg"].name]
         self._joint_ids = cfg.params["asset_cfg"].joint_ids
-        names = [asset.joint_names[i] for i in range(asset.num_joints)]
-        if not isinstance(self._joint_ids, slice):
-            names = [asset.joint_names[i] for i in self._joint_ids]
+        names = (
+            asset.joint_names
+            if isinstance(self._joint_ids, slice)
+            else [asset.joint_names[i] for i in self._joint_ids]
+        )
         self._std = {
             regime: torch.tensor(
                 [_match_one(name, cfg.params[f"std_{regime}"]) for name in names], device=env.device
