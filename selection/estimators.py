@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from postconv.selection import _validate
+from postconv.selection.source import SampleSource
 
 Divergence = Literal["kl", "chi2"]
 Sense = Literal["reward", "cost"]
@@ -76,6 +77,9 @@ class WorstCase:
     the largest expectation in the ball."""
     mean: np.ndarray
     """Plain expectation of psi under q (the direct simulation estimate), shape [B]."""
+    extreme: np.ndarray
+    """The worst sample over the support (the smallest psi; the largest for costs), shape
+    [B]: the value of every radius past the ball's edge (status 2)."""
     multiplier: np.ndarray
     """Optimal dual variable, shape [B][K]. KL: the temperature lambda of the tilt
     (inf at k = 0, 0 when the value is the minimum). chi2: the threshold eta in psi's units,
@@ -87,7 +91,7 @@ class WorstCase:
     """The radii, shape [K]."""
     divergence: str
     sense: str
-    _psi: torch.Tensor = field(repr=False)
+    _psi: torch.Tensor | None = field(repr=False)  # None: streamed from a sample source
     _q: torch.Tensor | None = field(repr=False)
     _squeeze_batch: bool = field(repr=False)
     _squeeze_k: bool = field(repr=False)
@@ -101,6 +105,11 @@ class WorstCase:
         """
         if self._rho is not None:
             return self._squeezed(self._rho)
+        if self._psi is None:
+            raise ValueError(
+                "the weights of a solve streamed from a sample source are not kept (B x K x n floats); "
+                "solve the checkpoints you need in memory: worst_case(psi_array, weights, k)"
+            )
         psi = self._psi.to(torch.float64)
         signed = psi if self.sense == "reward" else -psi
         n = signed.shape[-1]
@@ -178,6 +187,8 @@ def worst_case(
     _validate.choice("divergence", divergence, _validate.DIVERGENCES)
     _validate.choice("sense", sense, _validate.SENSES, " (reward: larger is better; cost: smaller is better)")
     _validate.choice("solver", solver, _validate.SOLVERS)
+    if isinstance(psi, SampleSource):
+        return _worst_case_streamed(psi, weights, k, divergence, sense, solver)
     x = _validate.samples(psi)
     q = _validate.weights(weights, x)
     ks = _validate.radii(k)
@@ -191,10 +202,12 @@ def worst_case(
         from postconv.selection.reference import solve_cvxpy
 
         value, mult, status, mean, rho = solve_cvxpy(signed, q2, ks, divergence)
+        support = torch.ones_like(signed, dtype=torch.bool) if q2 is None else q2.expand_as(signed) > 0
+        low = torch.where(support, signed, torch.inf).amin(-1).double().cpu().numpy()
     else:
-        value, mult, status, mean = _solve_fast_any_precision(signed, q2, ks, divergence)
+        value, mult, status, mean, low = _solve_fast_any_precision(_Problem(signed, q2), ks, divergence)
     if sense == "cost":
-        value, mean = -value, -mean
+        value, mean, low = -value, -mean, -low
         if divergence == "chi2":
             mult = -mult
 
@@ -206,6 +219,7 @@ def worst_case(
     return WorstCase(
         value=shape(value),
         mean=shape(mean, has_k=False),
+        extreme=shape(low, has_k=False),
         multiplier=shape(mult),
         status=shape(status),
         k=ks,
@@ -217,6 +231,31 @@ def worst_case(
         _squeeze_k=squeeze_k,
         _rho=rho,
     )
+
+
+def _worst_case_streamed(
+    source: SampleSource, weights, k, divergence: str, sense: str, solver: str
+) -> WorstCase:
+    """:func:`worst_case` on a sample source: a few streaming passes, memory of one chunk."""
+    from postconv.selection._streamed import StreamedProblem
+
+    if weights is not None:
+        raise ValueError("a sample source carries its own weights; pass weights=None with it")
+    if solver != "fast":
+        raise ValueError("solver='cvxpy' needs the samples in memory; use solver='fast' with a sample source")
+    ks = _validate.radii(k)
+    value, mult, status, mean, low = _solve_fast_any_precision(StreamedProblem(source, sense), ks, divergence)
+    if sense == "cost":
+        value, mean, low = -value, -mean, -low
+        if divergence == "chi2":
+            mult = -mult
+    squeeze_k = np.ndim(k) == 0
+    if squeeze_k:
+        value, mult, status = value[:, 0], mult[:, 0], status[:, 0]
+    return WorstCase(
+        value=value, mean=mean, extreme=low, multiplier=mult, status=status, k=ks, divergence=divergence, sense=sense,
+        _psi=None, _q=None, _squeeze_batch=False, _squeeze_k=squeeze_k,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------
@@ -306,12 +345,13 @@ def _moments(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tup
     """
     if isinstance(rows.x, np.ndarray):
         return _moments_small(rows, idx, params, kind)
+    if not isinstance(rows.x, torch.Tensor):  # streamed from a sample source
+        return rows.x.moments(rows, idx, params, kind)
     x_all, q_all = rows.x, rows.q
     r, kk = params.shape
     n = x_all.shape[-1]
     dev, dt = x_all.device, x_all.dtype
     p = torch.as_tensor(params, dtype=dt, device=dev)[:, :, None]
-    neg_p = -p
     all_rows = len(idx) == x_all.shape[0]
     idx_t = torch.as_tensor(idx, device=dev)
     m = 4 if kind == "kl" else 1
@@ -345,25 +385,32 @@ def _moments(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tup
                 basis[:, 0].copy_(qc.expand_as(xc))
             for j in range(1, m):
                 torch.mul(basis[:, j - 1], xc, out=basis[:, j])
-        xb = xc[:, None, :]
-        e = buf[..., :w]
-        # Reductions as (R, m, c) @ (R, c, K) products: with the long axis contiguous in
-        # both operands this runs about 3x faster than the (R, K, c) @ (R, c, m) layout.
-        if kind == "kl":
-            torch.mul(xb, neg_p, out=e)
-            e.exp_()
-            total += torch.bmm(basis, e.transpose(1, 2)).transpose(1, 2)
-        else:
-            torch.sub(p, xb, out=e)
-            e.clamp_min_(0.0)
-            total[..., 0] += torch.bmm(basis, e.transpose(1, 2))[:, 0]
-            total[..., 2] += torch.bmm(basis, torch.sign(e).transpose(1, 2))[:, 0]
-            e.square_()
-            total[..., 1] += torch.bmm(basis, e.transpose(1, 2))[:, 0]
+        _reduce(basis, xc, p, buf[..., :w], total, kind)
     if q_all is None:
         total /= n
     out = total.cpu().numpy()
     return tuple(out[..., i] for i in range(4 if kind == "kl" else 3))
+
+
+def _reduce(
+    basis: torch.Tensor, xc: torch.Tensor, p: torch.Tensor, e: torch.Tensor, total: torch.Tensor, kind: str
+) -> None:
+    """Add one chunk's moments to ``total`` (R, K, 4 or 3): basis (R, m, c) = q * x^j,
+    xc (R, c) the shifted samples, p (R, K, 1) the parameters, e (R, K, c) scratch."""
+    xb = xc[:, None, :]
+    # Reductions as (R, m, c) @ (R, c, K) products: with the long axis contiguous in
+    # both operands this runs about 3x faster than the (R, K, c) @ (R, c, m) layout.
+    if kind == "kl":
+        torch.mul(xb, -p, out=e)
+        e.exp_()
+        total += torch.bmm(basis, e.transpose(1, 2)).transpose(1, 2)
+    else:
+        torch.sub(p, xb, out=e)
+        e.clamp_min_(0.0)
+        total[..., 0] += torch.bmm(basis, e.transpose(1, 2))[:, 0]
+        total[..., 2] += torch.bmm(basis, torch.sign(e).transpose(1, 2))[:, 0]
+        e.square_()
+        total[..., 1] += torch.bmm(basis, e.transpose(1, 2))[:, 0]
 
 
 def _kept_basis(rows: _Rows, m: int) -> torch.Tensor | None:
@@ -488,18 +535,24 @@ def _warm_start(
     samples), so the expensive passes over all samples drop from about nine to three or
     four. The answer does not depend on it: the full solve is safeguarded from any start.
     """
-    n = signed.shape[-1]
-    if n < 8 * _WARM_SAMPLES:
+    if signed.shape[-1] < 8 * _WARM_SAMPLES:
         return None
-    stride = 8
-    sub_q = None
-    if q is not None:
-        sub_q = q[:, ::stride]
+    return rough_multipliers(
+        signed[:, ::8].contiguous(), None if q is None else q[:, ::8], rows.low, kgrid, divergence
+    )
+
+
+def rough_multipliers(
+    sub_signed: torch.Tensor, sub_q: torch.Tensor | None, low: np.ndarray, kgrid: np.ndarray, divergence: str
+) -> np.ndarray | None:
+    """Multipliers (B, K) solved to 1e-5 on a subsample of the signed samples (weights need
+    not be normalized), NaN where the subsample's solution is not interior; None if none is.
+    ``low`` is the full samples' minimum, which a chi2 threshold is measured from."""
+    if sub_q is not None:
         mass = sub_q.sum(-1, keepdim=True)
         if bool((mass <= 0).any()):
             return None
         sub_q = sub_q / mass
-    sub_signed = signed[:, ::stride].contiguous()
     sub = _rows(sub_signed, sub_q, kgrid.shape[1])
     active = _classify(sub, kgrid, divergence) == INTERIOR
     if not active.any():
@@ -509,13 +562,42 @@ def _warm_start(
     with np.errstate(all="ignore"):
         _, mult = solve(sub, kgrid, active, _tolerance(sub, 1e-5), start)
     if divergence == "chi2":
-        mult = mult + (sub.low - rows.low)[:, None]  # the subsample's minimum is higher
+        mult = mult + (sub.low - low)[:, None]  # the subsample's minimum is higher
     return np.where(active, mult, np.nan)
 
 
+class _Problem:
+    """Signed samples (a reward: smaller is worse) as the solver reads them: in memory here,
+    streamed from a :class:`~postconv.selection.source.SampleSource` in
+    :mod:`postconv.selection._streamed`."""
+
+    def __init__(self, signed: torch.Tensor, q: torch.Tensor | None):
+        self.signed, self.q = signed, q
+        self.dtype, self.batch, self.device = signed.dtype, signed.shape[0], signed.device
+
+    def rows(self, radii: int) -> _Rows:
+        """Per-row statistics; the rows' ``x`` is what :func:`_moments` passes over."""
+        return _rows(self.signed, self.q, radii)
+
+    def warm_start(self, rows: _Rows, kgrid: np.ndarray, divergence: str) -> np.ndarray | None:
+        return _warm_start(self.signed, self.q, rows, kgrid, divergence)
+
+    def in_float64(self) -> _Problem:
+        # the weights normalized again in float64: float32 sums are off ~1e-7
+        q64 = None if self.q is None else self.q.double() / self.q.double().sum(-1, keepdim=True)
+        return _Problem(self.signed.double(), q64)
+
+    def float64_chunks(self, columns: int):
+        """(x, w) column chunks in float64: signed samples, weights (None: uniform)."""
+        n = self.signed.shape[1]
+        for start in range(0, n, columns):
+            x = self.signed[:, start : start + columns].double()
+            yield x, None if self.q is None else self.q[:, start : start + columns].double().expand_as(x)
+
+
 def _solve_fast_any_precision(
-    signed: torch.Tensor, q: torch.Tensor | None, ks: np.ndarray, divergence: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    problem: _Problem, ks: np.ndarray, divergence: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_solve_fast`, with radii too small for float32 sums redone in float64.
 
     In float32 a pass's KL carries an absolute error near 1e-5, so a ball of radius below
@@ -524,28 +606,25 @@ def _solve_fast_any_precision(
     evaluated again in float64 (:func:`_values_in_float64`).
     """
     small = (ks > 0) & (ks < _FLOAT32_MIN_K)
-    if signed.dtype != torch.float32:
-        return _solve_fast(signed, q, ks, divergence)
+    if problem.dtype != torch.float32:
+        return _solve_fast(problem, ks, divergence)
     parts = []
     if small.any():
-        q64 = (
-            None if q is None else q.double() / q.double().sum(-1, keepdim=True)
-        )  # float32 sums are off ~1e-7
-        parts.append(_solve_fast(signed.double(), q64, ks[small], divergence))
+        parts.append(_solve_fast(problem.in_float64(), ks[small], divergence))
     if (~small).any():
-        value, mult, status, _ = _solve_fast(signed, q, ks[~small], divergence)
-        parts.append(_values_in_float64(signed, q, ks[~small], value, mult, status, divergence))
+        value, mult, status, _, low = _solve_fast(problem, ks[~small], divergence)
+        parts.append((*_values_in_float64(problem, low, ks[~small], value, mult, status, divergence), low))
     if len(parts) == 1:
         return parts[0]
-    value, mult, status = (np.empty((signed.shape[0], ks.size), dtype=a.dtype) for a in parts[0][:3])
+    value, mult, status = (np.empty((problem.batch, ks.size), dtype=a.dtype) for a in parts[0][:3])
     for mask, part in zip((small, ~small), parts, strict=False):
         value[:, mask], mult[:, mask], status[:, mask] = part[:3]
-    return value, mult, status, parts[-1][3]
+    return value, mult, status, parts[-1][3], parts[-1][4]
 
 
 def _values_in_float64(
-    signed: torch.Tensor,
-    q: torch.Tensor | None,
+    problem: _Problem,
+    low: np.ndarray,
     ks: np.ndarray,
     value: np.ndarray,
     mult: np.ndarray,
@@ -558,35 +637,25 @@ def _values_in_float64(
     sums (up to ~1e-5 where falls make psi span several units). The dual at *any* multiplier
     is a lower bound on :math:`V_k` (weak duality), so evaluating it in float64 at the found
     one makes the reported value a lower bound in every dtype, as close to :math:`V_k` as the
-    multiplier is to the optimum (the dual is flat there). Two more passes over the samples
-    (the minimum, then the sums), streamed in column chunks like the solver's.
+    multiplier is to the optimum (the dual is flat there). One more pass over the samples,
+    streamed in column chunks like the solver's; ``low`` is the minimum over the support
+    (exact in any dtype).
 
     KL: :math:`h(\lambda) = \min\psi - \lambda \log E_q[e^{-(\psi-\min\psi)/\lambda}] - \lambda k`;
     chi2: :math:`g(\eta) = \eta - \sqrt{1+2k}\,\sqrt{E_q[(\eta-\psi)_+^2]}`; the mean
     :math:`E_q[\psi]` (k = 0) likewise. Weights are normalized again in float64.
     """
-    b, n = signed.shape
-    f64, dev = torch.float64, signed.device
-    step = _chunk_columns(b, ks.size, n)
-
-    def chunks():
-        for start in range(0, n, step):
-            x = signed[:, start : start + step].double()
-            w = None if q is None else q[:, start : start + step].double().expand_as(x)
-            yield x, w
-
-    low = torch.full((b,), torch.inf, dtype=f64, device=dev)
-    for x, w in chunks():
-        low = torch.minimum(low, (x if w is None else torch.where(w > 0, x, torch.inf)).amin(-1))
+    b, f64, dev = problem.batch, torch.float64, problem.device
+    low_t = torch.as_tensor(low, dtype=f64, device=dev)
     interior = torch.as_tensor(status == INTERIOR, device=dev)
     params = torch.where(interior, torch.as_tensor(mult, dtype=f64, device=dev), 1.0)  # (B, K)
     if divergence == "chi2":
-        params = params - low[:, None]  # eta above the minimum
+        params = params - low_t[:, None]  # eta above the minimum
     total = torch.zeros((b, ks.size), dtype=f64, device=dev)
     first = torch.zeros(b, dtype=f64, device=dev)
     mass = torch.zeros(b, dtype=f64, device=dev)
-    for x, w in chunks():
-        x = x - low[:, None]
+    for x, w in problem.float64_chunks(_chunk_columns(b, ks.size, 1 << 62)):
+        x = x - low_t[:, None]
         if w is not None:  # off the support a sample may lie below the minimum: no terms
             x = torch.where(w > 0, x, 0.0)
         if divergence == "kl":
@@ -604,29 +673,30 @@ def _values_in_float64(
     total, first = total / mass[:, None], first / mass
     kk = torch.as_tensor(ks, dtype=f64, device=dev)[None, :]
     if divergence == "kl":
-        dual = low[:, None] - params * torch.log(total) - params * kk
+        dual = low_t[:, None] - params * torch.log(total) - params * kk
     else:
-        dual = params + low[:, None] - torch.sqrt(1.0 + 2.0 * kk) * torch.sqrt(total)
-    mean = (low + first).cpu().numpy()
+        dual = params + low_t[:, None] - torch.sqrt(1.0 + 2.0 * kk) * torch.sqrt(total)
+    mean = (low_t + first).cpu().numpy()
     value = np.where(status == INTERIOR, dual.cpu().numpy(), value)
     value = np.where(status == MEAN, mean[:, None], value)
     return value, mult, status, mean
 
 
 def _solve_fast(
-    signed: torch.Tensor, q: torch.Tensor | None, ks: np.ndarray, divergence: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rows = _rows(signed, q, ks.size)
-    b, kk = signed.shape[0], ks.size
+    problem: _Problem, ks: np.ndarray, divergence: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Values, multipliers, status (B, K), means and minima (B,) of the signed samples."""
+    rows = problem.rows(ks.size)
+    b, kk = problem.batch, ks.size
     kgrid = np.broadcast_to(ks, (b, kk))
     status = _classify(rows, kgrid, divergence)
     value = np.where(status == MEAN, rows.mean[:, None], 0.0)
     mult = np.where(status == MEAN, np.inf, 0.0)
     interior = status == INTERIOR
     if interior.any():
-        start = _warm_start(signed, q, rows, kgrid, divergence)
+        start = problem.warm_start(rows, kgrid, divergence)
         solve = _newton_kl if divergence == "kl" else _newton_chi2
-        rtol = 1e-10 if signed.dtype == torch.float64 else 1e-6
+        rtol = 1e-10 if problem.dtype == torch.float64 else 1e-6
         # inf/nan from flat or empty regions are caught by the bracket safeguards
         with np.errstate(all="ignore"):
             v, m = solve(rows, kgrid, interior, _tolerance(rows, rtol), start)
@@ -639,7 +709,7 @@ def _solve_fast(
         # minimum's threshold is the minimum itself.
         mult = np.where(interior, mult + rows.low[:, None], mult)
         mult = np.where(status == MINIMUM, rows.low[:, None], mult)
-    return value, mult, status.astype(np.int8), mean
+    return value, mult, status.astype(np.int8), mean, rows.low
 
 
 def _newton_kl(

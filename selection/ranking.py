@@ -9,11 +9,14 @@ draw of groups is applied to all checkpoints, so their comparison keeps its pair
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from postconv.selection import _validate
 from postconv.selection.estimators import Divergence, Sense, WorstCase, worst_case
+from postconv.selection.grouped import GroupedReplicates, grouped_replicates
+from postconv.selection.source import ArraySource, SampleSource
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,20 @@ class Bootstrap:
     """(R, B, K) worst-case values of every replicate."""
     level: float
     """Coverage of the intervals, e.g. 0.9."""
+    grouped: GroupedReplicates | None = None
+    """How the grouped method went (passes, nodes, replicates off its grid); None when exact."""
+
+
+BootstrapMethod = Literal["auto", "exact", "grouped"]
+
+EXACT_WORK = 1 << 27
+"""``method="auto"`` resamples per sample while replicates x checkpoints x samples is at most
+this (a few seconds here), from per-group sums above it."""
 
 
 def bootstrap(
     psi,
-    groups,
+    groups=None,
     k=2.0,
     divergence: Divergence = "kl",
     sense: Sense = "reward",
@@ -118,16 +130,19 @@ def bootstrap(
     level: float = 0.9,
     paired: bool = True,
     seed: int = 0,
+    method: BootstrapMethod = "auto",
+    estimate: WorstCase | None = None,
 ) -> Bootstrap:
     """Percentile intervals and P(best) by resampling whole groups of samples.
 
     Each replicate draws the G groups with replacement (G draws); a sample's weight in the
     replicate is its base weight times the number of times its group was drawn, and the
-    worst case is solved under those weights. Replicates are batched through
-    :func:`~postconv.selection.estimators`.
+    worst case is solved under those weights.
 
     Args:
-        psi: (B, n) samples of B checkpoints.
+        psi: (B, n) samples of B checkpoints, or a
+            :class:`~postconv.selection.source.SampleSource` (which carries the groups and
+            weights: pass neither).
         groups: (n,) or (B, n) group label (episode or env id) per sample.
         k, divergence, sense, weights: as for :func:`~postconv.selection.estimators`.
         n_boot: number of replicates R.
@@ -135,7 +150,32 @@ def bootstrap(
         paired: one draw of groups for all checkpoints (right under common random numbers,
             where group g is the same env/episode for every checkpoint); else one per checkpoint.
         seed: seed of the resampling.
+        method: ``"exact"`` solves every replicate over the samples (R solves, the
+            samples in memory R at a time); ``"grouped"`` finds every replicate's optimum
+            from per-group sums at a grid of multipliers (:mod:`postconv.selection.grouped`:
+            one or two passes, memory of one chunk; values within the README's stated error
+            of the exact ones, means exact); ``"auto"`` takes the exact one while
+            R x B x n <= :data:`EXACT_WORK`. A source is always grouped.
+        estimate: the full-sample :func:`~postconv.selection.worst_case` of the same
+            samples, k, divergence and sense if already solved (the grouped method needs it).
     """
+    if int(n_boot) != n_boot or n_boot < 2:
+        raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    _validate.choice("method", method, ("auto", "exact", "grouped"))
+    ks = _validate.radii(k)
+    rng = np.random.default_rng(seed)
+    if isinstance(psi, SampleSource):
+        if groups is not None or weights is not None:
+            raise ValueError(
+                "a sample source carries its own groups and weights; pass groups=None, weights=None"
+            )
+        if method == "exact":
+            raise ValueError(
+                "method='exact' needs the samples in memory; a sample source is resampled by group"
+            )
+        return _grouped(psi, ks, divergence, sense, n_boot, level, paired, rng, estimate)
     x = _validate.samples(psi)
     if x.ndim != 2:
         raise ValueError("bootstrap needs psi of shape (B, n): one row of samples per checkpoint")
@@ -145,23 +185,33 @@ def bootstrap(
         raise ValueError(
             f"groups shape {g.shape} does not match psi shape {(b, n)}; pass one label per sample"
         )
-    if int(n_boot) != n_boot or n_boot < 2:
-        raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level!r}")
-    ks = _validate.radii(k)
+    if method == "grouped" and g.ndim != 1:
+        raise ValueError(
+            "method='grouped' needs one group label per sample shared by the checkpoints: shape (n,)"
+        )
+    if method == "grouped" or (method == "auto" and g.ndim == 1 and n_boot * b * n > EXACT_WORK):
+        source = ArraySource(x, weights, g)
+        return _grouped(source, ks, divergence, sense, n_boot, level, paired, rng, estimate)
     base = (
         np.ones((b, n)) if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64), (b, n))
     )
-    rng = np.random.default_rng(seed)
-    draw = _paired_draw(g, base) if paired else _unpaired_draw(g, base)
+    labels = np.unique(g, return_inverse=True)[1].reshape(g.shape)
+    labels = np.broadcast_to(labels, (b, n))
+    live = np.stack(
+        [np.bincount(labels[i], weights=base[i], minlength=labels.max() + 1) > 0 for i in range(b)]
+    )
+    counts = _draw_counts(rng, live, n_boot, paired)
 
     values = np.empty((n_boot, b, ks.size))
     means = np.empty((n_boot, b))
     per_call = max(1, int(2**24 // max(1, b * n)))  # replicates solved together
     for start in range(0, n_boot, per_call):
         stop = min(n_boot, start + per_call)
-        w = draw(rng, stop - start) * base
+        drawn = counts[..., start:stop, :]  # (R', G) or (B, R', G)
+        w = (
+            np.stack([(drawn if drawn.ndim == 2 else drawn[i])[:, labels[i]] for i in range(b)], axis=1)
+            * base
+        )  # (R', B, n)
         result = worst_case(
             x.repeat(stop - start, 1),
             weights=w.reshape(-1, n),
@@ -171,7 +221,19 @@ def bootstrap(
         )
         values[start:stop] = result.value.reshape(stop - start, b, ks.size)
         means[start:stop] = result.mean.reshape(stop - start, b)
+    return _summary(values, means, level, sense)
 
+
+def _grouped(source, ks, divergence, sense, n_boot, level, paired, rng, estimate) -> Bootstrap:
+    if estimate is None:
+        estimate = worst_case(source, k=ks, divergence=divergence, sense=sense)
+    elif estimate.value.ndim != 2 or estimate.k.size != ks.size or not np.allclose(estimate.k, ks):
+        raise ValueError("estimate must be the worst case of the same samples at the same k sweep (B, K)")
+    reps = grouped_replicates(source, estimate, lambda mass: _draw_counts(rng, mass > 0, n_boot, paired))
+    return _summary(reps.values, reps.means, level, sense, reps)
+
+
+def _summary(values: np.ndarray, means: np.ndarray, level: float, sense: str, grouped=None) -> Bootstrap:
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(values, [alpha, 1.0 - alpha], axis=0)
     mlo, mhi = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
@@ -184,57 +246,29 @@ def bootstrap(
         p_best_mean=_share_best(means[..., None], sense)[:, 0],
         replicates=values,
         level=level,
+        grouped=grouped,
     )
 
 
-def _live_groups(g: np.ndarray, base: np.ndarray) -> list[np.ndarray]:
-    """Per checkpoint, the sorted group labels that carry positive weight (padding does not)."""
-    labels = np.broadcast_to(g, base.shape)
-    return [np.unique(labels[i][base[i] > 0]) for i in range(base.shape[0])]
+def _draw_counts(rng: np.random.Generator, live: np.ndarray, n_boot: int, paired: bool) -> np.ndarray:
+    """Times each group is drawn: (R, G) shared by the checkpoints when paired, else (B, R, G).
 
-
-def _counts_per_sample(labels: np.ndarray, live: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Times each sample's group was drawn: counts (r, G) over ``live`` -> (r, n); 0 off ``live``."""
-    idx = np.clip(np.searchsorted(live, labels), 0, live.size - 1)
-    on = live[idx] == labels
-    return np.where(on, counts[:, idx], 0.0)
-
-
-def _paired_draw(g: np.ndarray, base: np.ndarray):
-    """One draw of groups shared by all checkpoints: weights (r, B, n) = times drawn."""
-    live = _live_groups(g, base)
-    if any(not np.array_equal(live[0], other) for other in live[1:]):
-        raise ValueError(
-            "paired bootstrap needs every checkpoint to have samples of every group; "
-            "give all checkpoints the same group labels (common random numbers) or pass paired=False"
-        )
-    labels = np.broadcast_to(g, base.shape)
-    groups = live[0]
-
-    def draw(rng: np.random.Generator, r: int) -> np.ndarray:
-        counts = rng.multinomial(groups.size, np.full(groups.size, 1.0 / groups.size), size=r).astype(
-            np.float64
-        )
-        return np.stack([_counts_per_sample(labels[i], groups, counts) for i in range(base.shape[0])], axis=1)
-
-    return draw
-
-
-def _unpaired_draw(g: np.ndarray, base: np.ndarray):
-    """Independent draws per checkpoint, each over its own groups."""
-    live = _live_groups(g, base)
-    labels = np.broadcast_to(g, base.shape)
-
-    def draw(rng: np.random.Generator, r: int) -> np.ndarray:
-        out = np.empty((r, *base.shape))
-        for i, groups in enumerate(live):
-            counts = rng.multinomial(groups.size, np.full(groups.size, 1.0 / groups.size), size=r).astype(
-                np.float64
+    ``live`` (B, G): the groups that carry weight for each checkpoint (padding does not); a
+    replicate draws as many groups as there are live ones, uniformly with replacement."""
+    if paired:
+        if not (live == live[0]).all():
+            raise ValueError(
+                "paired bootstrap needs every checkpoint to have samples of every group; "
+                "give all checkpoints the same group labels (common random numbers) or pass paired=False"
             )
-            out[:, i] = _counts_per_sample(labels[i], groups, counts)
-        return out
-
-    return draw
+        rows = [live[0]]
+    else:
+        rows = list(live)
+    out = np.zeros((len(rows), n_boot, live.shape[1]))
+    for i, row in enumerate(rows):
+        size = int(row.sum())
+        out[i][:, row] = rng.multinomial(size, np.full(size, 1.0 / size), size=n_boot)
+    return out[0] if paired else out
 
 
 def _share_best(values: np.ndarray, sense: str) -> np.ndarray:
