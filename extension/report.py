@@ -21,6 +21,7 @@ from postconv import __version__
 from postconv.samples_file import SampleSet, atomic_write
 from postconv.selection import bootstrap, rank, worst_case
 from postconv.selection._validate import DIVERGENCES
+from postconv.selection.source import SampleSource
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,11 @@ class SelectionResult:
     """Checkpoints that could not be evaluated, with the reason."""
     scenarios: list[str] = field(default_factory=list)
     """The push scenarios pooled in these samples (empty for a plain samples file)."""
+    bootstrap: dict | None = None
+    """How the intervals were resampled: ``method`` "exact" (every replicate solved over
+    the samples) or "grouped" (from per-group sums; with its ``passes``, ``nodes``,
+    ``max_gap`` the largest certified error of a replicate value, ``solved_exactly`` the
+    replicates the grid left to an exact solve); None without a bootstrap."""
     version: str = field(default=__version__)
 
     def to_json(self) -> str:
@@ -141,7 +147,6 @@ def select(samples: SampleSet, config: SelectionConfig | None = None) -> Selecti
     estimate = worst_case(
         samples.psi, samples.weights, k=ks, divergence=config.divergence, sense=samples.sense
     )
-    ranking = rank(estimate)
     boot = None
     if config.n_boot:
         boot = bootstrap(
@@ -157,7 +162,31 @@ def select(samples: SampleSet, config: SelectionConfig | None = None) -> Selecti
             # group (common random numbers); ragged sets (zero-weight padding) cannot share it
             paired=_pairable(samples),
             seed=config.seed,
+            estimate=estimate,
         )
+    return _result(samples.names, samples.sense, int(samples.psi.shape[1]), config, estimate, boot)
+
+
+def select_source(
+    source: SampleSource, names: tuple[str, ...], sense: str, config: SelectionConfig | None = None
+) -> SelectionResult:
+    """:func:`select` on samples streamed from a source (a run's per-step samples at GPU scale):
+    a few passes over them, memory of one chunk; the bootstrap resamples by group."""
+    config = config or SelectionConfig()
+    ks = np.asarray(config.k, dtype=np.float64)
+    estimate = worst_case(source, k=ks, divergence=config.divergence, sense=sense)
+    boot = None
+    if config.n_boot:
+        boot = bootstrap(
+            source, k=ks, divergence=config.divergence, sense=sense, n_boot=config.n_boot,
+            level=config.level, paired=None, seed=config.seed, estimate=estimate,
+        )  # fmt: skip
+    return _result(names, sense, source.shape[1], config, estimate, boot)
+
+
+def _result(names, sense: str, samples: int, config: SelectionConfig, estimate, boot) -> SelectionResult:
+    ks = np.asarray(config.k, dtype=np.float64)
+    ranking = rank(estimate)
     primary = int(np.flatnonzero(ks == config.primary_k)[0])
     rows = [
         CheckpointResult(
@@ -172,15 +201,22 @@ def select(samples: SampleSet, config: SelectionConfig | None = None) -> Selecti
             p_best=None if boot is None else [float(p) for p in boot.p_best[i]],
             p_best_mean=None if boot is None else float(boot.p_best_mean[i]),
         )
-        for i, name in enumerate(samples.names)
+        for i, name in enumerate(names)
     ]
+    how = None
+    if boot is not None:
+        how = {"method": "exact" if boot.grouped is None else "grouped"}
+        if boot.grouped is not None:
+            g = boot.grouped
+            how.update(passes=g.passes, nodes=g.nodes, max_gap=g.max_gap, solved_exactly=g.solved_exactly)
     return SelectionResult(
         config=config,
-        sense=samples.sense,
-        samples_per_checkpoint=int(samples.psi.shape[1]),
+        sense=sense,
+        samples_per_checkpoint=samples,
         checkpoints=rows,
-        chosen=samples.names[int(ranking.order[primary, 0])],
-        chosen_by_mean=samples.names[int(np.argmin(ranking.mean_rank))],
+        chosen=names[int(ranking.order[primary, 0])],
+        chosen_by_mean=names[int(np.argmin(ranking.mean_rank))],
+        bootstrap=how,
     )
 
 

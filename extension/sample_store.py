@@ -30,7 +30,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +222,8 @@ class SampleIndex:
     """Checkpoint -> training iteration (the order of results)."""
     term_names: tuple[str, ...]
     feature_names: tuple[str, ...]
+    steps: dict[Unit, tuple[int, int]] = field(default_factory=dict)
+    """Unit -> (recorded steps, envs) of its folder's psi."""
 
     @property
     def scenarios(self) -> list[str]:
@@ -248,12 +250,13 @@ def find_samples(run_dir: str | Path, expected: dict[Unit, str] | None = None) -
                 candidates[(folder.parts[-3], folder.parts[-2], int(folder.name[5:]))] = meta.get("key")
     else:
         candidates = expected
-    folders, metas = {}, {}
+    folders, metas, steps = {}, {}, {}
     for unit, key in candidates.items():
         folder = sample_dir(root, *unit)
         if is_complete(folder, key):
             folders[unit] = folder
             metas[unit[1]] = read_meta(folder)
+            steps[unit] = tuple(metas[unit[1]]["shapes"]["psi"])
     if not folders:
         raise FileNotFoundError(
             f"{root}: no complete sample folders; run `postconv evaluate {run_dir}` first"
@@ -264,6 +267,7 @@ def find_samples(run_dir: str | Path, expected: dict[Unit, str] | None = None) -
         iterations={c: int(m["checkpoint"]["iteration"]) for c, m in metas.items()},
         term_names=tuple(any_meta["reward_terms"]),
         feature_names=tuple(any_meta["feature_names"]),
+        steps=steps,
     )
 
 
@@ -319,6 +323,31 @@ def per_unit(x: np.ndarray, unit: str, keep: np.ndarray | None = None) -> np.nda
     raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
 
 
+def complete_checkpoints(
+    index: SampleIndex, scenarios: Iterable[str] | None = None, checkpoints: Iterable[str] | None = None
+) -> tuple[list[str], dict[str, str], list[tuple[str, int]]]:
+    """The checkpoints with a folder for every (scenario, seed) any of them has, in training
+    order; those left out with the reason; and those (scenario, seed) units, sorted."""
+    scenarios = set(index.scenarios if scenarios is None else scenarios)
+    wanted = set(index.iterations if checkpoints is None else checkpoints)
+    names = sorted((c for c in index.iterations if c in wanted), key=lambda c: (index.iterations[c], c))
+    units = sorted({(sc, seed) for sc, c, seed in index.folders if sc in scenarios and c in wanted})
+    kept, left_out = [], {}
+    for name in names:
+        missing = [u for u in units if (u[0], name, u[1]) not in index.folders]
+        if missing:
+            left_out[name] = "no complete samples for " + ", ".join(
+                f"{sc} seed {seed}" for sc, seed in missing[:3]
+            )
+        else:
+            kept.append(name)
+    if not kept:
+        raise ValueError(
+            f"no checkpoint has complete samples in every scenario and seed ({left_out}); run `postconv evaluate`"
+        )
+    return kept, left_out, units
+
+
 def to_sample_set(
     index: SampleIndex,
     scenarios: Iterable[str] | None = None,
@@ -338,23 +367,7 @@ def to_sample_set(
     """
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
-    scenarios = set(index.scenarios if scenarios is None else scenarios)
-    wanted = set(index.iterations if checkpoints is None else checkpoints)
-    names = sorted((c for c in index.iterations if c in wanted), key=lambda c: (index.iterations[c], c))
-    units = sorted({(sc, seed) for sc, c, seed in index.folders if sc in scenarios and c in wanted})
-    kept, left_out = [], {}
-    for name in names:
-        missing = [u for u in units if (u[0], name, u[1]) not in index.folders]
-        if missing:
-            left_out[name] = "no complete samples for " + ", ".join(
-                f"{sc} seed {seed}" for sc, seed in missing[:3]
-            )
-        else:
-            kept.append(name)
-    if not kept:
-        raise ValueError(
-            f"no checkpoint has complete samples in every scenario and seed ({left_out}); run `postconv evaluate`"
-        )
+    kept, left_out, units = complete_checkpoints(index, scenarios, checkpoints)
     seed_rank = {seed: i for i, seed in enumerate(sorted({seed for _, seed in units}))}
     rows, group_parts, shapes, masks = [], [], {}, []
     for name in kept:

@@ -27,6 +27,7 @@ from postconv.report import (
     SelectionResult,
     print_summary,
     select,
+    select_source,
     wide_console,
     write_results,
 )
@@ -45,12 +46,15 @@ from postconv.run_lock import run_lock
 from postconv.sample_store import (
     STAGE_DIR,
     UNITS,
+    SampleIndex,
     atomic_write_text,
+    complete_checkpoints,
     find_samples,
     remove_partials,
     samples_root,
     to_sample_set,
 )
+from postconv.store_source import StoreSource
 
 
 @dataclass(frozen=True)
@@ -562,9 +566,7 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
     paths: list[Path] = []
 
     def ranked(scenarios: list[str]) -> SelectionResult:
-        samples, left_out = to_sample_set(
-            index, scenarios, candidates, config.psi_terms, config.sense, config.unit
-        )
+        result, left_out = _select_samples(index, scenarios, candidates, config, console)
         # why a checkpoint is missing: its evaluation's reason first, else what is missing
         skipped = {**left_out, **{c: r for c, r in evaluation["skipped"].items() if c in candidates}}
         skipped.update(
@@ -574,15 +576,15 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
                 if c not in index.iterations and c not in skipped
             }
         )
-        skipped = {c: r for c, r in skipped.items() if c not in samples.names}
-        return replace(select(samples, config.selection), skipped=skipped, scenarios=scenarios)
+        ranked_names = {c.name for c in result.checkpoints}
+        skipped = {c: r for c, r in skipped.items() if c not in ranked_names}
+        return replace(result, skipped=skipped, scenarios=scenarios)
 
-    with console.status("selecting"):
-        for scenario in evaluation["scenarios"]:
-            by_scenario[scenario] = ranked([scenario])
-            paths += write_results(by_scenario[scenario], out / "by_scenario", stem=scenario)
-        pooled = ranked(evaluation["scenarios"])
-        paths = [*write_results(pooled, out), *paths]
+    for scenario in evaluation["scenarios"]:
+        by_scenario[scenario] = ranked([scenario])
+        paths += write_results(by_scenario[scenario], out / "by_scenario", stem=scenario)
+    pooled = ranked(evaluation["scenarios"])
+    paths = [*write_results(pooled, out), *paths]
     print_summary(pooled, tuple(paths[:2]), console)
     for name, result in by_scenario.items():
         console.print(
@@ -595,6 +597,49 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
 
         review(run_dir, index, pooled, by_scenario, dict(index.iterations), config, console)
     return StageResults(pooled=pooled, by_scenario=by_scenario, paths=tuple(paths))
+
+
+STREAM_SAMPLES = 1 << 26
+"""Per-step sample sets larger than this (checkpoints x samples; 256 MB of float32) are
+streamed from disk (:class:`postconv.store_source.StoreSource`), not stacked in memory."""
+
+
+def _select_samples(
+    index: SampleIndex, scenarios: list[str], candidates, config: StageConfig, console: Console
+) -> tuple[SelectionResult, dict[str, str]]:
+    """The selection of one pool of scenarios, and the checkpoints left out with the reason:
+    from samples stacked in memory, or streamed from disk when they are many."""
+    kept, left_out, units = complete_checkpoints(index, scenarios, candidates)
+    size = len(kept) * sum(math.prod(index.steps[(sc, kept[0], seed)]) for sc, seed in units)
+    label = "+".join(scenarios)
+    if config.unit != "step" or size <= STREAM_SAMPLES:
+        with console.status(f"selecting ({label})"):
+            samples, left_out = to_sample_set(
+                index, scenarios, candidates, config.psi_terms, config.sense, config.unit
+            )
+            return select(samples, config.selection), left_out
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn(f"selecting ({label}): {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with (
+        Progress(*columns, console=console, transient=True) as progress,
+        StoreSource(index, kept, units, config.psi_terms, progress) as source,
+    ):
+        result = select_source(source, tuple(kept), config.sense, config.selection)
+    console.print(
+        f"selected {label} from {size:,} samples streamed from disk"
+        + (
+            f"; bootstrap from group sums in {result.bootstrap['passes']} passes"
+            if result.bootstrap and result.bootstrap["method"] == "grouped"
+            else ""
+        )
+    )
+    return result, left_out
 
 
 def run_stage(run_dir: str | Path, config: StageConfig, console: Console | None = None) -> StageResults:

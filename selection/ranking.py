@@ -128,7 +128,7 @@ def bootstrap(
     weights=None,
     n_boot: int = 200,
     level: float = 0.9,
-    paired: bool = True,
+    paired: bool | None = True,
     seed: int = 0,
     method: BootstrapMethod = "auto",
     estimate: WorstCase | None = None,
@@ -148,7 +148,9 @@ def bootstrap(
         n_boot: number of replicates R.
         level: interval coverage in (0, 1).
         paired: one draw of groups for all checkpoints (right under common random numbers,
-            where group g is the same env/episode for every checkpoint); else one per checkpoint.
+            where group g is the same env/episode for every checkpoint); else one per
+            checkpoint. None (a source only): paired when every checkpoint has weight in
+            every group, as known after the first pass.
         seed: seed of the resampling.
         method: ``"exact"`` solves every replicate over the samples (R solves, the
             samples in memory R at a time); ``"grouped"`` finds every replicate's optimum
@@ -176,6 +178,10 @@ def bootstrap(
                 "method='exact' needs the samples in memory; a sample source is resampled by group"
             )
         return _grouped(psi, ks, divergence, sense, n_boot, level, paired, rng, estimate)
+    if paired is None:
+        raise ValueError(
+            "paired=None (decide after the first pass) is for a sample source; pass True or False"
+        )
     x = _validate.samples(psi)
     if x.ndim != 2:
         raise ValueError("bootstrap needs psi of shape (B, n): one row of samples per checkpoint")
@@ -229,7 +235,12 @@ def _grouped(source, ks, divergence, sense, n_boot, level, paired, rng, estimate
         estimate = worst_case(source, k=ks, divergence=divergence, sense=sense)
     elif estimate.value.ndim != 2 or estimate.k.size != ks.size or not np.allclose(estimate.k, ks):
         raise ValueError("estimate must be the worst case of the same samples at the same k sweep (B, K)")
-    reps = grouped_replicates(source, estimate, lambda mass: _draw_counts(rng, mass > 0, n_boot, paired))
+
+    def draw(mass: np.ndarray) -> np.ndarray:
+        live = mass > 0
+        return _draw_counts(rng, live, n_boot, (live == live[0]).all() if paired is None else paired)
+
+    reps = grouped_replicates(source, estimate, draw)
     return _summary(reps.values, reps.means, level, sense, reps)
 
 

@@ -1,0 +1,196 @@
+"""A run's per-step samples as a :class:`~postconv.selection.source.SampleSource`, read in chunks.
+
+On a GPU the stage records millions of steps per checkpoint (4096 envs x 1000 steps x 3
+scenarios is 12 million), more than the selection should hold: this source hands them to
+the solvers a block of consecutive steps of one sample folder at a time, for every
+checkpoint at once, read with plain file reads (no memory map, so the process keeps only
+the block). The samples are those :func:`~postconv.sample_store.to_sample_set` would
+stack for ``unit="step"``, in the same order, with the same weights (1 on settled steps, 0
+on a respawn's burn-in) and the same bootstrap groups (seed, env slot). The settled masks
+are computed once, streaming, and kept packed (one bit a step) in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from postconv.sample_store import SampleIndex, read_meta, steps_since_reset
+from postconv.selection.source import Chunk
+
+COLUMNS = 1 << 16
+"""Samples per chunk and checkpoint (whole steps of a folder: about this many)."""
+
+
+class NpyRows:
+    """Reads row ranges of a C-ordered ``.npy`` file with plain reads."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(f)
+            self.offset = f.tell()
+        if fortran:
+            raise ValueError(f"{path}: stored in Fortran order; the sample store writes C order")
+        self.shape, self.dtype = shape, dtype
+        self.row = int(np.prod(shape[1:], dtype=np.int64))
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` as an array of shape (stop - start, *shape[1:])."""
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + start * self.row * self.dtype.itemsize)
+            out = np.fromfile(f, dtype=self.dtype, count=(stop - start) * self.row)
+        return out.reshape(stop - start, *self.shape[1:])
+
+
+def settled_rows(folder: Path, rows: int) -> Iterator[np.ndarray]:
+    """:func:`~postconv.sample_store.settled` of a folder, ``rows`` steps at a time.
+
+    The steps since the last reset carry over from block to block (an env's last reset and
+    the previous step's episode index), so the result equals the whole-folder one."""
+    meta = read_meta(folder) or {}
+    burn_in = int(meta.get("spec", {}).get("burn_in_steps", 0))
+    age = np.asarray(meta.get("age_at_start", burn_in))
+    episode, terminated = NpyRows(folder / "episode.npy"), NpyRows(folder / "terminated.npy")
+    t_total = episode.shape[0]
+    previous = None  # the episode index of the step before the block
+    since = None  # steps since reset at the step before the block
+    for start in range(0, t_total, rows):
+        stop = min(t_total, start + rows)
+        block = episode.read(start, stop)
+        if previous is None:
+            steps = steps_since_reset(block, age)
+        else:
+            joined = np.vstack([previous[None], block])
+            began = joined[1:] != joined[:-1]
+            local = np.arange(1, len(block) + 1)[:, None]
+            last = np.maximum.accumulate(np.where(began, local, 0), axis=0)  # 0: no reset in the block
+            steps = np.where(last == 0, since + local, local - last)
+        previous, since = block[-1], steps[-1]
+        yield (steps >= burn_in) | terminated.read(start, stop)
+
+
+def _bits(packed: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Bits ``start:stop`` of a packed bit array, unpacked (reads only their bytes)."""
+    first = start // 8
+    return np.unpackbits(packed[first : (stop + 7) // 8])[start - 8 * first : stop - 8 * first]
+
+
+class StoreSource:
+    """The per-step samples of ``checkpoints`` over ``scenarios`` as a sample source.
+
+    Args:
+        index: the run's sample folders (:func:`~postconv.sample_store.find_samples`).
+        checkpoints: the checkpoints to rank, in order; each must have a folder for every
+            (scenario, seed) ``units`` lists.
+        units: the (scenario, seed) pairs pooled, in the order of the samples.
+        term_weights: psi as a weighted sum of reward terms (None: the task reward).
+        progress: a :class:`rich.progress.Progress` to show each pass on, or None.
+    """
+
+    def __init__(
+        self,
+        index: SampleIndex,
+        checkpoints: list[str],
+        units: list[tuple[str, int]],
+        term_weights: dict[str, float] | None = None,
+        progress=None,
+    ):
+        self.index, self.names, self.units = index, list(checkpoints), list(units)
+        self.term_weights, self.progress = term_weights, progress
+        self.shapes = {}
+        for scenario, seed in self.units:
+            shapes = {index.steps[(scenario, c, seed)] for c in self.names}
+            if len(shapes) != 1:
+                raise ValueError(
+                    f"the checkpoints have samples of different shapes {sorted(shapes)} for {scenario} seed {seed}: "
+                    "the evaluations differ; re-run `postconv evaluate` with one configuration"
+                )
+            self.shapes[(scenario, seed)] = shapes.pop()
+        seeds = sorted({seed for _, seed in self.units})
+        widths = {seed: max(self.shapes[u][1] for u in self.units if u[1] == seed) for seed in seeds}
+        self.group_offset = dict(zip(seeds, np.cumsum([0] + [widths[s] for s in seeds[:-1]]), strict=True))
+        self._n_groups = int(sum(widths.values()))
+        self._masks = Path(tempfile.mkdtemp(prefix="postconv-settled-"))
+        self._masked: set[tuple[str, str, int]] = set()
+        self._weights = None
+        if term_weights is not None:
+            self._weights = np.array([term_weights.get(n, 0.0) for n in index.term_names], dtype=np.float32)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.names), int(sum(t * m for t, m in self.shapes.values()))
+
+    @property
+    def n_groups(self) -> int:
+        return self._n_groups
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def rows_per_chunk(self, m: int) -> int:
+        return max(1, COLUMNS // m)
+
+    def chunks(self, purpose: str) -> Iterator[Chunk]:
+        total = sum(-(-t // self.rows_per_chunk(m)) for t, m in self.shapes.values())
+        task = None if self.progress is None else self.progress.add_task(purpose, total=total)
+        try:
+            for scenario, seed in self.units:
+                yield from self._folder_chunks(scenario, seed, task)
+        finally:
+            if task is not None:
+                self.progress.remove_task(task)
+
+    def _folder_chunks(self, scenario: str, seed: int, task) -> Iterator[Chunk]:
+        t_total, m = self.shapes[(scenario, seed)]
+        rows = self.rows_per_chunk(m)
+        folders = [self.index.folders[(scenario, c, seed)] for c in self.names]
+        psi_files = [NpyRows(f / ("psi.npy" if self._weights is None else "terms.npy")) for f in folders]
+        masks = [self._mask(scenario, c, seed, rows) for c in self.names]
+        slots = torch.as_tensor(self.group_offset[seed] + np.arange(m), dtype=torch.int64)
+        for start in range(0, t_total, rows):
+            stop = min(t_total, start + rows)
+            psi = np.stack([self._psi(f.read(start, stop)) for f in psi_files]).reshape(len(folders), -1)
+            keep = np.stack([_bits(mk, start * m, stop * m) for mk in masks])
+            yield Chunk(
+                psi=torch.from_numpy(psi),
+                weights=torch.from_numpy(keep.astype(np.float32)),
+                groups=slots.repeat(stop - start),
+            )
+            if task is not None:
+                self.progress.advance(task)
+
+    def _psi(self, block: np.ndarray) -> np.ndarray:
+        return block if self._weights is None else block @ self._weights
+
+    def _mask(self, scenario: str, checkpoint: str, seed: int, rows: int) -> np.ndarray:
+        """The folder's settled steps, packed one bit a step, memory-mapped from the cache."""
+        path = self._masks / f"{scenario}__{checkpoint}__{seed}.npy"
+        if (scenario, checkpoint, seed) not in self._masked:
+            folder = self.index.folders[(scenario, checkpoint, seed)]
+            bits = np.packbits(np.concatenate([b.reshape(-1) for b in settled_rows(folder, rows)]))
+            np.save(path, bits)
+            self._masked.add((scenario, checkpoint, seed))
+        return np.load(path, mmap_mode="r")
+
+    def close(self) -> None:
+        """Delete the cached masks."""
+        shutil.rmtree(self._masks, ignore_errors=True)
+
+    def __enter__(self) -> StoreSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
