@@ -275,12 +275,19 @@ def psi_of(folder: Path, term_weights: dict[str, float] | None, term_names: tupl
     """(T, m) performance of a sample folder: the task reward, or a weighted sum of terms."""
     if term_weights is None:
         return np.load(folder / "psi.npy")
+    return np.load(folder / "terms.npy", mmap_mode="r") @ term_vector(term_weights, term_names)
+
+
+def term_vector(term_weights: dict[str, float], term_names: tuple[str, ...]) -> np.ndarray:
+    """(R,) float32 weights of the run's reward terms, in their stored order."""
     unknown = sorted(set(term_weights) - set(term_names))
     if unknown:
         raise ValueError(f"unknown reward terms {unknown} in psi; the run's terms are {list(term_names)}")
-    w = np.array([term_weights.get(n, 0.0) for n in term_names], dtype=np.float32)
-    return np.load(folder / "terms.npy", mmap_mode="r") @ w
+    return np.array([term_weights.get(n, 0.0) for n in term_names], dtype=np.float32)
 
+
+COLUMN_STEPS = 1 << 21
+"""Env-steps of one checkpoint the report's charts read at most (:func:`checkpoint_columns`)."""
 
 UNITS = ("episode", "step")
 """What one sample of the selection is: an env slot's whole recording (its per-step reward
@@ -410,20 +417,26 @@ def checkpoint_columns(
     scenarios: Iterable[str],
     term_weights: dict[str, float] | None = None,
     unit: str = "step",
+    max_steps: int = COLUMN_STEPS,
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """One checkpoint's pooled samples: psi (n,), reward terms and features (n, R + F), column
-    names; per ``unit`` (:func:`per_unit`) as the selection saw them."""
+    names; per ``unit`` (:func:`per_unit`) as the selection saw them. Per step, when the
+    folders hold more than ``max_steps`` env-steps, every s-th recorded step of each folder
+    (the smallest s that fits): a chart's view of millions of steps, in bounded memory."""
     psi, columns = [], []
     wanted = set(scenarios)
-    for (scenario, name, _), folder in sorted(index.folders.items()):
-        if name != checkpoint or scenario not in wanted:
-            continue
-        keep = settled(folder)
-        psi.append(
-            per_unit(np.asarray(psi_of(folder, term_weights, index.term_names), dtype=np.float32), unit, keep)
-        )
-        terms = np.load(folder / "terms.npy", mmap_mode="r")
-        features = np.load(folder / "features.npy", mmap_mode="r")
+    folders = [(u, f) for u, f in sorted(index.folders.items()) if u[1] == checkpoint and u[0] in wanted]
+    total = sum(int(np.prod(index.steps.get(u, (0, 0)))) for u, _ in folders)
+    stride = max(1, -(-total // max_steps)) if unit == "step" else 1
+    for _, folder in folders:
+        keep = settled(folder)[::stride]
+        terms = np.asarray(np.load(folder / "terms.npy", mmap_mode="r")[::stride])
+        features = np.load(folder / "features.npy", mmap_mode="r")[::stride]
+        if term_weights is None:
+            rows = np.load(folder / "psi.npy", mmap_mode="r")[::stride]
+        else:
+            rows = terms @ term_vector(term_weights, index.term_names)
+        psi.append(per_unit(np.asarray(rows, dtype=np.float32), unit, keep))
         columns.append(
             np.concatenate(
                 [per_unit(np.asarray(terms), unit, keep), per_unit(np.asarray(features), unit, keep)], 1

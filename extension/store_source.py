@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from postconv.sample_store import SampleIndex, read_meta, steps_since_reset
+from postconv.sample_store import SampleIndex, read_meta, steps_since_reset, term_vector
 from postconv.selection.source import Chunk
 
 COLUMNS = 1 << 16
@@ -124,9 +124,7 @@ class StoreSource:
         self._n_groups = int(sum(widths.values()))
         self._masks = Path(tempfile.mkdtemp(prefix="postconv-settled-"))
         self._masked: set[tuple[str, str, int]] = set()
-        self._weights = None
-        if term_weights is not None:
-            self._weights = np.array([term_weights.get(n, 0.0) for n in index.term_names], dtype=np.float32)
+        self._weights = None if term_weights is None else term_vector(term_weights, index.term_names)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from postconv import stage as stage_module
 from postconv.report import SelectionConfig, select, select_source
 from postconv.sample_store import (
     SampleWriter,
+    checkpoint_columns,
     complete_checkpoints,
     find_samples,
     sample_dir,
@@ -124,3 +125,15 @@ def test_the_stage_streams_large_per_step_sets_and_says_so(tmp_path, monkeypatch
     for a, b in zip(streamed.pooled.checkpoints, in_memory.pooled.checkpoints, strict=True):
         np.testing.assert_allclose(a.worst_case, b.worst_case, rtol=0, atol=1e-5)
     assert set(streamed.by_scenario) == {"no_push", "push"}
+
+
+def test_the_report_charts_read_every_sth_step_when_a_checkpoint_has_many(tmp_path):
+    index = _store(tmp_path, checkpoints=1, scenarios=("push",), seeds=(0,), seed=8)
+    folder = index.folders[("push", "model_0", 0)]
+    psi, columns, names = checkpoint_columns(index, "model_0", ["push"], max_steps=60 * 8 // 4)
+    keep = settled(folder)[::4]
+    np.testing.assert_array_equal(psi, np.load(folder / "psi.npy")[::4][keep])
+    np.testing.assert_array_equal(columns[:, :2], np.load(folder / "terms.npy")[::4][keep])
+    assert names == ("reward/alive", "reward/effort", "state/h")
+    weighted, _, _ = checkpoint_columns(index, "model_0", ["push"], {"effort": 2.0}, max_steps=60 * 8 // 4)
+    np.testing.assert_allclose(weighted, 1.0)  # 2 x the stored 0.5
