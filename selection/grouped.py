@@ -313,11 +313,17 @@ class _Reweighted:
 
     def chunks(self, purpose: str):
         self.passes += 1
+        step = max(1, _BLOCK // len(self.pairs))  # P rows: the source's chunks cut to bound memory
         for chunk in self.source.chunks(f"{purpose} ({len(self.pairs)} replicates off the grid)"):
-            psi = chunk.psi[self.rows.to(chunk.psi.device)]
-            drawn = self.counts[:, chunk.groups.cpu()].to(device=psi.device, dtype=psi.dtype)
-            base = None if chunk.weights is None else chunk.weights[self.rows.to(psi.device)].to(psi.dtype)
-            yield Chunk(psi=psi, weights=drawn if base is None else drawn * base, groups=chunk.groups)
+            rows = self.rows.to(chunk.psi.device)
+            for start in range(0, chunk.psi.shape[1], step):
+                cols = slice(start, start + step)
+                psi = chunk.psi[rows, cols]
+                groups = chunk.groups[cols]
+                drawn = self.counts[:, groups.cpu()].to(device=psi.device, dtype=psi.dtype)
+                if chunk.weights is not None:
+                    drawn *= chunk.weights[rows, cols].to(psi.dtype)
+                yield Chunk(psi=psi, weights=drawn, groups=groups)
 
 
 def _loose(solved: _OnNodes, low: np.ndarray, interior: np.ndarray, floor: np.ndarray) -> np.ndarray:
