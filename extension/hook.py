@@ -98,6 +98,9 @@ class PostConvLogWriter(LogWriter):
             # rsl_rl's writer needs a project; Isaac Lab's default one unless the config names another
             cfg = {"project_name": os.environ.get("WANDB_PROJECT", "isaaclab"), **(backend_cfg or {})}
             self.inner = WandbLogWriter(log_dir=str(log_dir), **cfg)
+            from postconv.wandb_log import record_training_run
+
+            record_training_run(self.log_dir)  # the stage logs its selection into this run too
         else:
             raise ValueError(
                 f"postconv log writer: backend {backend!r} unknown; use 'tensorboard' or 'wandb'"

@@ -270,6 +270,7 @@ def publish(
                 summary,
                 key=f"{source.wandb_prefix}/table",
                 images=images,
+                means=judgement.outcomes.means,
             )
         except Exception as err:  # the outcomes are on disk; W&B trouble must not sink them
             console.print(
@@ -278,6 +279,8 @@ def publish(
             ref = None
         if ref is not None and ref.mode == "offline":
             console.print(f"added to the offline W&B run; upload it with: wandb sync {ref.run_dir.resolve()}")
+            if ref.training_dir is not None:
+                console.print(f"and to the training's run: wandb sync {ref.training_dir.resolve()}")
 
 
 def rewrite_report(run_dir: Path) -> None:

@@ -122,6 +122,10 @@ def _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy,
         return None
     if ref.mode == "offline":
         console.print(f"W&B run written offline; upload it with: wandb sync {ref.run_dir.resolve()}")
+        if ref.training_dir is not None:
+            console.print(f"the selection in the training's own run: wandb sync {ref.training_dir.resolve()}")
     else:
         console.print(f"W&B: {ref.url}")
+        if ref.training_dir is not None:
+            console.print("the selection's series are in the training's own run too (postconv/* panels)")
     return ref

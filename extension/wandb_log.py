@@ -7,7 +7,10 @@ failure never fails the selection: it is reported and the rest goes on.
 
 The run is tied to its training run: the same project when training logged to W&B
 (rsl_rl's writer), the training run folder's name as the group, job type
-``postconv-selection``.
+``postconv-selection``. When the training's own W&B run is known (postconv's log writer
+records it; ``postconv fetch`` records the run it came from), the per-checkpoint series are
+logged into that run as well, under ``postconv/`` on a ``postconv/iteration`` axis, so one
+page shows training and selection; each run names the other (config and summary).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ RUN_RECORD = "wandb_run.json"
 DEFAULT_PROJECT = "postconv"
 SOURCE_RECORD = "wandb_source.json"
 """Under ``<run>/postconv/``, written by ``postconv fetch``: the W&B training run the folder came from."""
+TRAINING_RECORD = "wandb_training.json"
+"""Under ``<run>/postconv/``, written by postconv's log writer (backend wandb): the training's W&B run."""
+TRAINING_PREFIX = "postconv"
+"""Key prefix of the selection's series inside the training run (axis ``postconv/iteration``)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,8 @@ class WandbRef:
     run_dir: Path | None
     """The local run folder (the one to `wandb sync` when offline)."""
     url: str | None
+    training_dir: Path | None = None
+    """The local folder of what was logged into the training's own run (None: not known)."""
 
 
 def has_credentials() -> bool:
@@ -64,6 +73,33 @@ def training_project(agent_cfg: dict) -> str | None:
             "WANDB_PROJECT", "isaaclab"
         )
     return None
+
+
+def record_training_run(run_dir: Path) -> None:
+    """Write :data:`TRAINING_RECORD` for the active W&B run (the training's), if any."""
+    import wandb
+
+    if wandb.run is None:
+        return
+    record = {"id": wandb.run.id, "project": wandb.run.project, "entity": wandb.run.entity or None}
+    atomic_write_text(Path(run_dir) / "postconv" / TRAINING_RECORD, json.dumps(record))
+
+
+def training_run(run_dir: Path) -> dict | None:
+    """The W&B run the training logged to (id, project, entity), if known: recorded by
+    postconv's log writer, or the run ``postconv fetch`` rebuilt the folder from."""
+    try:
+        return json.loads((run_dir / "postconv" / TRAINING_RECORD).read_text())
+    except (OSError, json.JSONDecodeError):
+        pass
+    if (source := fetched_from(run_dir)) is not None:
+        return {"id": source["path"].split("/")[-1], "project": source["project"], "entity": source["entity"]}
+    return None
+
+
+def run_path(record: dict) -> str:
+    """``entity/project/id`` (``project/id`` without an entity): how W&B names a run."""
+    return "/".join(p for p in (record.get("entity"), record["project"], record["id"]) if p)
 
 
 def fetched_from(run_dir: Path) -> dict | None:
@@ -112,12 +148,15 @@ ITERATION = "selection/iteration"
 
 
 def iteration_series(
-    pooled: SelectionResult, by_scenario: dict[str, SelectionResult], iterations: dict[str, int]
+    pooled: SelectionResult,
+    by_scenario: dict[str, SelectionResult],
+    iterations: dict[str, int],
+    prefix: str = "selection",
 ) -> list[dict]:
-    """One W&B row per ranked checkpoint, in training order, on the :data:`ITERATION` axis:
-    the plain mean, the worst case at each k, the interval and P(best) at the primary k, the
-    chosen checkpoint as a 0/1 series, and per scenario the mean and primary worst case, so
-    that W&B draws them as native line panels against the training iteration."""
+    """One W&B row per ranked checkpoint, in training order, on the ``<prefix>/iteration``
+    axis: the plain mean, the worst case at each k, the interval and P(best) at the primary
+    k, the chosen checkpoint as a 0/1 series, and per scenario the mean and primary worst
+    case, so that W&B draws them as native line panels against the training iteration."""
     ks = pooled.config.k
     p = ks.index(pooled.config.primary_k)
     primary = f"k{ks[p]:g}"
@@ -126,21 +165,64 @@ def iteration_series(
         if c.name not in iterations:
             continue
         row = {
-            ITERATION: iterations[c.name],
-            "selection/mean": c.mean,
-            "selection/chosen": float(c.name == pooled.chosen),
+            f"{prefix}/iteration": iterations[c.name],
+            f"{prefix}/mean": c.mean,
+            f"{prefix}/chosen": float(c.name == pooled.chosen),
         }
-        row |= {f"selection/worst_case_k{k:g}": v for k, v in zip(ks, c.worst_case, strict=True)}
+        row |= {f"{prefix}/worst_case_k{k:g}": v for k, v in zip(ks, c.worst_case, strict=True)}
         if c.interval is not None:
-            row[f"selection/ci_low_{primary}"], row[f"selection/ci_high_{primary}"] = c.interval[p]
+            row[f"{prefix}/ci_low_{primary}"], row[f"{prefix}/ci_high_{primary}"] = c.interval[p]
         if c.p_best is not None:
-            row[f"selection/p_best_{primary}"] = c.p_best[p]
+            row[f"{prefix}/p_best_{primary}"] = c.p_best[p]
         for scenario, result in by_scenario.items():
             if (same := next((x for x in result.checkpoints if x.name == c.name), None)) is not None:
-                row[f"selection/{scenario}/mean"] = same.mean
-                row[f"selection/{scenario}/worst_case_{primary}"] = same.worst_case[p]
+                row[f"{prefix}/{scenario}/mean"] = same.mean
+                row[f"{prefix}/{scenario}/worst_case_{primary}"] = same.worst_case[p]
         rows.append(row)
     return rows
+
+
+def outcome_series(
+    means: dict[str, dict[str, float]], iterations: dict[str, int], source: str, prefix: str = "selection"
+) -> list[dict]:
+    """Outcomes on the same axis as the estimates: one row per checkpoint with an outcome,
+    ``<prefix>/<source>/<metric>`` its mean over trials (larger is better)."""
+    rows = []
+    for name in sorted({c for per in means.values() for c in per if c in iterations}, key=iterations.get):
+        row = {f"{prefix}/iteration": iterations[name]}
+        row |= {f"{prefix}/{source}/{m}": per[name] for m, per in means.items() if name in per}
+        rows.append(row)
+    return rows
+
+
+def _mode() -> str:
+    return os.environ.get("WANDB_MODE") or ("online" if has_credentials() else "offline")
+
+
+def log_into_training_run(run_dir: Path, rows: list[dict], summary: dict) -> Path | None:
+    """Add rows on the ``postconv/iteration`` axis (and summary keys) to the training's own W&B
+    run (:func:`training_run`), resumed by id; the local folder written, or None if the
+    training's run is not known. Offline, ``wandb sync`` of that folder adds them to it."""
+    import wandb
+
+    record = training_run(run_dir)
+    if record is None:
+        return None
+    run = wandb.init(
+        id=record["id"], project=record["project"], entity=record.get("entity"), resume="allow",
+        dir=str(run_dir / "postconv"), mode=_mode(), settings=wandb.Settings(silent=True, console="off"),
+    )  # fmt: skip
+    try:
+        axis = f"{TRAINING_PREFIX}/iteration"
+        run.define_metric(axis)
+        run.define_metric(f"{TRAINING_PREFIX}/*", step_metric=axis)
+        for row in rows:
+            run.log(row)
+        for key, value in summary.items():
+            run.summary[key] = value
+        return Path(run.dir).parent
+    finally:
+        run.finish()
 
 
 def log_selection(
@@ -157,14 +239,14 @@ def log_selection(
     """Log the selection (results already on disk) to a new W&B run; return where it went."""
     import wandb
 
-    source = fetched_from(run_dir)
-    trained_in = source["project"] if source else training_project(agent_cfg)
+    trained = training_run(run_dir)
+    trained_in = trained["project"] if trained else training_project(agent_cfg)
     project = project or trained_in or DEFAULT_PROJECT
-    mode = os.environ.get("WANDB_MODE") or ("online" if has_credentials() else "offline")
+    mode = _mode()
     out = run_dir / "postconv"
     run = wandb.init(
         project=project,
-        entity=source["entity"] if source and project == trained_in else None,
+        entity=trained.get("entity") if trained and project == trained_in else None,
         group=run_dir.name,
         job_type=JOB_TYPE,
         name=f"select-{run_dir.name}",
@@ -174,7 +256,7 @@ def log_selection(
             **config,
             "training_run": str(run_dir.resolve()),
             "training_logged_to_wandb": trained_in is not None,
-            **({"training_wandb_run": source["path"]} if source else {}),
+            **({"training_wandb_run": run_path(trained)} if trained else {}),
             "postconv_version": __version__,
         },
         settings=wandb.Settings(silent=True, console="off"),
@@ -232,7 +314,7 @@ def log_selection(
                 "worst_case": chosen.worst_case[pooled.config.k.index(pooled.config.primary_k)],
                 "mean": chosen.mean,
                 "training_run": str(run_dir.resolve()),
-                **({"training_wandb_run": source["path"]} if source else {}),
+                **({"training_wandb_run": run_path(trained)} if trained else {}),
             }
             artifact = wandb.Artifact(f"policy-{run_dir.name}", type="model", metadata=metadata)
             for f in artifact_files:
@@ -240,11 +322,34 @@ def log_selection(
             run.log_artifact(artifact, aliases=["chosen", pooled.chosen])
         url = run.url if mode == "online" else None
         local = Path(run.dir).parent
-        record = {"id": run.id, "project": project, "group": run_dir.name, "mode": mode}
+        selection_path = run_path({"entity": run.entity or None, "project": project, "id": run.id})
+        record = {
+            "id": run.id,
+            "project": project,
+            "group": run_dir.name,
+            "mode": mode,
+            "iterations": iterations,
+        }
         atomic_write_text(out / RUN_RECORD, json.dumps(record))
     finally:
         run.finish()
-    return WandbRef(project=project, group=run_dir.name, mode=mode, run_dir=local, url=url)
+    # the same series in the training's own run, beside its curves, and the two runs linked
+    chosen = next(c for c in pooled.checkpoints if c.name == pooled.chosen)
+    in_training = log_into_training_run(
+        run_dir,
+        iteration_series(pooled, by_scenario, iterations, prefix=TRAINING_PREFIX),
+        {
+            f"{TRAINING_PREFIX}/chosen": pooled.chosen,
+            f"{TRAINING_PREFIX}/chosen_iteration": iterations.get(pooled.chosen),
+            f"{TRAINING_PREFIX}/chosen_worst_case": chosen.worst_case[
+                pooled.config.k.index(pooled.config.primary_k)
+            ],
+            f"{TRAINING_PREFIX}/selection_run": selection_path,
+        },
+    )
+    return WandbRef(
+        project=project, group=run_dir.name, mode=mode, run_dir=local, url=url, training_dir=in_training
+    )
 
 
 def log_outcomes(
@@ -254,8 +359,11 @@ def log_outcomes(
     summary: dict,
     key: str = "outcomes/table",
     images: dict[str, Path] | None = None,
+    means: dict[str, dict[str, float]] | None = None,
 ) -> WandbRef | None:
-    """Add the outcomes' agreement table to the selection's W&B run (resumed by id); None if it has none."""
+    """Add the outcomes' agreement table to the selection's W&B run (resumed by id); None if it
+    has none. ``means`` (metric -> checkpoint -> outcome) also go on the iteration axis there
+    and in the training's own run, beside the estimates they judge."""
     import wandb
 
     out = run_dir / "postconv"
@@ -268,14 +376,33 @@ def log_outcomes(
         id=record["id"], project=record["project"], group=record["group"], job_type=JOB_TYPE, dir=str(out),
         mode=mode, resume="allow", settings=wandb.Settings(silent=True, console="off"),
     )  # fmt: skip
+    source = key.split("/")[0]
+    iterations = record.get("iterations", {})
     try:
         run.log(
             {key: wandb.Table(columns=columns, data=rows)}
             | {name: wandb.Image(str(path)) for name, path in (images or {}).items()}
         )
-        for key, value in summary.items():
-            run.summary[key] = value
+        if means:
+            run.define_metric(ITERATION)
+            run.define_metric("selection/*", step_metric=ITERATION)
+            for row in outcome_series(means, iterations, source):
+                run.log(row)
+        for name, value in summary.items():
+            run.summary[name] = value
         local = Path(run.dir).parent
     finally:
         run.finish()
-    return WandbRef(project=record["project"], group=record["group"], mode=mode, run_dir=local, url=None)
+    in_training = None
+    if means:
+        in_training = log_into_training_run(
+            run_dir, outcome_series(means, iterations, source, prefix=TRAINING_PREFIX), {}
+        )
+    return WandbRef(
+        project=record["project"],
+        group=record["group"],
+        mode=mode,
+        run_dir=local,
+        url=None,
+        training_dir=in_training,
+    )

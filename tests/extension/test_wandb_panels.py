@@ -90,3 +90,106 @@ def test_an_offline_selection_holds_native_series_charts_and_a_selectable_artifa
     assert metadata["iteration"] == iterations[pooled.chosen]
     assert metadata["k"] == pooled.config.primary_k
     assert metadata["training_run"] == str(run_dir.resolve())
+
+
+def _training_run(tmp_path, run_dir: Path) -> str:
+    """A training's own offline W&B run, recorded as postconv's log writer records it."""
+    import wandb
+
+    from postconv.wandb_log import record_training_run
+
+    run = wandb.init(project="g1-sweeps", dir=str(tmp_path), mode="offline", name=run_dir.name)
+    run.log({"Train/mean_reward": 1.0}, step=0)
+    record_training_run(run_dir)
+    run.finish()
+    wandb.teardown()
+    return run.id
+
+
+def _offline_logs(folder: Path, run_id: str) -> list[Path]:
+    return sorted(folder.glob(f"wandb/offline-run-*-{run_id}*/run-{run_id}.wandb"))
+
+
+def test_the_selection_lands_in_the_trainings_own_run_too_and_the_two_name_each_other(
+    selection, tmp_path, monkeypatch
+):
+    import wandb
+
+    from postconv.wandb_log import TRAINING_PREFIX
+
+    wandb.teardown()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    pooled, iterations = selection
+    run_dir = tmp_path / "2026-01-01_00-00-00"
+    (run_dir / "postconv").mkdir(parents=True)
+    training_id = _training_run(tmp_path, run_dir)
+    ref = log_selection(run_dir, {}, pooled, {}, iterations, [], {"task": "demo"}, [])
+    wandb.teardown()
+    assert ref.training_dir is not None
+    (training_log,) = _offline_logs(run_dir / "postconv", training_id)
+    records = _records(training_log)
+    axis = f"{TRAINING_PREFIX}/iteration"
+    metrics = [r["metric"] for r in records if r.get("type") == "metric"]
+    assert any(m.get("glob_name") == f"{TRAINING_PREFIX}/*" and m.get("step_metric") == axis for m in metrics)
+    series = [r["history"]["item"] for r in records if r.get("type") == "history"]
+    series = [h for h in series if f"{TRAINING_PREFIX}/mean" in h]
+    assert [h[axis] for h in series] == sorted(iterations.values())
+    assert [h[f"{TRAINING_PREFIX}/chosen"] for h in series].count(1) == 1
+    # linked both ways: the training run names the selection run, the selection run the training's
+    (selection_log,) = [
+        p
+        for p in (run_dir / "postconv" / "wandb").glob("offline-run-*/run-*.wandb")
+        if training_id not in p.name
+    ]
+    selection_id = selection_log.stem.removeprefix("run-")
+    summary = json.loads(
+        subprocess.run(
+            [str(Path(sys.executable).with_name("wandb")), "leet", "inspect", "--summary", "--json", str(training_log)],
+            capture_output=True, text=True,
+        ).stdout
+    )["summary"]  # fmt: skip
+    assert summary[f"{TRAINING_PREFIX}/selection_run"].endswith(f"g1-sweeps/{selection_id}")
+    assert summary[f"{TRAINING_PREFIX}/chosen"] == pooled.chosen
+    (started,) = [r["run"] for r in _records(selection_log) if r.get("type") == "run"]
+    assert started["config"]["update"]["training_wandb_run"] == f"g1-sweeps/{training_id}"
+    assert started["project"] == "g1-sweeps"  # the selection joins the training's project
+
+
+def test_outcomes_land_on_the_iteration_axis_beside_the_estimates_in_both_runs(
+    selection, tmp_path, monkeypatch
+):
+    import wandb
+
+    from postconv.wandb_log import TRAINING_PREFIX, log_outcomes
+
+    wandb.teardown()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    pooled, iterations = selection
+    run_dir = tmp_path / "run"
+    (run_dir / "postconv").mkdir(parents=True)
+    training_id = _training_run(tmp_path, run_dir)
+    log_selection(run_dir, {}, pooled, {}, iterations, [], {"task": "demo"}, [])
+    wandb.teardown()
+    means = {"success": {c.name: float(i) for i, c in enumerate(pooled.checkpoints)}}
+    ref = log_outcomes(run_dir, ["metric"], [["success"]], {}, key="outcomes/table", means=means)
+    wandb.teardown()
+    assert ref.training_dir is not None
+    in_selection = [
+        r["history"]["item"]
+        for log in (run_dir / "postconv" / "wandb").glob("offline-run-*/run-*.wandb")
+        if training_id not in log.name
+        for r in _records(log)
+        if r.get("type") == "history" and "selection/outcomes/success" in r["history"]["item"]
+    ]
+    assert sorted(h[ITERATION] for h in in_selection) == sorted(iterations.values())
+    assert {h[ITERATION]: h["selection/outcomes/success"] for h in in_selection} == {
+        iterations[name]: value for name, value in means["success"].items()
+    }
+    in_training = [
+        r["history"]["item"]
+        for log in _offline_logs(run_dir / "postconv", training_id)
+        for r in _records(log)
+        if r.get("type") == "history" and f"{TRAINING_PREFIX}/outcomes/success" in r["history"]["item"]
+    ]
+    assert sorted(h[f"{TRAINING_PREFIX}/iteration"] for h in in_training) == sorted(iterations.values())

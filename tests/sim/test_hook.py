@@ -1,6 +1,7 @@
 """The training log writer: TensorBoard or W&B as usual, the stage switch, the W&B project
 the selection joins (no simulation here; rsl_rl comes with the simulator stack)."""
 
+import json
 import re
 
 import pytest
@@ -48,7 +49,11 @@ def test_wandb_backend_uploads_the_run_files_and_the_selection_joins_its_project
     writer.save_model(str(run / "model_0.pt"), 0)
     writer.stop()
     wandb.teardown()
-    assert list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    (log,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    # the training's run is recorded: the stage logs its selection into it too
+    record = json.loads((run / "postconv" / "wandb_training.json").read_text())
+    assert log.stem == f"run-{record['id']}"
+    assert record["project"] == "g1-sweeps"
     # what `postconv fetch` downloads later: checkpoints, configs and manifest under their run-folder names
     (files,) = tmp_path.glob("wandb/offline-run-*/files")
     uploaded = {p.relative_to(files).as_posix() for p in files.rglob("*") if p.is_file()}
