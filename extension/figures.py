@@ -75,20 +75,36 @@ def estimates_chart(result: SelectionResult, path: Path) -> Path:
     p = ks.index(result.config.primary_k)
     rows = result.checkpoints
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(rows) + 2), 4))
-    ax.bar(x - 0.2, [c.mean for c in rows], 0.4, label="mean (simulation)", color="#9aa7b8")
+    fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(rows) + 4.5), 4))
+    ax.bar(x - 0.2, [c.mean for c in rows], 0.4, color="#9aa7b8")
     worst = np.array([c.worst_case[p] for c in rows])
     err = None
     if rows[0].interval is not None:
         lo = np.array([c.interval[p][0] for c in rows])
         hi = np.array([c.interval[p][1] for c in rows])
         err = np.vstack([np.maximum(worst - lo, 0), np.maximum(hi - worst, 0)])
-    colors = ["#2a9d4b" if c.name == result.chosen else "#3b6ea8" for c in rows]
-    ax.bar(x + 0.2, worst, 0.4, yerr=err, capsize=3, label=f"worst case, k = {ks[p]:g}", color=colors)
+    from matplotlib.patches import Patch
+
+    chosen, other = "#2a9d4b", "#3b6ea8"
+    ax.bar(
+        x + 0.2,
+        worst,
+        0.4,
+        yerr=err,
+        capsize=3,
+        color=[chosen if c.name == result.chosen else other for c in rows],
+    )
+    interval = f", {result.config.level:.0%} interval" if err is not None else ""
+    handles = [
+        Patch(color="#9aa7b8", label="mean (simulation)"),
+        Patch(color=other, label=f"worst case, k = {ks[p]:g}{interval}"),
+        Patch(color=chosen, label="worst case of the chosen"),
+    ]
     ax.set_xticks(x, [c.name for c in rows], rotation=45, ha="right")
     ax.set_ylabel("performance per step")
     ax.set_title(f"Estimates per checkpoint (chosen: {result.chosen})")
-    ax.legend()
+    # beside the axes: inside, the legend hides the bars of whichever checkpoints sit under it
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return save_figure(fig, path)
 
 

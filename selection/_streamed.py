@@ -156,8 +156,9 @@ class StreamedProblem:
             )
             if stride:
                 cols = slice((-offset) % stride, None, stride)
+                # copies: a strided view would keep the whole chunk alive
                 sub_x.append(x[:, cols] + torch.as_tensor(low, dtype=x.dtype, device=x.device)[:, None])
-                sub_q.append(None if q is None else q[:, cols])
+                sub_q.append(None if q is None else q[:, cols].clone())
             offset += x.shape[1]
         if uniform:
             s, q_min = s / n, q_min / n

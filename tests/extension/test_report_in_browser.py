@@ -1,0 +1,74 @@
+"""The HTML report as a person sees it: rendered by a real browser (headless Chromium, driven
+by Playwright), checked for what it must show, and photographed.
+
+The selection is the demo's synthetic samples (what the stage would rank); the charts are
+the real ones. Needs Debian's Chromium (``apt-get install chromium``; CI installs it and sets
+POSTCONV_REQUIRE_BROWSER=1, so there the test runs, never skips)."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from postconv import figures
+from postconv.demo import demo_samples
+from postconv.html_report import write_html_report
+from postconv.report import SelectionConfig, select
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None and os.environ.get("POSTCONV_REQUIRE_BROWSER") == "1":
+    raise RuntimeError("POSTCONV_REQUIRE_BROWSER=1 but no chromium on PATH; apt-get install chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install chromium)")
+
+# as this machine's notes advise: no background networking (the network is closed), no sandbox (root)
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def _report(tmp_path):
+    samples = demo_samples(0)
+    pooled = select(samples, SelectionConfig(n_boot=50))
+    out = tmp_path / "run" / "postconv" / "report"
+    made = [
+        figures.estimates_chart(pooled, out / "estimates.png"),
+        figures.worst_case_vs_k_chart(pooled, out / "worst_case_vs_k.png"),
+        figures.rank_change_chart(pooled, out / "rank_change.png"),
+    ]
+    path = write_html_report(out / "report.html", tmp_path / "run", pooled, {}, made, candidates="the last 6")
+    return path, pooled
+
+
+def test_a_browser_shows_the_ranking_the_choice_and_every_chart(tmp_path):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    path, pooled = _report(tmp_path)
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.as_uri())
+        heading = page.inner_text("h1")
+        rows = page.locator("table").first.locator("tr").count()
+        chosen = page.locator("tr.chosen").first.inner_text()
+        images = page.eval_on_selector_all(
+            "img", "imgs => imgs.map(i => [i.alt, i.naturalWidth, i.getBoundingClientRect().width])"
+        )
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert errors == []
+    assert "Checkpoint selection for run" in heading
+    assert rows == 1 + len(pooled.checkpoints)  # a header, a row per checkpoint
+    assert chosen.split()[0] == pooled.chosen  # the chosen checkpoint is the highlighted row
+    assert [alt for alt, _, _ in images] == ["estimates", "worst_case_vs_k", "rank_change"]
+    for alt, natural, shown in images:
+        assert natural > 0, f"{alt} did not decode"
+        assert shown >= 500, f"{alt} is drawn {shown} px wide"
+    picture = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert picture.shape[1] == 1200
+    assert picture.shape[0] > 900  # the charts go below the fold
+    assert picture.std() > 10  # not a blank page
