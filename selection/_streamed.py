@@ -142,7 +142,11 @@ class StreamedProblem:
         q_min, top = np.zeros(b), np.zeros(b)
         stats = StreamedSamples(self.source, self.sign, self.dtype, low, mass)
         stride = max(8, n // _SUBSAMPLE) if n >= 8 * _WARM_SAMPLES else 0
-        sub_x, sub_q, offset, uniform = [], [], 0, True
+        # the subsample is filled in place: small tensors kept from every chunk would pin the
+        # freed chunk-sized blocks between them, and the heap would grow with the samples read
+        sub_x = torch.empty((b, -(-n // stride) if stride else 0), dtype=self.dtype)
+        sub_q = torch.empty_like(sub_x)
+        offset, uniform = 0, True
         for x, q in stats.shifted("reading: moments"):
             uniform = q is None
             qx = x if q is None else q * x
@@ -155,15 +159,20 @@ class StreamedProblem:
                 top, (x if q is None else torch.where(q > 0, x, 0.0)).amax(-1).double().cpu().numpy()
             )
             if stride:
-                cols = slice((-offset) % stride, None, stride)
-                # copies: a strided view would keep the whole chunk alive
-                sub_x.append(x[:, cols] + torch.as_tensor(low, dtype=x.dtype, device=x.device)[:, None])
-                sub_q.append(None if q is None else q[:, cols].clone())
+                first = (-offset) % stride
+                cols = slice(first, None, stride)
+                at = (offset + first) // stride
+                picked = x[:, cols]
+                sub_x[:, at : at + picked.shape[1]] = (
+                    picked.cpu() + torch.as_tensor(low, dtype=self.dtype)[:, None]
+                )
+                if q is not None:
+                    sub_q[:, at : at + picked.shape[1]] = q[:, cols].cpu()
             offset += x.shape[1]
         if uniform:
             s, q_min = s / n, q_min / n
         if stride:
-            self._sub = (torch.cat(sub_x, 1), None if sub_q[0] is None else torch.cat(sub_q, 1))
+            self._sub = (sub_x, None if uniform else sub_q)
         return _rows_from_sums(stats, None, low, s[0], s[1], s[2], top, q_min)
 
     def _minimum_and_mass(self) -> tuple[np.ndarray, np.ndarray]:
