@@ -37,9 +37,11 @@ def _image(path: Path) -> str:
 def _bootstrap_note(result: SelectionResult) -> str:
     """How the intervals and P(best) were resampled, in a sentence."""
     how = result.bootstrap
-    if not how:
-        return "No bootstrap (intervals off)."
     n = result.config.n_boot
+    if not n:
+        return "No bootstrap (intervals off)."
+    if not how:  # written before the method was recorded: resampled per sample
+        return f"Intervals and P(best) from {n} group-bootstrap replicates."
     if how["method"] == "exact":
         return f"Intervals and P(best) from {n} group-bootstrap replicates, each solved over the samples."
     return (

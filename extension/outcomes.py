@@ -277,6 +277,8 @@ def publish(
                 f"[yellow]W&B logging failed[/] ({type(err).__name__}: {err}); the outcomes are on disk"
             )
             ref = None
+        if ref is not None and ref.training_error:
+            console.print(f"[yellow]the training's own W&B run was not updated[/] ({ref.training_error})")
         if ref is not None and ref.mode == "offline":
             console.print(f"added to the offline W&B run; upload it with: wandb sync {ref.run_dir.resolve()}")
             if ref.training_dir is not None:

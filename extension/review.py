@@ -120,6 +120,8 @@ def _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy,
     except Exception as err:  # the selection is on disk; W&B trouble must not sink it
         console.print(f"[yellow]W&B logging failed[/] ({type(err).__name__}: {err}); the results are on disk")
         return None
+    if ref.training_error:
+        console.print(f"[yellow]the training's own W&B run was not updated[/] ({ref.training_error})")
     if ref.mode == "offline":
         console.print(f"W&B run written offline; upload it with: wandb sync {ref.run_dir.resolve()}")
         if ref.training_dir is not None:

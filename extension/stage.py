@@ -632,7 +632,7 @@ def _select_samples(
     ):
         result = select_source(source, tuple(kept), config.sense, config.selection)
     console.print(
-        f"selected {label} from {size:,} samples streamed from disk"
+        f"selected {label} from {size // len(kept):,} samples per checkpoint streamed from disk"
         + (
             f"; bootstrap from group sums in {result.bootstrap['passes']} passes"
             if result.bootstrap and result.bootstrap["method"] == "grouped"

@@ -50,6 +50,8 @@ class WandbRef:
     url: str | None
     training_dir: Path | None = None
     """The local folder of what was logged into the training's own run (None: not known)."""
+    training_error: str | None = None
+    """Why logging into the training's own run failed, if it did (the rest stands)."""
 
 
 def has_credentials() -> bool:
@@ -186,7 +188,8 @@ def outcome_series(
     means: dict[str, dict[str, float]], iterations: dict[str, int], source: str, prefix: str = "selection"
 ) -> list[dict]:
     """Outcomes on the same axis as the estimates: one row per checkpoint with an outcome,
-    ``<prefix>/<source>/<metric>`` its mean over trials (larger is better)."""
+    ``<prefix>/<source>/<metric>`` its mean over trials, larger is better (a metric the user
+    named lower-is-better arrives negated, as the judgement ranks it)."""
     rows = []
     for name in sorted({c for per in means.values() for c in per if c in iterations}, key=iterations.get):
         row = {f"{prefix}/iteration": iterations[name]}
@@ -335,7 +338,8 @@ def log_selection(
         run.finish()
     # the same series in the training's own run, beside its curves, and the two runs linked
     chosen = next(c for c in pooled.checkpoints if c.name == pooled.chosen)
-    in_training = log_into_training_run(
+    in_training, trouble = _guarded(
+        log_into_training_run,
         run_dir,
         iteration_series(pooled, by_scenario, iterations, prefix=TRAINING_PREFIX),
         {
@@ -348,8 +352,18 @@ def log_selection(
         },
     )
     return WandbRef(
-        project=project, group=run_dir.name, mode=mode, run_dir=local, url=url, training_dir=in_training
-    )
+        project=project, group=run_dir.name, mode=mode, run_dir=local, url=url, training_dir=in_training,
+        training_error=trouble,
+    )  # fmt: skip
+
+
+def _guarded(log, *args) -> tuple[Path | None, str | None]:
+    """Run a logging into the training's run; its failure is returned, so the logging that
+    already succeeded (the selection's own run) is still reported."""
+    try:
+        return log(*args), None
+    except Exception as err:
+        return None, f"{type(err).__name__}: {err}"
 
 
 def log_outcomes(
@@ -393,16 +407,11 @@ def log_outcomes(
         local = Path(run.dir).parent
     finally:
         run.finish()
-    in_training = None
+    in_training, trouble = None, None
     if means:
-        in_training = log_into_training_run(
-            run_dir, outcome_series(means, iterations, source, prefix=TRAINING_PREFIX), {}
-        )
+        series = outcome_series(means, iterations, source, prefix=TRAINING_PREFIX)
+        in_training, trouble = _guarded(log_into_training_run, run_dir, series, {})
     return WandbRef(
-        project=record["project"],
-        group=record["group"],
-        mode=mode,
-        run_dir=local,
-        url=None,
-        training_dir=in_training,
-    )
+        project=record["project"], group=record["group"], mode=mode, run_dir=local, url=None,
+        training_dir=in_training, training_error=trouble,
+    )  # fmt: skip

@@ -30,6 +30,7 @@ from postconv.selection.estimators import (
 from postconv.selection.source import Chunk, SampleSource
 
 _SUBSAMPLE = 1 << 17  # columns per row kept for the warm start
+_SUBSAMPLE_ELEMENTS = 1 << 23  # ... and elements in all
 
 
 def checked_chunks(source: SampleSource, purpose: str) -> Iterator[Chunk]:
@@ -42,6 +43,14 @@ def checked_chunks(source: SampleSource, purpose: str) -> Iterator[Chunk]:
             raise ValueError(
                 f"the sample source gave a chunk of psi {tuple(chunk.psi.shape)} and groups "
                 f"{tuple(chunk.groups.shape)}; expected ({b}, c) and (c,): fix the source"
+            )
+        if chunk.weights is not None and chunk.weights.shape != (b, c):
+            raise ValueError(
+                f"the sample source gave weights of shape {tuple(chunk.weights.shape)} for psi {(b, c)}: fix the source"
+            )
+        if c and (int(chunk.groups.min()) < 0 or int(chunk.groups.max()) >= source.n_groups):
+            raise ValueError(
+                f"the sample source gave group labels outside 0..{source.n_groups - 1}: fix the source"
             )
         bad = ~torch.isfinite(chunk.psi)
         if bool(bad.any()):
@@ -141,7 +150,9 @@ class StreamedProblem:
         s = np.zeros((3, b))
         q_min, top = np.zeros(b), np.zeros(b)
         stats = StreamedSamples(self.source, self.sign, self.dtype, low, mass)
-        stride = max(8, n // _SUBSAMPLE) if n >= 8 * _WARM_SAMPLES else 0
+        # per row about _SUBSAMPLE columns, and not more than _SUBSAMPLE_ELEMENTS in all (a
+        # source of many rows, such as the bootstrap's replicates left to an exact solve)
+        stride = max(8, n // _SUBSAMPLE, -(-b * n // _SUBSAMPLE_ELEMENTS)) if n >= 8 * _WARM_SAMPLES else 0
         # the subsample is filled in place: small tensors kept from every chunk would pin the
         # freed chunk-sized blocks between them, and the heap would grow with the samples read
         sub_x = torch.empty((b, -(-n // stride) if stride else 0), dtype=self.dtype)
@@ -180,12 +191,15 @@ class StreamedProblem:
         b, n = self.source.shape
         low = torch.full((b,), torch.inf, dtype=torch.float64)
         mass = torch.zeros(b, dtype=torch.float64)
+        chunk = None
         for chunk in checked_chunks(self.source, "reading: minimum"):
             signed = chunk.psi * self.sign
             if chunk.weights is not None:
                 signed = torch.where(chunk.weights > 0, signed, torch.inf)
                 mass += chunk.weights.sum(-1, dtype=torch.float64).cpu()
             low = torch.minimum(low, signed.amin(-1).double().cpu())
+        if chunk is None:
+            raise ValueError("the sample source gave no chunks; it must hand out every sample once per pass")
         if chunk.weights is None:
             mass[:] = n
         if bool((mass <= 0).any()):

@@ -1,4 +1,4 @@
-r"""The group bootstrap from per-group sums: 200 replicates in one or two passes over the samples.
+r"""The group bootstrap from per-group sums: 200 replicates in a few passes over the samples.
 
 A replicate of the group bootstrap draws the G groups with replacement; group g drawn
 :math:`c_{rg}` times gives each of its samples the weight :math:`c_{rg} q_j`. The KL dual of
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from postconv.selection._streamed import checked_chunks
-from postconv.selection.estimators import INTERIOR, WorstCase, worst_case
+from postconv.selection.estimators import _FLOAT32_MIN_K, INTERIOR, WorstCase, worst_case
 from postconv.selection.source import Chunk, SampleSource
 
 SPACING = 0.1
@@ -75,7 +75,7 @@ class GroupedReplicates:
     passes: int
     """Passes over the samples (the first also sums the groups' weights and means)."""
     nodes: int
-    """Multipliers per checkpoint at which the groups were summed."""
+    """Multipliers at which the groups were summed, the most of any checkpoint."""
     max_gap: float
     """The largest certified error of a replicate value: its optimum lies between the best
     node's dual (a lower bound) and the tangents' crossing (an upper bound: the dual is
@@ -147,12 +147,19 @@ def _sum_groups(source: SampleSource, sense: str, low: np.ndarray) -> _Groups:
 
 
 def _sum_nodes(
-    source: SampleSource, sense: str, low: np.ndarray, groups: _Groups, nodes: np.ndarray, divergence: str
+    source: SampleSource,
+    sense: str,
+    low: np.ndarray,
+    groups: _Groups,
+    nodes: np.ndarray,
+    divergence: str,
+    dtype: torch.dtype | None = None,
 ) -> _NodeSums:
     """One pass: every group's two node sums at ``nodes`` (B, L) log multipliers.
 
-    Terms are summed into their groups in the samples' dtype over a few chunks (a float32
-    partial then holds a few dozen terms of at most 1 per group), then into float64."""
+    Terms are summed into their groups in the samples' dtype, then into float64 every
+    :data:`_TERMS_PER_PARTIAL` x G columns (a float32 partial holds a few dozen terms per
+    group on average). ``dtype`` float64 sums small radii, whose KL float32 cannot resolve."""
     b, lnodes = nodes.shape
     n_groups = source.n_groups
     total0 = torch.zeros((b, lnodes, n_groups), dtype=torch.float64)
@@ -164,6 +171,8 @@ def _sum_nodes(
     part0 = part1 = buf = extra = None
     pending = 0
     for x, q, on, g in _chunks_in_x(source, sense, low, purpose):
+        if dtype is not None:
+            x, q = x.to(dtype), None if q is None else q.to(dtype)
         if part0 is None:
             dt = x.dtype
             part0 = torch.zeros((b, lnodes, n_groups), dtype=dt)
@@ -193,13 +202,13 @@ def _sum_nodes(
                     f.mul_(q[:, None, cols])
                 part0.index_add_(2, gc, e)
                 part1.index_add_(2, gc, f)
-        pending += x.shape[1]
-        if pending >= _TERMS_PER_PARTIAL * n_groups:
-            total0 += part0
-            total1 += part1
-            part0.zero_()
-            part1.zero_()
-            pending = 0
+            pending += w
+            if pending >= _TERMS_PER_PARTIAL * n_groups:  # however few the groups
+                total0 += part0
+                total1 += part1
+                part0.zero_()
+                part1.zero_()
+                pending = 0
     if part0 is not None:
         total0 += part0
         total1 += part1
@@ -255,18 +264,24 @@ def grouped_replicates(
     tol = TOLERANCE * np.maximum(groups.top.numpy(), np.finfo(np.float64).tiny)[:, None, None]
     replicates = _Replicates(c, mass, mean_x, edge_x, groups)
     nodes = _initial_nodes(estimate, low, b, ks.size)
+    # as the estimator: float32 sums cannot locate a ball of radius below _FLOAT32_MIN_K
+    dtype = torch.float64 if ((ks > 0) & (ks < _FLOAT32_MIN_K)).any() else None
+    closed = np.where(at_mean, mean_x[..., None], np.where(at_edge, edge_x[..., None], 0.0))
+    value, gap = closed, np.zeros(interior.shape)
+    loose = np.zeros(interior.shape, dtype=bool)
     passes = 1
-    while True:
-        replicates.add(_sum_nodes(source, sense, low, groups, nodes, divergence), divergence)
+    while interior.any():  # k = 0 alone, or closed forms only: no node pass
+        replicates.add(_sum_nodes(source, sense, low, groups, nodes, divergence, dtype), divergence)
         passes += 1
         solved = _solve_on_nodes(replicates, ks, divergence)
-        need = np.where(interior, solved.need, 0)
-        loose = interior & (need == 0) & _loose(solved, low, interior, tol)
-        if passes >= MAX_PASSES or not (need.any() or loose.any()):
+        value = np.where(interior, solved.value, closed)
+        lower, upper = np.where(interior, solved.lower, value), np.where(interior, solved.upper, value)
+        loose = interior & _loose(value, lower, upper, low, tol)
+        gap = np.where(loose, 0.0, upper - lower)
+        if passes >= MAX_PASSES or not loose.any():
             break
+        need = np.where(loose, solved.need, 0)
         nodes = _extension(replicates.nodes(), need) if need.any() else _refinement(solved, loose)
-    value = solved.value
-    loose = interior & _loose(solved, low, interior, tol)
     fallback = np.argwhere(loose.any(-1))  # (P, 2): (checkpoint, replicate) pairs
     if fallback.size:  # solved over the samples, as the per-sample bootstrap would
         reweighted = _Reweighted(source, fallback, c)
@@ -275,15 +290,13 @@ def grouped_replicates(
         value = value.copy()
         value[fallback[:, 0], fallback[:, 1]] = exact
         passes += reweighted.passes
-    values = np.where(at_mean, mean_x[..., None], np.where(at_edge, edge_x[..., None], value))
-    gap = np.where(interior & ~loose, solved.upper - solved.lower, 0.0)
-    values = low[:, None, None] + values  # (B, R, K), signed
+    values = low[:, None, None] + value  # (B, R, K), signed
     means = low[:, None] + mean_x
     return GroupedReplicates(
         values=sign * values.transpose(1, 0, 2),
         means=sign * means.T,
         passes=passes,
-        nodes=replicates.nodes().shape[1],
+        nodes=replicates.distinct_nodes(),
         max_gap=float(gap.max()),
         solved_exactly=len(fallback),
     )
@@ -326,25 +339,26 @@ class _Reweighted:
                 yield Chunk(psi=psi, weights=drawn, groups=groups)
 
 
-def _loose(solved: _OnNodes, low: np.ndarray, interior: np.ndarray, floor: np.ndarray) -> np.ndarray:
+def _loose(
+    value: np.ndarray, lower: np.ndarray, upper: np.ndarray, low: np.ndarray, floor: np.ndarray
+) -> np.ndarray:
     """(B, R, K) replicate values whose certified gap could still move a result.
 
-    A value is final when its gap is below ``floor`` (the per-sample solver's accuracy) or
-    below :data:`SHARE` of the replicates' spread (interquartile range) at its (checkpoint,
-    k), the scale the percentile intervals measure, unless it is in a replicate whose best
-    checkpoint is not yet certain (the winner's lower bound under another's upper bound):
-    P(best) counts those exactly."""
-    gap = np.where(interior, solved.upper - solved.lower, 0.0)
-    q1, q3 = np.quantile(solved.value, [0.25, 0.75], axis=1, keepdims=True)
+    ``value``, ``lower``, ``upper``: the values and their bounds above each checkpoint's
+    minimum ``low`` (closed forms with no gap). A value is final when its gap is below
+    ``floor`` (the per-sample solver's accuracy) or below :data:`SHARE` of the replicates'
+    spread (interquartile range) at its (checkpoint, k), the scale the percentile intervals
+    measure, unless it is in a replicate whose best checkpoint is not yet certain (another's
+    upper bound above the winner's lower bound): P(best) counts those exactly."""
+    gap = upper - lower
+    q1, q3 = np.quantile(value, [0.25, 0.75], axis=1, keepdims=True)
     wide = gap > np.maximum(floor, SHARE * (q3 - q1))
-    lower = solved.lower + low[:, None, None]
-    upper = np.where(interior, solved.upper, solved.value) + low[:, None, None]
-    winner = np.argmax(solved.value + low[:, None, None], axis=0)  # (R, K)
-    floor_of_winner = np.take_along_axis(lower, winner[None], 0)  # (1, R, K)
-    contested = (upper > floor_of_winner).sum(0, keepdims=True) > 1  # another could still win
-    challenger = contested & (
-        (upper > floor_of_winner) | (np.arange(lower.shape[0])[:, None, None] == winner[None])
-    )
+    shift = low[:, None, None]
+    winner = np.argmax(value + shift, axis=0)  # (R, K)
+    floor_of_winner = np.take_along_axis(lower + shift, winner[None], 0)  # (1, R, K)
+    is_winner = np.arange(value.shape[0])[:, None, None] == winner[None]
+    rival = (upper + shift > floor_of_winner) & ~is_winner  # could still beat the winner
+    challenger = rival | (is_winner & rival.any(0, keepdims=True))
     return wide | (challenger & (gap > floor))
 
 
@@ -371,6 +385,12 @@ class _Replicates:
     def nodes(self) -> np.ndarray:
         return np.concatenate([p[0] for p in self.parts], 1)
 
+    def distinct_nodes(self) -> int:
+        """Multipliers summed per checkpoint (padding repeats left out), the most of any."""
+        if not self.parts:
+            return 0
+        return max(np.unique(row).size for row in self.nodes())
+
     def sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(nodes (B, L), s0, s1 (B, R, L)) of all passes."""
         return (
@@ -390,11 +410,13 @@ class _Replicates:
                 s0[i], s1[i] = self.c[i] @ g0, self.c[i] @ g1
                 continue
             lam = np.exp(sums.nodes[i])[None, :]  # (1, L)
-            m = self.minimum[i][:, None]  # (G, 1)
+            m = self.minimum[i][:, None]  # (G, 1); inf for a group without weight (its sums are 0)
             for a in np.unique(self.edge_x[i]):
                 rows = self.edge_x[i] == a
                 with np.errstate(over="ignore", invalid="ignore"):
-                    scale = np.where(m >= a, np.exp(-(m - a) / lam), 0.0)  # groups below a are not drawn
+                    # groups below a are not drawn; groups without weight add nothing (not inf * 0)
+                    scale = np.where((m >= a) & np.isfinite(m), np.exp(-(m - a) / lam), 0.0)
+                    m = np.where(np.isfinite(m), m, a)
                 s0[i, rows] = self.c[i, rows] @ (scale * g0)
                 s1[i, rows] = self.c[i, rows] @ (scale * (g1 + (m - a) * g0))  # x - a = (x - m) + (m - a)
         self.parts.append((sums.nodes, s0 / self.mass[..., None], s1 / self.mass[..., None]))

@@ -116,7 +116,8 @@ BootstrapMethod = Literal["auto", "exact", "grouped"]
 
 EXACT_WORK = 1 << 27
 """``method="auto"`` resamples per sample while replicates x checkpoints x samples is at most
-this (a few seconds here), from per-group sums above it."""
+this (a few seconds here), from per-group sums above it when groups hold 8 samples or more
+on average (the per-group sums are B x nodes x G)."""
 
 
 def bootstrap(
@@ -155,9 +156,10 @@ def bootstrap(
         method: ``"exact"`` solves every replicate over the samples (R solves, the
             samples in memory R at a time); ``"grouped"`` finds every replicate's optimum
             from per-group sums at a grid of multipliers (:mod:`postconv.selection.grouped`:
-            one or two passes, memory of one chunk; values within the README's stated error
-            of the exact ones, means exact); ``"auto"`` takes the exact one while
-            R x B x n <= :data:`EXACT_WORK`. A source is always grouped.
+            two to six passes, memory of B x nodes x G sums and one chunk; every value
+            certified within ``Bootstrap.grouped.max_gap`` of its exact optimum, means
+            exact); ``"auto"`` takes the exact one while R x B x n <= :data:`EXACT_WORK` or
+            groups hold fewer than 8 samples on average. A source is always grouped.
         estimate: the full-sample :func:`~postconv.selection.worst_case` of the same
             samples, k, divergence and sense if already solved (the grouped method needs it).
     """
@@ -185,6 +187,8 @@ def bootstrap(
     x = _validate.samples(psi)
     if x.ndim != 2:
         raise ValueError("bootstrap needs psi of shape (B, n): one row of samples per checkpoint")
+    if groups is None:
+        raise ValueError("bootstrap needs groups: the episode or env of each sample, shape (n,) or (B, n)")
     b, n = x.shape
     g = np.asarray(groups)
     if g.shape not in ((n,), (b, n)):
@@ -195,7 +199,8 @@ def bootstrap(
         raise ValueError(
             "method='grouped' needs one group label per sample shared by the checkpoints: shape (n,)"
         )
-    if method == "grouped" or (method == "auto" and g.ndim == 1 and n_boot * b * n > EXACT_WORK):
+    many_per_group = g.ndim == 1 and len(np.unique(g)) * 8 <= n
+    if method == "grouped" or (method == "auto" and many_per_group and n_boot * b * n > EXACT_WORK):
         source = ArraySource(x, weights, g)
         return _grouped(source, ks, divergence, sense, n_boot, level, paired, rng, estimate)
     base = (
@@ -206,14 +211,13 @@ def bootstrap(
     live = np.stack(
         [np.bincount(labels[i], weights=base[i], minlength=labels.max() + 1) > 0 for i in range(b)]
     )
-    counts = _draw_counts(rng, live, n_boot, paired)
 
     values = np.empty((n_boot, b, ks.size))
     means = np.empty((n_boot, b))
     per_call = max(1, int(2**24 // max(1, b * n)))  # replicates solved together
     for start in range(0, n_boot, per_call):
         stop = min(n_boot, start + per_call)
-        drawn = counts[..., start:stop, :]  # (R', G) or (B, R', G)
+        drawn = _draw_counts(rng, live, stop - start, paired)  # (R', G) or (B, R', G)
         w = (
             np.stack([(drawn if drawn.ndim == 2 else drawn[i])[:, labels[i]] for i in range(b)], axis=1)
             * base
@@ -233,8 +237,16 @@ def bootstrap(
 def _grouped(source, ks, divergence, sense, n_boot, level, paired, rng, estimate) -> Bootstrap:
     if estimate is None:
         estimate = worst_case(source, k=ks, divergence=divergence, sense=sense)
-    elif estimate.value.ndim != 2 or estimate.k.size != ks.size or not np.allclose(estimate.k, ks):
-        raise ValueError("estimate must be the worst case of the same samples at the same k sweep (B, K)")
+    elif (
+        estimate.value.ndim != 2
+        or estimate.k.size != ks.size
+        or not np.allclose(estimate.k, ks)
+        or (estimate.divergence, estimate.sense) != (divergence, sense)
+    ):
+        raise ValueError(
+            "estimate must be the worst case of the same samples, k sweep, divergence and sense: "
+            "worst_case(psi, k=[...], divergence=..., sense=...) with k as a list"
+        )
 
     def draw(mass: np.ndarray) -> np.ndarray:
         live = mass > 0

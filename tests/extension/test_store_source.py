@@ -23,7 +23,7 @@ from postconv.sample_store import (
     to_sample_set,
 )
 from postconv.stage import StageConfig, select_run
-from postconv.store_source import StoreSource, settled_rows
+from postconv.store_source import StoreSource, _bits, settled_rows
 
 
 def _episodes(rng, steps: int, envs: int) -> np.ndarray:
@@ -137,3 +137,11 @@ def test_the_report_charts_read_every_sth_step_when_a_checkpoint_has_many(tmp_pa
     assert names == ("reward/alive", "reward/effort", "state/h")
     weighted, _, _ = checkpoint_columns(index, "model_0", ["push"], {"effort": 2.0}, max_steps=60 * 8 // 4)
     np.testing.assert_allclose(weighted, 1.0)  # 2 x the stored 0.5
+
+
+def test_packed_bits_read_back_for_every_unaligned_range():
+    bits = np.random.default_rng(0).random(45) < 0.5
+    packed = np.packbits(bits)
+    for start in range(46):
+        for stop in range(start, 46):
+            np.testing.assert_array_equal(_bits(packed, start, stop), bits[start:stop])

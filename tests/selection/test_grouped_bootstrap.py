@@ -3,6 +3,7 @@
 drawn with the same groups, to its stated accuracy."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -76,6 +77,30 @@ def test_few_groups_near_the_balls_edge_keep_p_best_and_the_intervals(seed):
     assert np.all(np.abs(fast.replicates - exact.replicates) <= 2e-3 * spread + 1e-5 * np.ptp(psi))
 
 
+def test_a_group_without_weight_in_one_checkpoint_resamples_on_the_grid():
+    # ragged sets (a checkpoint with no samples in some group) are resampled unpaired; the
+    # empty group's sums are 0 and must stay out of the replicates' sums (not inf * 0)
+    g, t = 128, 30
+    psi = stage_like(3, g, t, seed=9, fall=0.0)  # no falls: every replicate settles on the grid
+    groups = np.tile(np.arange(g), t)
+    weights = np.ones_like(psi)
+    weights[1, groups == 5] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # inf * 0 warns
+        exact, fast = both(psi, groups, k=[1.0, 4.0], weights=weights, n_boot=20, paired=False, seed=2)
+    assert fast.grouped.solved_exactly == 0
+    np.testing.assert_allclose(fast.replicates, exact.replicates, rtol=0, atol=1e-5 * np.ptp(psi))
+
+
+@pytest.mark.parametrize("k", [[0.004, 1.0], [0.0]])
+def test_radii_below_float32s_reach_and_k_zero_alone_are_resampled_exactly(k):
+    g = 128
+    psi = stage_like(2, g, 30, seed=11)
+    groups = np.tile(np.arange(g), 30)
+    exact, fast = both(psi, groups, k=k, n_boot=16, seed=5)
+    np.testing.assert_allclose(fast.replicates, exact.replicates, rtol=0, atol=1e-6 * np.ptp(psi))
+
+
 def test_the_crash_case_of_issue_15_completes_by_group():
     # rare falls with k = 6 near -log of the fall mass: a replicate's reweighting moves the
     # fall mass across the ball's edge (the per-sample bootstrap once died here)
@@ -144,7 +169,31 @@ class _BrokenSource(ArraySource):
             yield chunk
 
 
+class _WrongWeights(ArraySource):
+    """An array source whose chunks carry one weight per column, not per sample (a test fake)."""
+
+    def chunks(self, purpose):
+        for chunk in super().chunks(purpose):
+            yield Chunk(psi=chunk.psi, weights=torch.ones(chunk.psi.shape[1]), groups=chunk.groups)
+
+
 SOURCE_CASES = [
+    (
+        lambda: worst_case(_WrongWeights(np.ones((2, 6)))),
+        "the sample source gave weights of shape (6,) for psi (2, 6): fix the source",
+    ),
+    (
+        lambda: bootstrap(np.ones((2, 3))),
+        "bootstrap needs groups: the episode or env of each sample, shape (n,) or (B, n)",
+    ),
+    (
+        lambda: bootstrap(
+            ArraySource(np.arange(12.0).reshape(2, 6)),
+            k=[1.0],
+            estimate=worst_case(np.arange(12.0).reshape(2, 6), k=[1.0], divergence="chi2"),
+        ),
+        "estimate must be the worst case of the same samples, k sweep, divergence and sense",
+    ),
     (
         lambda: worst_case(_BrokenSource(np.ones((2, 12)), "nan")),
         "psi contains NaN or inf (checkpoint 1, sample 6); drop or repair those samples before estimating",
