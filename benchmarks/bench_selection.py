@@ -170,6 +170,7 @@ def scale_cell(root: Path, size: tuple[int, int, int, int], mode: str, n_boot: i
         "bootstrap_s": end - middle,
         "passes": None if boot.grouped is None else boot.grouped.passes,
         "solved_exactly": None if boot.grouped is None else boot.grouped.solved_exactly,
+        "max_gap": None if boot.grouped is None else boot.grouped.max_gap,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -194,7 +195,7 @@ def scale(sizes: list[tuple[int, int, int, int]], stacked_up_to: int, data: Path
         try:
             write_store(root, *size)
             stream = _run_cell(root, size, "stream", 200)
-            row = [f"{b}", f"{n:,}", f"{b * n * 4 / 2**30:.2f} GB"]
+            row = [f"{b}", f"{n:,}", f"{b * n * 4 / 2**20:,.0f} MiB"]
             total = stream["estimate_s"] + stream["bootstrap_s"]
             ratio = ""
             if b * n <= stacked_up_to:
@@ -202,7 +203,7 @@ def scale(sizes: list[tuple[int, int, int, int]], stacked_up_to: int, data: Path
                 stacked = _run_cell(root, size, "stacked", reps)
                 per_sample = stacked["bootstrap_s"] / reps * 200
                 ratio = f"{per_sample / stream['bootstrap_s']:.0f}x faster"
-                note = "" if reps == 200 else f" (200 = 20 x {reps})"
+                note = "" if reps == 200 else f" ({200 // reps} x {reps} replicates)"
                 table.add_row(*row, "stacked, per-sample", f"{stacked['estimate_s']:.1f}", f"{per_sample:.1f}{note}",
                               "", f"{stacked['peak_mb']:,.0f}", "", "")  # fmt: skip
             table.add_row(*row, "streamed, grouped", f"{stream['estimate_s']:.1f}", f"{stream['bootstrap_s']:.1f}",
