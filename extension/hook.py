@@ -152,6 +152,9 @@ class PostConvLogWriter(LogWriter):
     def stop(self) -> None:
         if isinstance(self.inner, LogWriter):
             self._upload_run_files()
+            from postconv.wandb_log import record_training_run
+
+            record_training_run(self.log_dir)  # again: its last step, which the stage logs after
             self.inner.stop()
         else:
             self.inner.close()

@@ -78,13 +78,27 @@ def training_project(agent_cfg: dict) -> str | None:
 
 
 def record_training_run(run_dir: Path) -> None:
-    """Write :data:`TRAINING_RECORD` for the active W&B run (the training's), if any."""
+    """Write :data:`TRAINING_RECORD` for the active W&B run (the training's), if any, with
+    the last history step it logged so far (called again when training ends)."""
     import wandb
 
     if wandb.run is None:
         return
-    record = {"id": wandb.run.id, "project": wandb.run.project, "entity": wandb.run.entity or None}
+    record = {
+        "id": wandb.run.id, "project": wandb.run.project, "entity": wandb.run.entity or None,
+        "last_step": int(wandb.run.step),  # the step of its last row
+    }  # fmt: skip
     atomic_write_text(Path(run_dir) / "postconv" / TRAINING_RECORD, json.dumps(record))
+
+
+def _next_steps(path: Path, record: dict, rows: int, floor: int = -1) -> range:
+    """History steps for ``rows`` rows appended to a resumed run, after every step it has
+    (``last_step`` in its record, or ``floor``), and the record moved past them. Explicit
+    steps keep a resumed segment from overlapping the run's history when it is synced."""
+    first = max(int(record.get("last_step", -1)), floor) + 1
+    # the next logging (outcomes after the selection) continues after these rows
+    atomic_write_text(path, json.dumps({**record, "last_step": first + rows - 1}))
+    return range(first, first + rows)
 
 
 def training_run(run_dir: Path) -> dict | None:
@@ -215,12 +229,15 @@ def log_into_training_run(run_dir: Path, rows: list[dict], summary: dict) -> Pat
         id=record["id"], project=record["project"], entity=record.get("entity"), resume="allow",
         dir=str(run_dir / "postconv"), mode=_mode(), settings=wandb.Settings(silent=True, console="off"),
     )  # fmt: skip
+    axis = f"{TRAINING_PREFIX}/iteration"
+    # rsl_rl logs the training at step = iteration: past the last one the series are appended
+    last_iteration = max((int(row[axis]) for row in rows), default=-1)
+    steps = _next_steps(run_dir / "postconv" / TRAINING_RECORD, record, len(rows), last_iteration)
     try:
-        axis = f"{TRAINING_PREFIX}/iteration"
         run.define_metric(axis)
         run.define_metric(f"{TRAINING_PREFIX}/*", step_metric=axis)
-        for row in rows:
-            run.log(row)
+        for step, row in zip(steps, rows, strict=True):
+            run.log(row, step=step)
         for key, value in summary.items():
             run.summary[key] = value
         return Path(run.dir).parent
@@ -332,6 +349,7 @@ def log_selection(
             "group": run_dir.name,
             "mode": mode,
             "iterations": iterations,
+            "last_step": int(run.step),  # the step of its last row: outcomes come after it
         }
         atomic_write_text(out / RUN_RECORD, json.dumps(record))
     finally:
@@ -343,7 +361,7 @@ def log_selection(
         run_dir,
         iteration_series(pooled, by_scenario, iterations, prefix=TRAINING_PREFIX),
         {
-            f"{TRAINING_PREFIX}/chosen": pooled.chosen,
+            f"{TRAINING_PREFIX}/chosen_checkpoint": pooled.chosen,  # not .../chosen, the 0/1 series
             f"{TRAINING_PREFIX}/chosen_iteration": iterations.get(pooled.chosen),
             f"{TRAINING_PREFIX}/chosen_worst_case": chosen.worst_case[
                 pooled.config.k.index(pooled.config.primary_k)
@@ -392,25 +410,32 @@ def log_outcomes(
     )  # fmt: skip
     source = key.split("/")[0]
     iterations = record.get("iterations", {})
+    series = outcome_series(means, iterations, source) if means else []
+    steps = iter(_next_steps(out / RUN_RECORD, record, 1 + len(series)))
     try:
         run.log(
             {key: wandb.Table(columns=columns, data=rows)}
-            | {name: wandb.Image(str(path)) for name, path in (images or {}).items()}
+            | {name: wandb.Image(str(path)) for name, path in (images or {}).items()},
+            step=next(steps),
         )
-        if means:
+        if series:
             run.define_metric(ITERATION)
             run.define_metric("selection/*", step_metric=ITERATION)
-            for row in outcome_series(means, iterations, source):
-                run.log(row)
+            for row in series:
+                run.log(row, step=next(steps))
         for name, value in summary.items():
             run.summary[name] = value
         local = Path(run.dir).parent
     finally:
         run.finish()
     in_training, trouble = None, None
-    if means:
-        series = outcome_series(means, iterations, source, prefix=TRAINING_PREFIX)
-        in_training, trouble = _guarded(log_into_training_run, run_dir, series, {})
+    if series:
+        in_training, trouble = _guarded(
+            log_into_training_run,
+            run_dir,
+            outcome_series(means, iterations, source, prefix=TRAINING_PREFIX),
+            {},
+        )
     return WandbRef(
         project=record["project"], group=record["group"], mode=mode, run_dir=local, url=None,
         training_dir=in_training, training_error=trouble,

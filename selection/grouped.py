@@ -166,7 +166,8 @@ def _sum_nodes(
     total1 = torch.zeros_like(total0)
     param = torch.exp(torch.as_tensor(nodes))[:, :, None]  # lambda or eta
     minimum = torch.where(torch.isfinite(groups.minimum), groups.minimum, 0.0)
-    step = max(1, _BLOCK // (b * lnodes))
+    # a block is also at most _TERMS_PER_PARTIAL x G columns, so few groups still flush often
+    step = max(1, min(_BLOCK // (b * lnodes), _TERMS_PER_PARTIAL * n_groups))
     purpose = f"resampling: group sums at {lnodes} multipliers per checkpoint"
     part0 = part1 = buf = extra = None
     pending = 0

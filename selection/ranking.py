@@ -150,13 +150,14 @@ def bootstrap(
         level: interval coverage in (0, 1).
         paired: one draw of groups for all checkpoints (right under common random numbers,
             where group g is the same env/episode for every checkpoint); else one per
-            checkpoint. None (a source only): paired when every checkpoint has weight in
-            every group, as known after the first pass.
+            checkpoint. None (a source only): paired when the checkpoints have weight in the
+            same groups, as known after the first pass.
         seed: seed of the resampling.
         method: ``"exact"`` solves every replicate over the samples (R solves, the
             samples in memory R at a time); ``"grouped"`` finds every replicate's optimum
             from per-group sums at a grid of multipliers (:mod:`postconv.selection.grouped`:
-            two to six passes, memory of B x nodes x G sums and one chunk; every value
+            one to six passes, and those of an exact solve of what stays loose; memory of
+            B x nodes x G sums and one chunk; every value
             certified within ``Bootstrap.grouped.max_gap`` of its exact optimum, means
             exact); ``"auto"`` takes the exact one while R x B x n <= :data:`EXACT_WORK` or
             groups hold fewer than 8 samples on average. A source is always grouped.

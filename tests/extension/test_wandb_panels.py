@@ -92,6 +92,9 @@ def test_an_offline_selection_holds_native_series_charts_and_a_selectable_artifa
     assert metadata["training_run"] == str(run_dir.resolve())
 
 
+TRAINING_STEPS = 700  # beyond the synthetic checkpoints' iterations (100 to 600)
+
+
 def _training_run(tmp_path, run_dir: Path) -> str:
     """A training's own offline W&B run, recorded as postconv's log writer records it."""
     import wandb
@@ -99,7 +102,8 @@ def _training_run(tmp_path, run_dir: Path) -> str:
     from postconv.wandb_log import record_training_run
 
     run = wandb.init(project="g1-sweeps", dir=str(tmp_path), mode="offline", name=run_dir.name)
-    run.log({"Train/mean_reward": 1.0}, step=0)
+    for step in range(TRAINING_STEPS):  # as rsl_rl: step = iteration
+        run.log({"Train/mean_reward": 1.0}, step=step)
     record_training_run(run_dir)
     run.finish()
     wandb.teardown()
@@ -135,6 +139,8 @@ def test_the_selection_lands_in_the_trainings_own_run_too_and_the_two_name_each_
     series = [r["history"]["item"] for r in records if r.get("type") == "history"]
     series = [h for h in series if f"{TRAINING_PREFIX}/mean" in h]
     assert [h[axis] for h in series] == sorted(iterations.values())
+    # appended after the training's own history: a synced resumed segment cannot overlap it
+    assert [h["_step"] for h in series] == list(range(TRAINING_STEPS, TRAINING_STEPS + len(series)))
     assert [h[f"{TRAINING_PREFIX}/chosen"] for h in series].count(1) == 1
     # linked both ways: the training run names the selection run, the selection run the training's
     (selection_log,) = [
@@ -150,7 +156,7 @@ def test_the_selection_lands_in_the_trainings_own_run_too_and_the_two_name_each_
         ).stdout
     )["summary"]  # fmt: skip
     assert summary[f"{TRAINING_PREFIX}/selection_run"].endswith(f"g1-sweeps/{selection_id}")
-    assert summary[f"{TRAINING_PREFIX}/chosen"] == pooled.chosen
+    assert summary[f"{TRAINING_PREFIX}/chosen_checkpoint"] == pooled.chosen
     (started,) = [r["run"] for r in _records(selection_log) if r.get("type") == "run"]
     assert started["config"]["update"]["training_wandb_run"] == f"g1-sweeps/{training_id}"
     assert started["project"] == "g1-sweeps"  # the selection joins the training's project
@@ -193,3 +199,13 @@ def test_outcomes_land_on_the_iteration_axis_beside_the_estimates_in_both_runs(
         if r.get("type") == "history" and f"{TRAINING_PREFIX}/outcomes/success" in r["history"]["item"]
     ]
     assert sorted(h[f"{TRAINING_PREFIX}/iteration"] for h in in_training) == sorted(iterations.values())
+    # after the selection's series in the training run, and after the selection run's own rows
+    assert min(h["_step"] for h in in_training) == TRAINING_STEPS + len(iterations)
+    estimates = [
+        r["history"]["item"]["_step"]
+        for log in (run_dir / "postconv" / "wandb").glob("offline-run-*/run-*.wandb")
+        if training_id not in log.name
+        for r in _records(log)
+        if r.get("type") == "history" and "selection/mean" in r["history"]["item"]
+    ]
+    assert min(h["_step"] for h in in_selection) > max(estimates)
