@@ -34,7 +34,8 @@ _SUBSAMPLE_ELEMENTS = 1 << 23  # ... and elements in all
 
 
 def checked_chunks(source: SampleSource, purpose: str) -> Iterator[Chunk]:
-    """The source's chunks, each checked for what the solvers cannot take."""
+    """The source's chunks, each checked for what the solvers cannot take. The first pass of
+    a solve reads through this; later passes, the same chunks by contract, do not."""
     b, _ = source.shape
     offset = 0
     for chunk in source.chunks(purpose):
@@ -86,7 +87,7 @@ class StreamedSamples:
         rows = slice(None) if idx is None else torch.as_tensor(idx)
         low = torch.as_tensor(self.low if idx is None else self.low[idx])
         mass = torch.as_tensor(self.mass if idx is None else self.mass[idx])
-        for chunk in checked_chunks(self.source, purpose):
+        for chunk in self.source.chunks(purpose):  # checked in the first pass (the minimum's)
             signed = (chunk.psi[rows] * self.sign).to(self.dtype)
             lo = low.to(device=signed.device, dtype=self.dtype)[:, None]
             if chunk.weights is None:
@@ -218,7 +219,7 @@ class StreamedProblem:
         return StreamedProblem(self.source, "reward" if self.sign > 0 else "cost", torch.float64)
 
     def float64_chunks(self, columns: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        for chunk in checked_chunks(self.source, "solving: values in float64"):
+        for chunk in self.source.chunks("solving: values in float64"):
             for start in range(0, chunk.psi.shape[1], columns):
                 cols = slice(start, start + columns)
                 x = chunk.psi[:, cols].double().cpu() * self.sign

@@ -109,12 +109,12 @@ class _NodeSums:
     s1: torch.Tensor
 
 
-def _chunks_in_x(source: SampleSource, sense: str, low: np.ndarray, purpose: str):
+def _chunks_in_x(source: SampleSource, sense: str, low: np.ndarray, purpose: str, check: bool = False):
     """Per chunk: x = signed psi - low (0 off the support), weights q (None: all 1), the
-    support mask and the groups, on the CPU."""
+    support mask and the groups, on the CPU. ``check``: the first pass checks the chunks."""
     sign = 1.0 if sense == "reward" else -1.0
     low_t = torch.as_tensor(low, dtype=torch.float64)
-    for chunk in checked_chunks(source, purpose):
+    for chunk in checked_chunks(source, purpose) if check else source.chunks(purpose):
         dt = chunk.psi.dtype
         shifted = chunk.psi * sign - low_t.to(device=chunk.psi.device, dtype=dt)[:, None]
         if chunk.weights is None:
@@ -136,7 +136,7 @@ def _sum_groups(source: SampleSource, sense: str, low: np.ndarray) -> _Groups:
         at_minimum=torch.zeros((b, g), dtype=f64),
         top=torch.zeros(b, dtype=f64),
     )
-    for x, q, on, groups in _chunks_in_x(source, sense, low, "resampling: group sums"):
+    for x, q, on, groups in _chunks_in_x(source, sense, low, "resampling: group sums", check=True):
         q = torch.ones_like(x) if q is None else q
         on = torch.ones_like(x, dtype=torch.bool) if on is None else on
         sums.mass.index_add_(1, groups, q.double())

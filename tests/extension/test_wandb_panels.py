@@ -47,22 +47,43 @@ def _records(log: Path) -> list[dict]:
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
-def test_an_offline_selection_holds_native_series_charts_and_a_selectable_artifact(
-    selection, tmp_path, monkeypatch
-):
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    """A run folder for an offline W&B client with a fresh process state."""
     import wandb
 
-    wandb.teardown()
+    wandb.teardown()  # wandb keeps the settings of its first use in a process
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    folder = tmp_path / "2026-01-01_00-00-00"
+    (folder / "postconv").mkdir(parents=True)
+    return folder
+
+
+def _history(logs, key: str) -> list[dict]:
+    """The history rows holding ``key`` in these offline run files."""
+    return [
+        r["history"]["item"]
+        for log in logs
+        for r in _records(log)
+        if r.get("type") == "history" and key in r["history"]["item"]
+    ]
+
+
+def _selection_logs(run_dir: Path, training_id: str | None = None) -> list[Path]:
+    logs = (run_dir / "postconv" / "wandb").glob("offline-run-*/run-*.wandb")
+    return sorted(log for log in logs if training_id is None or training_id not in log.name)
+
+
+def test_an_offline_selection_holds_native_series_charts_and_a_selectable_artifact(selection, run_dir):
+    import wandb
+
     pooled, iterations = selection
-    run_dir = tmp_path / "run"
-    (run_dir / "postconv").mkdir(parents=True)
     policy = run_dir / "postconv" / "policy.onnx"
     policy.write_bytes(b"onnx")
     log_selection(run_dir, {}, pooled, {}, iterations, [], {"task": "demo"}, [policy])
     wandb.teardown()
-    (log,) = (run_dir / "postconv" / "wandb").glob("offline-run-*/run-*.wandb")
+    (log,) = _selection_logs(run_dir)
     records = _records(log)
     metrics = [r["metric"] for r in records if r.get("type") == "metric"]
     assert any(m.get("glob_name") == "selection/*" and m.get("step_metric") == ITERATION for m in metrics)
@@ -115,18 +136,13 @@ def _offline_logs(folder: Path, run_id: str) -> list[Path]:
 
 
 def test_the_selection_lands_in_the_trainings_own_run_too_and_the_two_name_each_other(
-    selection, tmp_path, monkeypatch
+    selection, tmp_path, run_dir
 ):
     import wandb
 
     from postconv.wandb_log import TRAINING_PREFIX
 
-    wandb.teardown()
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
     pooled, iterations = selection
-    run_dir = tmp_path / "2026-01-01_00-00-00"
-    (run_dir / "postconv").mkdir(parents=True)
     training_id = _training_run(tmp_path, run_dir)
     ref = log_selection(run_dir, {}, pooled, {}, iterations, [], {"task": "demo"}, [])
     wandb.teardown()
@@ -136,18 +152,13 @@ def test_the_selection_lands_in_the_trainings_own_run_too_and_the_two_name_each_
     axis = f"{TRAINING_PREFIX}/iteration"
     metrics = [r["metric"] for r in records if r.get("type") == "metric"]
     assert any(m.get("glob_name") == f"{TRAINING_PREFIX}/*" and m.get("step_metric") == axis for m in metrics)
-    series = [r["history"]["item"] for r in records if r.get("type") == "history"]
-    series = [h for h in series if f"{TRAINING_PREFIX}/mean" in h]
+    series = _history([training_log], f"{TRAINING_PREFIX}/mean")
     assert [h[axis] for h in series] == sorted(iterations.values())
     # appended after the training's own history: a synced resumed segment cannot overlap it
     assert [h["_step"] for h in series] == list(range(TRAINING_STEPS, TRAINING_STEPS + len(series)))
     assert [h[f"{TRAINING_PREFIX}/chosen"] for h in series].count(1) == 1
     # linked both ways: the training run names the selection run, the selection run the training's
-    (selection_log,) = [
-        p
-        for p in (run_dir / "postconv" / "wandb").glob("offline-run-*/run-*.wandb")
-        if training_id not in p.name
-    ]
+    (selection_log,) = _selection_logs(run_dir, training_id)
     selection_id = selection_log.stem.removeprefix("run-")
     summary = json.loads(
         subprocess.run(
@@ -162,18 +173,12 @@ def test_the_selection_lands_in_the_trainings_own_run_too_and_the_two_name_each_
     assert started["project"] == "g1-sweeps"  # the selection joins the training's project
 
 
-def test_outcomes_land_on_the_iteration_axis_beside_the_estimates_in_both_runs(
-    selection, tmp_path, monkeypatch
-):
+def test_outcomes_land_on_the_iteration_axis_beside_the_estimates_in_both_runs(selection, tmp_path, run_dir):
     import wandb
 
     from postconv.wandb_log import TRAINING_PREFIX, log_outcomes
 
-    wandb.teardown()
-    monkeypatch.setenv("WANDB_MODE", "offline")
     pooled, iterations = selection
-    run_dir = tmp_path / "run"
-    (run_dir / "postconv").mkdir(parents=True)
     training_id = _training_run(tmp_path, run_dir)
     log_selection(run_dir, {}, pooled, {}, iterations, [], {"task": "demo"}, [])
     wandb.teardown()
@@ -181,31 +186,16 @@ def test_outcomes_land_on_the_iteration_axis_beside_the_estimates_in_both_runs(
     ref = log_outcomes(run_dir, ["metric"], [["success"]], {}, key="outcomes/table", means=means)
     wandb.teardown()
     assert ref.training_dir is not None
-    in_selection = [
-        r["history"]["item"]
-        for log in (run_dir / "postconv" / "wandb").glob("offline-run-*/run-*.wandb")
-        if training_id not in log.name
-        for r in _records(log)
-        if r.get("type") == "history" and "selection/outcomes/success" in r["history"]["item"]
-    ]
+    in_selection = _history(_selection_logs(run_dir, training_id), "selection/outcomes/success")
     assert sorted(h[ITERATION] for h in in_selection) == sorted(iterations.values())
     assert {h[ITERATION]: h["selection/outcomes/success"] for h in in_selection} == {
         iterations[name]: value for name, value in means["success"].items()
     }
-    in_training = [
-        r["history"]["item"]
-        for log in _offline_logs(run_dir / "postconv", training_id)
-        for r in _records(log)
-        if r.get("type") == "history" and f"{TRAINING_PREFIX}/outcomes/success" in r["history"]["item"]
-    ]
+    in_training = _history(
+        _offline_logs(run_dir / "postconv", training_id), f"{TRAINING_PREFIX}/outcomes/success"
+    )
     assert sorted(h[f"{TRAINING_PREFIX}/iteration"] for h in in_training) == sorted(iterations.values())
     # after the selection's series in the training run, and after the selection run's own rows
     assert min(h["_step"] for h in in_training) == TRAINING_STEPS + len(iterations)
-    estimates = [
-        r["history"]["item"]["_step"]
-        for log in (run_dir / "postconv" / "wandb").glob("offline-run-*/run-*.wandb")
-        if training_id not in log.name
-        for r in _records(log)
-        if r.get("type") == "history" and "selection/mean" in r["history"]["item"]
-    ]
+    estimates = [h["_step"] for h in _history(_selection_logs(run_dir, training_id), "selection/mean")]
     assert min(h["_step"] for h in in_selection) > max(estimates)
