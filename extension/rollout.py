@@ -447,29 +447,30 @@ class Evaluator:
                 spec.envs_per_checkpoint,
                 env.device,
             )
-            writers = {
-                c.name: SampleWriter(
-                    job.folder(c, seed),
-                    spec.steps,
-                    spec.envs_per_checkpoint,
-                    len(env.reward_manager.active_terms),
-                    len(spec.feature_names),
-                )
-                for c in group
-            }
+            # one guard from the first writer made to the last one published: Ctrl-C anywhere
+            # in between leaves no partial folder (a finished writer's abort does nothing)
+            writers: dict[str, SampleWriter] = {}
             try:
+                for c in group:
+                    writers[c.name] = SampleWriter(
+                        job.folder(c, seed),
+                        spec.steps,
+                        spec.envs_per_checkpoint,
+                        len(env.reward_manager.active_terms),
+                        len(spec.feature_names),
+                    )
                 seconds, age_at_start = self._rollout(
-                    spec, seed, policy, clip, [writers[c.name] for c in group], on_steps
+                    spec, seed, policy, clip, list(writers.values()), on_steps
                 )
+                m = spec.envs_per_checkpoint
+                for j, c in enumerate(group):
+                    meta = self._meta(job, c, seed, seconds)
+                    meta["age_at_start"] = age_at_start[j * m : (j + 1) * m].tolist()
+                    result.written.append(writers[c.name].finish(meta))
             except BaseException:
                 for w in writers.values():
                     w.abort()
                 raise
-            m = spec.envs_per_checkpoint
-            for j, c in enumerate(group):
-                meta = self._meta(job, c, seed, seconds)
-                meta["age_at_start"] = age_at_start[j * m : (j + 1) * m].tolist()
-                result.written.append(writers[c.name].finish(meta))
             result.env_steps += (spec.burn_in_steps + spec.steps) * env.num_envs
         result.seconds = time.perf_counter() - start
         return result

@@ -152,7 +152,6 @@ class SampleWriter:
     def __init__(self, folder: Path, steps: int, envs: int, terms: int, features: int):
         self.folder = folder
         self.partial = partial_dir(folder)
-        self.partial.mkdir(parents=True)
         self.shapes = {
             "terms": (steps, envs, terms),
             "psi": (steps, envs),
@@ -161,12 +160,18 @@ class SampleWriter:
             "terminated": (steps, envs),
             "truncated": (steps, envs),
         }
-        self.arrays = {
-            name: np.lib.format.open_memmap(
-                self.partial / f"{name}.npy", mode="w+", dtype=ARRAYS[name], shape=shape
-            )
-            for name, shape in self.shapes.items()
-        }
+        self.arrays: dict[str, np.memmap] = {}
+        # Ctrl-C may land anywhere in here (creating six files takes a while); nothing half made
+        # may stay behind, as the caller never got a writer to abort
+        try:
+            self.partial.mkdir(parents=True)
+            for name, shape in self.shapes.items():
+                self.arrays[name] = np.lib.format.open_memmap(
+                    self.partial / f"{name}.npy", mode="w+", dtype=ARRAYS[name], shape=shape
+                )
+        except BaseException:
+            self.abort()
+            raise
 
     def write(self, t0: int, chunk: dict[str, np.ndarray]) -> None:
         """Store steps ``t0 .. t0 + len`` of every array."""
@@ -174,14 +179,20 @@ class SampleWriter:
             self.arrays[name][t0 : t0 + len(values)] = values
 
     def finish(self, meta: dict) -> Path:
-        for arr in self.arrays.values():
-            arr.flush()
-        self.arrays.clear()
-        meta = {**meta, "shapes": {k: list(v) for k, v in self.shapes.items()}}
-        atomic_write_text(self.partial / "meta.json", json.dumps(meta, indent=2, default=str))
-        return _publish(self.partial, self.folder)
+        """Write ``meta.json`` and publish the folder; interrupted, the partial folder goes."""
+        try:
+            for arr in self.arrays.values():
+                arr.flush()
+            self.arrays.clear()
+            meta = {**meta, "shapes": {k: list(v) for k, v in self.shapes.items()}}
+            atomic_write_text(self.partial / "meta.json", json.dumps(meta, indent=2, default=str))
+            return _publish(self.partial, self.folder)
+        except BaseException:
+            self.abort()  # after the rename there is no partial folder left to remove
+            raise
 
     def abort(self) -> None:
+        """Remove the partial folder (safe to call more than once, and after :meth:`finish`)."""
         self.arrays.clear()
         shutil.rmtree(self.partial, ignore_errors=True)
 
@@ -196,15 +207,19 @@ def publish_folder(folder: Path, files: dict[str, bytes], checkpoint_path: str |
     temporary name, ``meta.json`` last, renamed into place. ``checkpoint_path`` replaces the
     path in ``meta.json`` (where the checkpoint is here, not where the worker read it)."""
     partial = partial_dir(folder)
-    partial.mkdir(parents=True)
     meta = json.loads(files["meta.json"])
     if checkpoint_path is not None:
         meta["checkpoint"]["path"] = checkpoint_path
-    for name, data in files.items():
-        if name != "meta.json":
-            (partial / name).write_bytes(data)
-    atomic_write_text(partial / "meta.json", json.dumps(meta, indent=2, default=str))
-    return _publish(partial, folder)
+    try:
+        partial.mkdir(parents=True)
+        for name, data in files.items():
+            if name != "meta.json":
+                (partial / name).write_bytes(data)
+        atomic_write_text(partial / "meta.json", json.dumps(meta, indent=2, default=str))
+        return _publish(partial, folder)
+    except BaseException:  # Ctrl-C or a full disk: no partial folder stays behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 _SLOTS_PER_SEED = 1 << 24  # group id = seed rank x this + env slot

@@ -246,6 +246,42 @@ def test_the_eval_env_config_is_the_same_in_every_process_and_follows_the_task_c
     assert config["rewards"]["alive"]["weight"] > 0  # the reward weights are in it
 
 
+def _interrupt_on_call(real, n: int):
+    """``real``, but raising Ctrl-C on its n-th call (a fake of the signal's timing only)."""
+    calls = 0
+
+    def wrapped(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    return wrapped
+
+
+@pytest.mark.parametrize(
+    ("where", "owner", "name", "call"),
+    [
+        ("creating the third array", np.lib.format, "open_memmap", 3),
+        ("writing meta.json", "store", "atomic_write_text", 1),
+        ("renaming it into place", "store", "_publish", 1),
+    ],
+)
+def test_ctrl_c_while_a_writer_is_made_or_finished_leaves_no_partial_folder(
+    tmp_path, monkeypatch, where, owner, name, call
+):
+    import postconv.sample_store as store
+
+    owner = store if owner == "store" else owner
+    monkeypatch.setattr(owner, name, _interrupt_on_call(getattr(owner, name), call))
+    folder = sample_dir(tmp_path, "no_push", "a", 0)
+    with pytest.raises(KeyboardInterrupt):
+        SampleWriter(folder, 3, 2, 2, 1).finish({"checkpoint": "a"})
+    left = list(folder.parent.iterdir())
+    assert not left, f"Ctrl-C while {where} left {left}"
+
+
 def test_a_partial_folder_is_never_seen_and_a_damaged_one_is_not_complete(tmp_path):
     folder = sample_dir(tmp_path, "no_push", "a", 0)
     writer = SampleWriter(folder, 3, 2, 2, 1)
