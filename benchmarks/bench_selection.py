@@ -12,8 +12,9 @@ evaluation. Times are the best of several runs in this process.
 ``--scale`` prints (4): the stage's selection (point estimates at 4 radii, then intervals
 and P(best) from 200 group-bootstrap replicates) on synthetic per-step samples written to
 disk in the sample store's layout, up to 30 checkpoints x 3 scenarios x 4096 envs x 1000
-steps; streamed from disk (:class:`postconv.store_source.StoreSource`) against the samples
-stacked in memory with the per-sample bootstrap where that fits. Each cell runs in a
+steps; streamed from disk (:class:`postconv.store_source.StoreSource`; the same samples in
+one ``.npz``, :class:`postconv.file_source.NpzSource`, as ``postconv select FILE`` reads
+them) against the samples stacked in memory with the per-sample bootstrap where that fits. Each cell runs in a
 process of its own, so its peak memory is its own.
 """
 
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +130,25 @@ def write_store(root: Path, checkpoints: int, scenarios: int, envs: int, steps: 
             (folder / "meta.json").write_text(json.dumps({"spec": {"burn_in_steps": 0}, "age_at_start": 0}))
 
 
+def write_npz(root: Path, checkpoints: int, scenarios: int, envs: int, steps: int) -> Path:
+    """The store's samples as one uncompressed samples file, as a user's own would be: psi
+    (B, n) float32 in the order :class:`~postconv.store_source.StoreSource` reads them,
+    groups the env slot. Written a folder at a time, never held whole."""
+    path = root / "samples.npz"
+    n = scenarios * envs * steps
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": (checkpoints, n)}  # fmt: skip
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        with archive.open("psi.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_2_0(f, header)
+            for c in range(checkpoints):
+                for s in range(scenarios):
+                    f.write(np.load(root / f"scenario_{s}" / f"model_{c}" / "seed_0" / "psi.npy").tobytes())
+        with archive.open("groups.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array(f, np.tile(np.arange(envs), scenarios * steps))
+    return path
+
+
 def _store_index(root: Path, checkpoints: int, scenarios: int, envs: int, steps: int):
     from postconv.sample_store import SampleIndex
 
@@ -142,9 +163,11 @@ def _store_index(root: Path, checkpoints: int, scenarios: int, envs: int, steps:
 
 
 def scale_cell(root: Path, size: tuple[int, int, int, int], mode: str, n_boot: int) -> dict:
-    """One selection in this process: ``stream`` (from disk, grouped bootstrap) or ``stacked``
-    (stacked in memory as the stage does below its streaming size, per-sample bootstrap of
-    ``n_boot`` replicates). Reading the samples counts with the estimates."""
+    """One selection in this process: ``stream`` (the run's sample folders, grouped bootstrap),
+    ``file`` (the same samples in one ``.npz``, as ``postconv select FILE`` streams it) or
+    ``stacked`` (stacked in memory as the stage does below its streaming size, per-sample
+    bootstrap of ``n_boot`` replicates). Reading the samples counts with the estimates."""
+    from postconv.file_source import NpzSource
     from postconv.sample_store import complete_checkpoints, to_sample_set
     from postconv.selection import bootstrap, worst_case
     from postconv.store_source import StoreSource
@@ -158,6 +181,11 @@ def scale_cell(root: Path, size: tuple[int, int, int, int], mode: str, n_boot: i
             estimate = worst_case(source, k=ks)
             middle = time.perf_counter()
             boot = bootstrap(source, k=ks, n_boot=n_boot, paired=None, estimate=estimate)
+    elif mode == "file":
+        source = NpzSource(root / "samples.npz")
+        estimate = worst_case(source, k=ks)
+        middle = time.perf_counter()
+        boot = bootstrap(source, k=ks, n_boot=n_boot, paired=None, estimate=estimate)
     else:
         samples, _ = to_sample_set(index, unit="step")
         estimate = worst_case(torch.from_numpy(samples.psi), samples.weights, k=ks)
@@ -209,6 +237,12 @@ def scale(sizes: list[tuple[int, int, int, int]], stacked_up_to: int, data: Path
             table.add_row(*row, "streamed, grouped", f"{stream['estimate_s']:.1f}", f"{stream['bootstrap_s']:.1f}",
                           str(stream["passes"]), f"{stream['peak_mb']:,.0f}", f"{total / (b * n) * 1e9:.1f}", ratio)  # fmt: skip
             console.print(f"{size}: streamed {stream}")
+            write_npz(root, *size)
+            file = _run_cell(root, size, "file", 200)
+            total = file["estimate_s"] + file["bootstrap_s"]
+            table.add_row(*row, ".npz file, grouped", f"{file['estimate_s']:.1f}", f"{file['bootstrap_s']:.1f}",
+                          str(file["passes"]), f"{file['peak_mb']:,.0f}", f"{total / (b * n) * 1e9:.1f}", "")  # fmt: skip
+            console.print(f"{size}: .npz file {file}")
         finally:
             shutil.rmtree(root, ignore_errors=True)
     console.print(table)

@@ -14,6 +14,7 @@ postconv study [--quick]      the selection-quality study (trainings, stage, hel
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -357,8 +358,8 @@ def parse_stage_args(extra: list[str]):
 
 def _select(args: argparse.Namespace, console: Console) -> int:
     from postconv.demo import demo_samples
-    from postconv.report import SelectionConfig, print_summary, select, write_results
-    from postconv.samples_file import load_samples, save_samples
+    from postconv.report import SelectionConfig, print_summary, write_results
+    from postconv.samples_file import save_samples
 
     if args.demo == (args.samples is not None):
         console.print("[red]give a run folder, a samples file or --demo[/]")
@@ -378,7 +379,6 @@ def _select(args: argparse.Namespace, console: Console) -> int:
         )
     else:
         path = args.samples
-    samples = load_samples(path)
     config = SelectionConfig(
         k=tuple(args.k),
         primary_k=args.primary_k,
@@ -387,11 +387,38 @@ def _select(args: argparse.Namespace, console: Console) -> int:
         level=args.level,
         seed=args.seed,
     )
-    with console.status(f"selecting among {len(samples.names)} checkpoints"):
-        result = select(samples, config)
+    result = _select_file(path, config, console)
     paths = write_results(result, args.out or path.parent)
     print_summary(result, paths, console)
     return 0
+
+
+def _select_file(path: Path, config, console: Console):
+    """The selection on a samples file: loaded whole, or streamed in chunks when it is large
+    (psi over :data:`~postconv.report.STREAM_SAMPLES` samples) and stored uncompressed."""
+    from rich.markup import escape
+
+    from postconv import report
+    from postconv.file_source import NotStreamable, NpzSource, psi_shape
+    from postconv.samples_file import load_samples
+
+    shape = psi_shape(path)
+    if shape is not None and math.prod(shape) > report.STREAM_SAMPLES:
+        try:
+            source = NpzSource(path)
+        except NotStreamable as why:
+            console.print(f"[yellow]note:[/] {escape(str(why))}; read whole into memory instead")
+        else:
+            with report.pass_progress(
+                console, f"selecting among {len(source.names)} checkpoints"
+            ) as progress:
+                source.progress = progress
+                result = report.select_source(source, source.names, source.sense, config)
+            console.print(f"selected from {escape(report.streamed_summary(result, path.name))}")
+            return result
+    samples = load_samples(path)
+    with console.status(f"selecting among {len(samples.names)} checkpoints"):
+        return report.select(samples, config)
 
 
 def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -> int:

@@ -10,11 +10,14 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from postconv import __version__
@@ -129,17 +132,6 @@ class SelectionResult:
         return out.getvalue()
 
 
-def _pairable(samples: SampleSet) -> bool:
-    """Every checkpoint has weight in every bootstrap group (shared group labels)."""
-    if samples.weights is None:
-        return True
-    if np.ndim(samples.groups) != 1:
-        return False
-    _, inverse = np.unique(samples.groups, return_inverse=True)
-    weights = np.broadcast_to(samples.weights, samples.psi.shape)
-    return all(np.bincount(inverse, weights=w).min() > 0 for w in weights)
-
-
 def select(samples: SampleSet, config: SelectionConfig | None = None) -> SelectionResult:
     """Worst-case values, ranks and (optionally) bootstrap intervals for every checkpoint."""
     config = config or SelectionConfig()
@@ -158,9 +150,9 @@ def select(samples: SampleSet, config: SelectionConfig | None = None) -> Selecti
             weights=samples.weights,
             n_boot=config.n_boot,
             level=config.level,
-            # one draw of groups for all checkpoints where every checkpoint has samples of every
-            # group (common random numbers); ragged sets (zero-weight padding) cannot share it
-            paired=_pairable(samples),
+            # one draw of groups for all checkpoints where they share the groups (common random
+            # numbers); ragged sets (a checkpoint without weight in some group) draw their own
+            paired=None,
             seed=config.seed,
             estimate=estimate,
         )
@@ -182,6 +174,33 @@ def select_source(
             level=config.level, paired=None, seed=config.seed, estimate=estimate,
         )  # fmt: skip
     return _result(names, sense, source.shape[1], config, estimate, boot)
+
+
+STREAM_SAMPLES = 1 << 26
+"""Sample sets larger than this (checkpoints x samples; 256 MB of float32) are streamed
+from disk in chunks (:func:`select_source`), not loaded whole."""
+
+
+@contextmanager
+def pass_progress(console: Console, label: str) -> Iterator[Progress]:
+    """A progress bar for a streamed selection: the source adds a task per pass over the
+    samples, its description saying what the pass is for (reading, solving, resampling)."""
+    columns = (
+        TextColumn(f"{label}: {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield progress
+
+
+def streamed_summary(result: SelectionResult, where: str) -> str:
+    """One line on how a streamed selection ran, for the console."""
+    line = f"{result.samples_per_checkpoint:,} samples per checkpoint streamed from {where}"
+    if result.bootstrap and result.bootstrap["method"] == "grouped":
+        line += f"; bootstrap from group sums in {result.bootstrap['passes']} passes"
+    return line
 
 
 def _result(names, sense: str, samples: int, config: SelectionConfig, estimate, boot) -> SelectionResult:

@@ -29,7 +29,14 @@ import torch
 
 from postconv import __version__, interrupt
 from postconv.policy import CheckpointError, DeterministicActor, load_actor
-from postconv.sample_store import SampleWriter, config_hash, file_sha256, is_complete, sample_dir
+from postconv.sample_store import (
+    SampleWriter,
+    config_hash,
+    discard_partials,
+    file_sha256,
+    is_complete,
+    sample_dir,
+)
 from postconv.tasks import DISTURBED_TASK, FLAT_TASK, STAND_TASK
 from postconv.tasks.scenarios import NO_PUSH, PushScenario
 
@@ -448,7 +455,7 @@ class Evaluator:
                 env.device,
             )
             # one guard from the first writer made to the last one published: Ctrl-C anywhere
-            # in between leaves no partial folder (a finished writer's abort does nothing)
+            # in between leaves no partial folder of this process (published ones stay)
             writers: dict[str, SampleWriter] = {}
             try:
                 for c in group:
@@ -468,8 +475,8 @@ class Evaluator:
                     meta["age_at_start"] = age_at_start[j * m : (j + 1) * m].tolist()
                     result.written.append(writers[c.name].finish(meta))
             except BaseException:
-                for w in writers.values():
-                    w.abort()
+                for c in group:  # also a writer interrupted before it reached `writers`
+                    discard_partials(job.folder(c, seed))
                 raise
             result.env_steps += (spec.burn_in_steps + spec.steps) * env.num_envs
         result.seconds = time.perf_counter() - start

@@ -115,30 +115,38 @@ def remove_partials(root: Path) -> int:
 
 def _publish(partial: Path, folder: Path) -> Path:
     """Rename a finished partial folder into place. A folder already there (of another key, or
-    another writer's copy of the same set) is first renamed aside, so it is deleted only once
-    the new one is in place; a rename that loses a race to another writer is retried."""
+    another writer's copy of the same set) is first renamed aside, and deleted only once the
+    new one is in place; if anything (Ctrl-C included) stops the swap before that, it is put
+    back. A rename that loses a race to another writer is retried."""
     for _ in range(3):
         aside = None
-        if folder.exists():
-            aside = partial_dir(folder)
-            try:
-                os.replace(folder, aside)
-            except FileNotFoundError:  # another writer moved it first
-                aside = None
         try:
+            if folder.exists():
+                aside = partial_dir(folder)
+                try:
+                    os.replace(folder, aside)
+                except FileNotFoundError:  # another writer moved it first
+                    aside = None
             os.replace(partial, folder)
+            return folder
         except OSError as err:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                if aside is not None and not folder.exists():  # nothing replaced it: put it back
-                    os.replace(aside, folder)
-                    aside = None
                 raise
-            continue  # another writer published in between: move theirs aside and try again
+            # another writer published in between: move theirs aside and try again
         finally:
             if aside is not None:
-                shutil.rmtree(aside, ignore_errors=True)
-        return folder
+                if folder.exists():  # ours (or another writer's) is in place
+                    shutil.rmtree(aside, ignore_errors=True)
+                else:
+                    os.replace(aside, folder)
     raise OSError(f"{folder}: could not replace it with {partial.name}; another writer keeps publishing it")
+
+
+def discard_partials(folder: Path) -> None:
+    """Delete this process's partial folders of ``folder`` (a writer interrupted anywhere,
+    even before its caller held it); another process's are left alone."""
+    for p in folder.parent.glob(f".{folder.name}.partial-{os.getpid()}-*"):
+        shutil.rmtree(p, ignore_errors=True)
 
 
 class SampleWriter:

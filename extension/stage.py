@@ -21,13 +21,16 @@ from pathlib import Path
 
 from rich.console import Console
 
+import postconv.report
 from postconv.checkpoints import RunError, choose_candidates, open_run, training_envs
 from postconv.report import (
     SelectionConfig,
     SelectionResult,
+    pass_progress,
     print_summary,
     select,
     select_source,
+    streamed_summary,
     wide_console,
     write_results,
 )
@@ -599,11 +602,6 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
     return StageResults(pooled=pooled, by_scenario=by_scenario, paths=tuple(paths))
 
 
-STREAM_SAMPLES = 1 << 26
-"""Per-step sample sets larger than this (checkpoints x samples; 256 MB of float32) are
-streamed from disk (:class:`postconv.store_source.StoreSource`), not stacked in memory."""
-
-
 def _select_samples(
     index: SampleIndex, scenarios: list[str], candidates, config: StageConfig, console: Console
 ) -> tuple[SelectionResult, dict[str, str]]:
@@ -612,33 +610,18 @@ def _select_samples(
     kept, left_out, units = complete_checkpoints(index, scenarios, candidates)
     size = len(kept) * sum(math.prod(index.steps[(sc, kept[0], seed)]) for sc, seed in units)
     label = "+".join(scenarios)
-    if config.unit != "step" or size <= STREAM_SAMPLES:
+    if config.unit != "step" or size <= postconv.report.STREAM_SAMPLES:  # read now: tests lower it
         with console.status(f"selecting ({label})"):
             samples, left_out = to_sample_set(
                 index, scenarios, candidates, config.psi_terms, config.sense, config.unit
             )
             return select(samples, config.selection), left_out
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (
-        TextColumn(f"selecting ({label}): {{task.description}}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     with (
-        Progress(*columns, console=console, transient=True) as progress,
+        pass_progress(console, f"selecting ({label})") as progress,
         StoreSource(index, kept, units, config.psi_terms, progress) as source,
     ):
         result = select_source(source, tuple(kept), config.sense, config.selection)
-    console.print(
-        f"selected {label} from {size // len(kept):,} samples per checkpoint streamed from disk"
-        + (
-            f"; bootstrap from group sums in {result.bootstrap['passes']} passes"
-            if result.bootstrap and result.bootstrap["method"] == "grouped"
-            else ""
-        )
-    )
+    console.print(f"selected {label} from {streamed_summary(result, 'disk')}")
     return result, left_out
 
 

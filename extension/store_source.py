@@ -27,31 +27,49 @@ COLUMNS = 1 << 16
 """Samples per chunk and checkpoint (whole steps of a folder: about this many)."""
 
 
-class NpyRows:
-    """Reads row ranges of a C-ordered ``.npy`` file with plain reads."""
+def npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) of the ``.npy`` data at the file's position; the
+    position moves to the first byte of the array."""
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(f)
 
-    def __init__(self, path: Path):
+
+class NpyRows:
+    """Reads row ranges of a C-ordered ``.npy`` file (or column ranges of a 2-D array in either
+    order) with plain reads; ``at``: the byte where the array begins (an ``.npz`` member's)."""
+
+    def __init__(self, path: Path, at: int = 0):
         self.path = path
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read_header(f)
+            f.seek(at)
+            shape, fortran, dtype = npy_header(f)
             self.offset = f.tell()
-        if fortran:
-            raise ValueError(f"{path}: stored in Fortran order; the sample store writes C order")
-        self.shape, self.dtype = shape, dtype
+        self.shape, self.dtype, self.fortran = shape, dtype, fortran
         self.row = int(np.prod(shape[1:], dtype=np.int64))
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` as an array of shape (stop - start, *shape[1:])."""
+        if self.fortran:
+            raise ValueError(f"{self.path}: stored in Fortran order; the sample store writes C order")
         with open(self.path, "rb") as f:
             f.seek(self.offset + start * self.row * self.dtype.itemsize)
             out = np.fromfile(f, dtype=self.dtype, count=(stop - start) * self.row)
         return out.reshape(stop - start, *self.shape[1:])
+
+    def columns(self, start: int, stop: int) -> np.ndarray:
+        """Columns ``start:stop`` of every row of a 2-D array: (rows, stop - start)."""
+        rows, n = self.shape
+        size = self.dtype.itemsize
+        with open(self.path, "rb") as f:
+            if self.fortran:  # a column is contiguous: one read
+                f.seek(self.offset + start * rows * size)
+                return np.fromfile(f, dtype=self.dtype, count=(stop - start) * rows).reshape(-1, rows).T
+            out = np.empty((rows, stop - start), dtype=self.dtype)
+            for r in range(rows):
+                f.seek(self.offset + (r * n + start) * size)
+                out[r] = np.fromfile(f, dtype=self.dtype, count=stop - start)
+        return out
 
 
 def settled_rows(folder: Path, rows: int) -> Iterator[np.ndarray]:

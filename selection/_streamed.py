@@ -5,8 +5,8 @@ the per-row statistics it starts from and the moment passes of its Newton/Halley
 Here both stream over the source's chunks, so memory is one chunk plus a fixed-size
 subsample (the warm start's) whatever the number of samples:
 
-- two passes for the statistics: the minimum and total weight, then the moments about the
-  minimum (and the strided subsample);
+- one pass for the statistics: the minimum, the total weight, the moments (about a
+  provisional center, moved to the minimum at the end) and the strided subsample;
 - one pass per solver step (three to five from the warm start);
 - one float64 pass for the values (float32 samples).
 """
@@ -87,7 +87,7 @@ class StreamedSamples:
         rows = slice(None) if idx is None else torch.as_tensor(idx)
         low = torch.as_tensor(self.low if idx is None else self.low[idx])
         mass = torch.as_tensor(self.mass if idx is None else self.mass[idx])
-        for chunk in self.source.chunks(purpose):  # checked in the first pass (the minimum's)
+        for chunk in self.source.chunks(purpose):  # checked in the first pass (the statistics')
             signed = (chunk.psi[rows] * self.sign).to(self.dtype)
             lo = low.to(device=signed.device, dtype=self.dtype)[:, None]
             if chunk.weights is None:
@@ -145,12 +145,15 @@ class StreamedProblem:
         self._sub: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     def rows(self, radii: int) -> _Rows:
-        low, mass = self._minimum_and_mass()
-        f64 = torch.float64
+        """The per-row statistics in one pass (the first of a solve, so it checks the chunks).
+
+        The minimum is not known until the pass ends, so the moments are summed about a
+        provisional center c (each row's minimum in its first chunk with weight) and moved to the
+        minimum at the end: with D = c - min, E[(x+D)^j] expands binomially in float64. The
+        weight at the minimum restarts whenever a chunk holds a lower one."""
         b, n = self.source.shape
-        s = np.zeros((3, b))
-        q_min, top = np.zeros(b), np.zeros(b)
-        stats = StreamedSamples(self.source, self.sign, self.dtype, low, mass)
+        f64 = torch.float64
+        low = high = center = c = sums = at_low = None  # on the chunks' device, from the first
         # per row about _SUBSAMPLE columns, and not more than _SUBSAMPLE_ELEMENTS in all (a
         # source of many rows, such as the bootstrap's replicates left to an exact solve)
         stride = max(8, n // _SUBSAMPLE, -(-b * n // _SUBSAMPLE_ELEMENTS)) if n >= 8 * _WARM_SAMPLES else 0
@@ -159,56 +162,67 @@ class StreamedProblem:
         sub_x = torch.empty((b, -(-n // stride) if stride else 0), dtype=self.dtype)
         sub_q = torch.empty_like(sub_x)
         offset, uniform = 0, True
-        for x, q in stats.shifted("reading: moments"):
-            uniform = q is None
-            qx = x if q is None else q * x
-            qxx = qx * x
-            for j, term in enumerate((qx, qxx, qxx * x)):
-                s[j] += term.sum(-1, dtype=f64).cpu().numpy()
-            at_min = x == 0 if q is None else (x == 0) & (q > 0)
-            q_min += (at_min.sum(-1) if q is None else (q * at_min).sum(-1, dtype=f64)).cpu().numpy()
-            top = np.maximum(
-                top, (x if q is None else torch.where(q > 0, x, 0.0)).amax(-1).double().cpu().numpy()
+        for chunk in checked_chunks(self.source, "reading: statistics"):
+            signed = (chunk.psi * self.sign).to(self.dtype)
+            uniform = chunk.weights is None
+            w = None if uniform else chunk.weights.to(self.dtype)
+            on = None if uniform else w > 0
+            inside = signed if uniform else torch.where(on, signed, torch.inf)
+            chunk_low = inside.amin(-1).double()
+            if center is None:
+                dev = signed.device
+                low = torch.full((b,), torch.inf, dtype=f64, device=dev)
+                high = torch.full_like(low, -torch.inf)
+                at_low = torch.zeros_like(low)
+                sums = torch.zeros((4, b), dtype=f64, device=dev)  # weight, sum w (x - c)^j, j = 1..3
+                center = torch.full_like(low, torch.nan)
+            if bool(torch.isnan(center).any()):
+                # a row's center is its first weighted chunk's minimum: its sums are 0 until
+                # then, so setting it late is exact (padding values never become the center)
+                center = torch.where(torch.isnan(center) & torch.isfinite(chunk_low), chunk_low, center)
+                c = torch.nan_to_num(center, nan=0.0).to(self.dtype)[:, None]
+            d = signed - c if uniform else torch.where(on, signed - c, 0.0)  # padding may be huge
+            wd = d if uniform else w * d
+            wdd = wd * d
+            sums[0] += signed.shape[1] if uniform else w.sum(-1, dtype=f64)
+            for j, term in enumerate((wd, wdd, wdd * d), start=1):
+                sums[j] += term.sum(-1, dtype=f64)
+            hit = inside == chunk_low.to(self.dtype)[:, None]
+            chunk_at = hit.sum(-1, dtype=f64) if uniform else (w * hit).sum(-1, dtype=f64)
+            at_low = torch.where(
+                chunk_low < low, chunk_at, torch.where(chunk_low == low, at_low + chunk_at, at_low)
+            )
+            low = torch.minimum(low, chunk_low)
+            high = torch.maximum(
+                high, (signed if uniform else torch.where(on, signed, -torch.inf)).amax(-1).double()
             )
             if stride:
                 first = (-offset) % stride
                 cols = slice(first, None, stride)
                 at = (offset + first) // stride
-                picked = x[:, cols]
-                sub_x[:, at : at + picked.shape[1]] = (
-                    picked.cpu() + torch.as_tensor(low, dtype=self.dtype)[:, None]
-                )
-                if q is not None:
-                    sub_q[:, at : at + picked.shape[1]] = q[:, cols].cpu()
-            offset += x.shape[1]
-        if uniform:
-            s, q_min = s / n, q_min / n
-        if stride:
-            self._sub = (sub_x, None if uniform else sub_q)
-        return _rows_from_sums(stats, None, low, s[0], s[1], s[2], top, q_min)
-
-    def _minimum_and_mass(self) -> tuple[np.ndarray, np.ndarray]:
-        """(B,) each row's signed minimum over its support and its total weight: one pass."""
-        b, n = self.source.shape
-        low = torch.full((b,), torch.inf, dtype=torch.float64)
-        mass = torch.zeros(b, dtype=torch.float64)
-        chunk = None
-        for chunk in checked_chunks(self.source, "reading: minimum"):
-            signed = chunk.psi * self.sign
-            if chunk.weights is not None:
-                signed = torch.where(chunk.weights > 0, signed, torch.inf)
-                mass += chunk.weights.sum(-1, dtype=torch.float64).cpu()
-            low = torch.minimum(low, signed.amin(-1).double().cpu())
-        if chunk is None:
+                picked = signed[:, cols] if uniform else torch.where(on[:, cols], signed[:, cols], c)
+                sub_x[:, at : at + picked.shape[1]] = picked.cpu()
+                if not uniform:
+                    sub_q[:, at : at + picked.shape[1]] = w[:, cols].cpu()
+            offset += signed.shape[1]
+        if low is None:
             raise ValueError("the sample source gave no chunks; it must hand out every sample once per pass")
-        if chunk.weights is None:
-            mass[:] = n
+        mass = sums[0].cpu().numpy()
         if bool((mass <= 0).any()):
-            rows = torch.nonzero(mass <= 0).reshape(-1).tolist()
+            rows = np.flatnonzero(mass <= 0).tolist()
             raise ValueError(
                 f"weights of checkpoint(s) {rows} sum to zero; give every checkpoint at least one sample with positive weight"
             )
-        return low.numpy(), mass.numpy()
+        m1, m2, m3 = sums[1:].cpu().numpy() / mass  # E[(x - c)^j]
+        low, high = low.cpu().numpy(), high.cpu().numpy()
+        shift = np.nan_to_num(center.cpu().numpy()) - low  # x - min = (x - c) + shift
+        s1 = m1 + shift
+        s2 = m2 + 2 * shift * m1 + shift**2
+        s3 = m3 + 3 * shift * m2 + 3 * shift**2 * m1 + shift**3
+        if stride:
+            self._sub = (sub_x, None if uniform else sub_q)  # rough_multipliers normalizes q
+        stats = StreamedSamples(self.source, self.sign, self.dtype, low, mass)
+        return _rows_from_sums(stats, None, low, s1, s2, s3, high - low, at_low.cpu().numpy() / mass)
 
     def warm_start(self, rows: _Rows, kgrid: np.ndarray, divergence: str) -> np.ndarray | None:
         if self._sub is None:

@@ -150,8 +150,9 @@ def bootstrap(
         level: interval coverage in (0, 1).
         paired: one draw of groups for all checkpoints (right under common random numbers,
             where group g is the same env/episode for every checkpoint); else one per
-            checkpoint. None (a source only): paired when the checkpoints have weight in the
-            same groups, as known after the first pass.
+            checkpoint. None: paired when the checkpoints share the group labels and have
+            weight in the same groups (a source: as known after its first pass), as
+            :func:`postconv.report.select` resamples.
         seed: seed of the resampling.
         method: ``"exact"`` solves every replicate over the samples (R solves, the
             samples in memory R at a time); ``"grouped"`` finds every replicate's optimum
@@ -181,10 +182,6 @@ def bootstrap(
                 "method='exact' needs the samples in memory; a sample source is resampled by group"
             )
         return _grouped(psi, ks, divergence, sense, n_boot, level, paired, rng, estimate)
-    if paired is None:
-        raise ValueError(
-            "paired=None (decide after the first pass) is for a sample source; pass True or False"
-        )
     x = _validate.samples(psi)
     if x.ndim != 2:
         raise ValueError("bootstrap needs psi of shape (B, n): one row of samples per checkpoint")
@@ -196,6 +193,8 @@ def bootstrap(
         raise ValueError(
             f"groups shape {g.shape} does not match psi shape {(b, n)}; pass one label per sample"
         )
+    if g.ndim == 2 and (g == g[:1]).all():
+        g = g[0]  # labels shared by the checkpoints, stored once per checkpoint
     if method == "grouped" and g.ndim != 1:
         raise ValueError(
             "method='grouped' needs one group label per sample shared by the checkpoints: shape (n,)"
@@ -213,12 +212,13 @@ def bootstrap(
         [np.bincount(labels[i], weights=base[i], minlength=labels.max() + 1) > 0 for i in range(b)]
     )
 
+    pair = (g.ndim == 1 and bool((live == live[0]).all())) if paired is None else paired
     values = np.empty((n_boot, b, ks.size))
     means = np.empty((n_boot, b))
     per_call = max(1, int(2**24 // max(1, b * n)))  # replicates solved together
     for start in range(0, n_boot, per_call):
         stop = min(n_boot, start + per_call)
-        drawn = _draw_counts(rng, live, stop - start, paired)  # (R', G) or (B, R', G)
+        drawn = _draw_counts(rng, live, stop - start, pair)  # (R', G) or (B, R', G)
         w = (
             np.stack([(drawn if drawn.ndim == 2 else drawn[i])[:, labels[i]] for i in range(b)], axis=1)
             * base

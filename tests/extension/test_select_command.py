@@ -7,6 +7,7 @@ import pytest
 
 from postconv.cli import main
 from postconv.demo import demo_samples
+from postconv.file_source import NpzSource
 from postconv.report import SelectionConfig, select
 from postconv.samples_file import SampleSet, load_samples, save_samples
 from postconv.selection import SolverError
@@ -64,13 +65,16 @@ def test_worst_case_selection_can_disagree_with_the_mean():
         ({"psi": np.zeros((2, 3)), "names": np.array(["a", "a"])}, "checkpoint names repeat"),
         ({"psi": np.zeros((2, 3)), "groups": np.zeros(4)}, "groups has shape (4,); expected (3,) or (2, 3)"),
         ({"psi": np.zeros((2, 3)), "sense": np.asarray("loss")}, "sense is 'loss'; store 'reward'"),
+        ({"psi": np.zeros((2, 3)), "weights": np.ones(3)}, "weights has shape (3,); expected (2, 3)"),
+        ({"psi": np.array([["a", "b"]])}, "psi has dtype <U1; store numbers"),
     ],
 )
-def test_bad_samples_files_are_named_with_the_problem(tmp_path, arrays, message):
+@pytest.mark.parametrize("reader", [load_samples, NpzSource], ids=["loaded", "streamed"])
+def test_bad_samples_files_are_named_with_the_problem(tmp_path, arrays, message, reader):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        load_samples(path)
+        reader(path)
 
 
 def test_command_reports_errors_without_a_traceback(tmp_path, capsys):

@@ -282,6 +282,23 @@ def test_ctrl_c_while_a_writer_is_made_or_finished_leaves_no_partial_folder(
     assert not left, f"Ctrl-C while {where} left {left}"
 
 
+@pytest.mark.parametrize("call", [2, 3], ids=["moving_the_old_one_aside", "renaming_the_new_one_in"])
+def test_ctrl_c_while_a_set_is_published_over_a_complete_one_keeps_the_old_one(tmp_path, monkeypatch, call):
+    import os
+
+    import postconv.sample_store as store
+
+    folder = sample_dir(tmp_path, "no_push", "a", 0)
+    SampleWriter(folder, 3, 2, 2, 1).finish({"checkpoint": "old"})
+    # os.replace: 1 writes meta.json, 2 moves the old folder aside, 3 renames the new one in
+    monkeypatch.setattr(store.os, "replace", _interrupt_on_call(os.replace, call))
+    with pytest.raises(KeyboardInterrupt):
+        SampleWriter(folder, 3, 2, 2, 1).finish({"checkpoint": "new"})
+    monkeypatch.undo()
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]
+    assert json.loads((folder / "meta.json").read_text())["checkpoint"] == "old"
+
+
 def test_a_partial_folder_is_never_seen_and_a_damaged_one_is_not_complete(tmp_path):
     folder = sample_dir(tmp_path, "no_push", "a", 0)
     writer = SampleWriter(folder, 3, 2, 2, 1)

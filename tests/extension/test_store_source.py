@@ -11,7 +11,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from postconv import stage as stage_module
+import postconv.report
 from postconv.report import SelectionConfig, select, select_source
 from postconv.sample_store import (
     SampleWriter,
@@ -115,7 +115,7 @@ def test_the_stage_streams_large_per_step_sets_and_says_so(tmp_path, monkeypatch
     config = StageConfig(unit="step", report=False, selection=SelectionConfig(n_boot=20))
     console = Console(record=True, width=200)
     in_memory = select_run(tmp_path, config, console)
-    monkeypatch.setattr(stage_module, "STREAM_SAMPLES", 100)
+    monkeypatch.setattr(postconv.report, "STREAM_SAMPLES", 100)
     streamed = select_run(tmp_path, config, console)
     text = console.export_text()
     assert "streamed from disk" in text

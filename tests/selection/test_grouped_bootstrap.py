@@ -151,6 +151,59 @@ def test_a_streamed_solve_equals_the_in_memory_one(divergence, sense, weighted, 
     np.testing.assert_array_equal(streamed.status, here.status)
 
 
+class _Counting(ArraySource):
+    """An array source that records the purpose of every pass (a test fake of the counting only)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.purposes = []
+
+    def chunks(self, purpose):
+        self.purposes.append(purpose)
+        yield from super().chunks(purpose)
+
+
+@pytest.mark.parametrize("sense", ["reward", "cost"])
+def test_the_streamed_statistics_take_one_pass_and_equal_the_in_memory_ones(sense):
+    from postconv.selection._streamed import StreamedProblem
+    from postconv.selection.estimators import _Problem
+
+    psi = stage_like(3, 30, 100, seed=4).astype(np.float64) + 100.0  # far from 0: the moments move far
+    weights = np.ones_like(psi)
+    weights[1, :700] = 0.0  # row 1's first chunk carries no weight ...
+    psi[1, :700] = -1e9  # ... and holds padding far below its samples: it must not count
+    weights[0, ::7] = 0.5
+    psi[2, -5:] = -50.0  # the lowest samples in the last chunk: the minimum and its mass restart
+    psi[2, -40] = -50.0
+    source = _Counting(psi, weights, columns=500)
+    streamed = StreamedProblem(source, sense).rows(1)
+    assert source.purposes == ["reading: statistics"]
+    sign = 1.0 if sense == "reward" else -1.0
+    q = torch.from_numpy(weights / weights.sum(-1, keepdims=True))
+    here = _Problem(torch.from_numpy(sign * psi), q).rows(1)
+    np.testing.assert_array_equal(streamed.low, here.low)
+    for name in ("mean", "var", "third", "top", "q_min"):
+        np.testing.assert_allclose(
+            getattr(streamed, name), getattr(here, name), rtol=1e-9, atol=1e-12, err_msg=name
+        )
+    if sense == "reward":
+        assert streamed.q_min[2] == pytest.approx(6 / 3000)
+
+
+@pytest.mark.parametrize("divergence", ["kl", "chi2"])
+def test_padding_far_below_the_samples_changes_no_streamed_value(divergence):
+    psi = stage_like(2, 30, 100, seed=5)
+    weights = np.ones_like(psi)
+    weights[0, :1500] = 0.0  # the first chunks of row 0 are padding, as a ragged stack has
+    psi[0, :1500] = np.float32(-1e9)
+    ks = [0.01, 1.0, 4.0]
+    streamed = worst_case(ArraySource(psi, weights, columns=500), k=ks, divergence=divergence)
+    here = worst_case(torch.from_numpy(psi), weights, k=ks, divergence=divergence)
+    scale = float(np.ptp(psi[weights > 0]))
+    np.testing.assert_allclose(streamed.value, here.value, rtol=0, atol=2e-6 * scale)
+    np.testing.assert_allclose(streamed.mean, here.mean, rtol=0, atol=1e-9 * scale)
+
+
 class _BrokenSource(ArraySource):
     """An array source whose second chunk is corrupted in a chosen way (a test fake)."""
 
@@ -223,7 +276,7 @@ SOURCE_CASES = [
         "method='exact' needs the samples in memory; a sample source is resampled by group",
     ),
     (
-        lambda: bootstrap(np.ones((2, 3)), [[0, 1, 2], [0, 1, 2]], method="grouped"),
+        lambda: bootstrap(np.ones((2, 3)), [[0, 1, 2], [2, 1, 0]], method="grouped"),
         "method='grouped' needs one group label per sample shared by the checkpoints: shape (n,)",
     ),
     (lambda: bootstrap(np.ones((2, 3)), [0, 1, 2], method="fast"), "unknown method 'fast'"),

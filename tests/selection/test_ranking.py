@@ -78,6 +78,23 @@ def test_paired_resampling_treats_identical_checkpoints_identically():
     assert not np.array_equal(unpaired.replicates[:, 0], unpaired.replicates[:, 1])
 
 
+@pytest.mark.parametrize("method", ["exact", "grouped"])
+def test_paired_none_pairs_checkpoints_that_share_their_live_groups_and_no_others(method):
+    rng = np.random.default_rng(7)
+    groups = np.repeat(np.arange(30), 10)
+    row = rng.normal(size=300)
+    psi = np.stack([row, row])
+    shared = np.ones_like(psi)
+    shared[:, :10] = 0.0  # group 0 without weight in every checkpoint: still shared
+    for labels in (groups, np.stack([groups, groups])):  # (n,), or (B, n) repeating it
+        both = bootstrap(psi, labels, k=1.0, weights=shared, n_boot=30, paired=None, method=method)
+        np.testing.assert_array_equal(both.replicates[:, 0], both.replicates[:, 1])
+    ragged = shared.copy()
+    ragged[1, 10:20] = 0.0  # group 1 only in checkpoint 0: each draws its own
+    apart = bootstrap(psi, groups, k=1.0, weights=ragged, n_boot=30, paired=None, method=method)
+    assert not np.array_equal(apart.replicates[:, 0], apart.replicates[:, 1])
+
+
 def test_bootstrap_resamples_only_real_samples_of_ragged_checkpoints():
     from postconv.selection.discretize import stack
 

@@ -1,0 +1,152 @@
+"""A samples file (``.npz``) as a :class:`~postconv.selection.source.SampleSource`, read in chunks.
+
+``postconv select FILE.npz`` on samples of GPU size (tens of checkpoints x millions of
+samples) must not hold them all: an ``.npz`` written by ``numpy.savez`` stores its arrays
+uncompressed, so psi and the weights can be read a block of columns at a time straight
+from the file, with plain reads (as the run's sample store is,
+:mod:`postconv.store_source`). A compressed file (``numpy.savez_compressed``) cannot be
+read that way; :class:`NotStreamable` says so and the caller loads it whole.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from postconv.samples_file import check_layout, check_numeric, open_npz, read_names, read_sense
+from postconv.selection.source import Chunk
+from postconv.store_source import COLUMNS, NpyRows, npy_header
+
+_LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra field
+
+
+class NotStreamable(ValueError):
+    """The file is a valid samples file but cannot be read in chunks (the reason says why)."""
+
+
+def psi_shape(path: Path) -> tuple[int, ...] | None:
+    """psi's shape from its header alone (compressed or not); None where the file is not a
+    readable samples file (loading it then says what is wrong)."""
+    try:
+        with open_npz(path) as data, data.zip.open(_member(data, "psi")) as f:
+            return npy_header(f)[0]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _member(data: np.lib.npyio.NpzFile, key: str) -> str:
+    return key if key in data.zip.namelist() else f"{key}.npy"
+
+
+def _reader(path: Path, data: np.lib.npyio.NpzFile, key: str) -> NpyRows:
+    """A plain reader of member ``key``, which must be stored uncompressed (``numpy.savez``)
+    and whole."""
+    info = data.zip.getinfo(_member(data, key))
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        raise NotStreamable(
+            f"{path}: {key} is compressed, so it cannot be read in chunks; "
+            "write the file with numpy.savez (not savez_compressed) to stream it"
+        )
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(_LOCAL_HEADER)
+    if local[:4] != b"PK\x03\x04":
+        raise ValueError(f"{path}: damaged zip (no local header for {key}); write it again with numpy.savez")
+    name_length, extra_length = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + _LOCAL_HEADER + name_length + extra_length
+    reader = check_numeric(path, key, NpyRows(path, start))
+    size = reader.offset - start + math.prod(reader.shape) * reader.dtype.itemsize
+    if size > info.file_size:
+        raise ValueError(
+            f"{path}: {key} is truncated ({info.file_size} of {size} bytes); write the file again"
+        )
+    return reader
+
+
+class NpzSource:
+    """The samples of an uncompressed samples file (:mod:`postconv.samples_file`) as a source.
+
+    psi (and the weights) are read ``columns`` samples of every checkpoint at a time; the
+    names and sense are read whole, the groups one row (one int per sample, shared by the
+    checkpoints). float32 psi stays float32, any other becomes float64.
+
+    Raises:
+        ValueError: the file is not a valid samples file (the message names the fix).
+        NotStreamable: valid, but compressed or with groups that differ between checkpoints.
+    """
+
+    def __init__(self, path: str | Path, progress=None, columns: int = COLUMNS):
+        self.path, self.progress, self.columns = Path(path), progress, int(columns)
+        with open_npz(self.path) as data:
+            self.psi = _reader(self.path, data, "psi")
+            self.names = read_names(self.path, data, self.psi.shape)
+            self.sense = read_sense(self.path, data)
+            self.weights = _reader(self.path, data, "weights") if "weights" in data else None
+            groups = _reader(self.path, data, "groups") if "groups" in data else None
+        n = self.psi.shape[1]
+        check_layout(
+            self.path,
+            self.psi.shape,
+            (n,) if groups is None else groups.shape,
+            None if self.weights is None else self.weights.shape,
+        )
+        labels = np.arange(n) if groups is None else self._shared(groups)
+        dense = np.unique(labels, return_inverse=True)[1].reshape(-1)
+        self.groups = torch.as_tensor(dense, dtype=torch.int64)
+        self._n_groups = int(dense.max()) + 1 if n else 0
+
+    def _shared(self, groups: NpyRows) -> np.ndarray:
+        """The groups' one row: (n,) as stored, or the row that (B, n) groups must repeat
+        (checked a block of columns at a time)."""
+        if len(groups.shape) == 1:
+            return groups.read(0, groups.shape[0])
+        n = groups.shape[1]
+        row = np.empty(n, dtype=groups.dtype)
+        for start in range(0, n, self.columns):
+            block = groups.columns(start, min(n, start + self.columns))
+            if not (block == block[:1]).all():
+                raise NotStreamable(
+                    f"{self.path}: the checkpoints' groups differ; a streamed bootstrap needs one group per "
+                    "sample shared by every checkpoint (store groups of shape (n,))"
+                )
+            row[start : start + block.shape[1]] = block[0]
+        return row
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(int(v) for v in self.psi.shape)
+
+    @property
+    def n_groups(self) -> int:
+        return self._n_groups
+
+    @property
+    def dtype(self) -> torch.dtype:
+        single = self.psi.dtype.kind == "f" and self.psi.dtype.itemsize == 4  # either byte order
+        return torch.float32 if single else torch.float64
+
+    def chunks(self, purpose: str) -> Iterator[Chunk]:
+        n = self.shape[1]
+        dtype = np.float32 if self.dtype == torch.float32 else np.float64
+        task = None if self.progress is None else self.progress.add_task(purpose, total=-(-n // self.columns))
+        try:
+            for start in range(0, n, self.columns):
+                stop = min(n, start + self.columns)
+                psi = np.ascontiguousarray(self.psi.columns(start, stop), dtype=dtype)
+                weights = None
+                if self.weights is not None:
+                    weights = torch.from_numpy(
+                        np.ascontiguousarray(self.weights.columns(start, stop), dtype=dtype)
+                    )
+                yield Chunk(psi=torch.from_numpy(psi), weights=weights, groups=self.groups[start:stop])
+                if task is not None:
+                    self.progress.advance(task)
+        finally:
+            if task is not None:
+                self.progress.remove_task(task)
