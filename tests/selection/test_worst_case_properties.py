@@ -282,3 +282,21 @@ def test_kl_converges_on_weighted_float32_batches_just_inside_the_balls_edge(see
     double = worst_case(psi.astype(np.float64), weights=counts.astype(np.float64), k=k).value
     assert np.all(single <= double + 1e-8 * np.ptp(psi))
     np.testing.assert_allclose(single, double, rtol=0, atol=1e-6 * np.ptp(psi))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_float32_chi2_converges_at_large_radii_where_the_root_nears_the_top_sample(weighted):
+    # stage-like psi, k from 15 up to just inside the edge ((1 + 2k) x the fall mass = 1 at
+    # k ~ 250): the threshold eta sits within float32 steps of the top sample, where the
+    # neighbouring float32 eta both missed the tolerance and every such solve raised
+    rng = np.random.default_rng(0)
+    psi = (0.02 + 0.005 * rng.standard_normal((10, 20_000))).astype(np.float32)
+    psi[rng.random(psi.shape) < 0.002] = -4.0
+    weights = rng.random(psi.shape).astype(np.float32) if weighted else None
+    ks = [15.0, 20.0, 50.0, 100.0, 200.0]
+    single = worst_case(torch.from_numpy(psi), weights=weights, k=ks, divergence="chi2").value
+    w64 = None if weights is None else weights.astype(np.float64)
+    double = worst_case(psi.astype(np.float64), weights=w64, k=ks, divergence="chi2").value
+    slack = 1e-8 if weighted else 1e-12
+    assert np.all(single <= double + slack * np.ptp(psi))
+    np.testing.assert_allclose(single, double, rtol=0, atol=1e-6 * np.ptp(psi))
