@@ -406,6 +406,13 @@ def _select_file(path: Path, config, console: Console):
     if shape is not None and math.prod(shape) > report.STREAM_SAMPLES:
         try:
             source = NpzSource(path)
+            if config.n_boot and source.n_groups * 8 > shape[1]:
+                # the grouped bootstrap holds sums per group: as many as the samples here
+                raise NotStreamable(
+                    f"{path}: {source.n_groups:,} bootstrap groups for {shape[1]:,} samples per checkpoint "
+                    "are too fine to resample by group (8 samples a group at least); store the episode "
+                    "or env of each sample as groups to stream it"
+                )
         except NotStreamable as why:
             console.print(f"[yellow]note:[/] {escape(str(why))}; read whole into memory instead")
         else:

@@ -36,7 +36,7 @@ def psi_shape(path: Path) -> tuple[int, ...] | None:
     try:
         with open_npz(path) as data, data.zip.open(_member(data, "psi")) as f:
             return npy_header(f)[0]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
 
 
@@ -44,9 +44,9 @@ def _member(data: np.lib.npyio.NpzFile, key: str) -> str:
     return key if key in data.zip.namelist() else f"{key}.npy"
 
 
-def _reader(path: Path, data: np.lib.npyio.NpzFile, key: str) -> NpyRows:
+def _reader(path: Path, data: np.lib.npyio.NpzFile, key: str, numeric: bool = True) -> NpyRows:
     """A plain reader of member ``key``, which must be stored uncompressed (``numpy.savez``)
-    and whole."""
+    and whole (and hold numbers, unless ``numeric`` is False: group labels may be strings)."""
     info = data.zip.getinfo(_member(data, key))
     if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
         raise NotStreamable(
@@ -60,7 +60,11 @@ def _reader(path: Path, data: np.lib.npyio.NpzFile, key: str) -> NpyRows:
         raise ValueError(f"{path}: damaged zip (no local header for {key}); write it again with numpy.savez")
     name_length, extra_length = struct.unpack("<HH", local[26:30])
     start = info.header_offset + _LOCAL_HEADER + name_length + extra_length
-    reader = check_numeric(path, key, NpyRows(path, start))
+    reader = NpyRows(path, start)
+    if numeric:
+        check_numeric(path, key, reader)
+    elif reader.dtype.hasobject:
+        raise ValueError(f"{path}: {key} holds Python objects; store numbers or strings")
     size = reader.offset - start + math.prod(reader.shape) * reader.dtype.itemsize
     if size > info.file_size:
         raise ValueError(
@@ -88,7 +92,7 @@ class NpzSource:
             self.names = read_names(self.path, data, self.psi.shape)
             self.sense = read_sense(self.path, data)
             self.weights = _reader(self.path, data, "weights") if "weights" in data else None
-            groups = _reader(self.path, data, "groups") if "groups" in data else None
+            groups = _reader(self.path, data, "groups", numeric=False) if "groups" in data else None
         n = self.psi.shape[1]
         check_layout(
             self.path,

@@ -104,12 +104,25 @@ def partial_dir(folder: Path) -> Path:
     return folder.with_name(f".{folder.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
 
 
+def _aside_dir(folder: Path) -> Path:
+    """Where :func:`_publish` moves a folder it replaces; named apart from partial folders so
+    that no clean-up of partials ever deletes it."""
+    return folder.with_name(f".{folder.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+
+
 def remove_partials(root: Path) -> int:
     """Delete the partial folders under a samples root (left by killed writers); call it only
-    while holding the run's lock, when no writer of this run is alive. Returns how many."""
+    while holding the run's lock, when no writer of this run is alive. A folder a killed
+    writer had moved aside goes back where nothing replaced it. Returns how many."""
     stale = [p for p in root.glob("*/*/.seed_*.partial*") if p.is_dir()]
     for p in stale:
         shutil.rmtree(p, ignore_errors=True)
+    for aside in root.glob("*/*/.seed_*.old-*"):
+        folder = aside.with_name(aside.name[1:].split(".old-")[0])
+        if folder.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(aside, folder)
     return len(stale)
 
 
@@ -117,12 +130,13 @@ def _publish(partial: Path, folder: Path) -> Path:
     """Rename a finished partial folder into place. A folder already there (of another key, or
     another writer's copy of the same set) is first renamed aside, and deleted only once the
     new one is in place; if anything (Ctrl-C included) stops the swap before that, it is put
-    back. A rename that loses a race to another writer is retried."""
+    back (by :func:`remove_partials` if the process dies first). A rename that loses a race
+    to another writer is retried."""
     for _ in range(3):
         aside = None
         try:
             if folder.exists():
-                aside = partial_dir(folder)
+                aside = _aside_dir(folder)
                 try:
                     os.replace(folder, aside)
                 except FileNotFoundError:  # another writer moved it first

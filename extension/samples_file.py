@@ -6,7 +6,9 @@ Arrays in the file:
   B checkpoints. Required.
 - ``names``: (B,) str, the checkpoints' names (default ``ckpt_0`` ...).
 - ``groups``: (n,) or (B, n) int, the episode or env each sample belongs to; the bootstrap
-  resamples whole groups. Default: every sample its own group (no correlation assumed).
+  resamples whole groups, for all checkpoints at once (paired) where they share the labels
+  ((n,), or (B, n) with equal rows) and carry weight in the same groups, else each its own.
+  Default: every sample its own group (no correlation assumed).
 - ``weights``: (B, n) float, sample weights; zero marks padding of shorter checkpoints.
 - ``sense``: scalar str, ``"reward"`` (larger is better, the default) or ``"cost"``.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +63,7 @@ def open_npz(path: Path) -> np.lib.npyio.NpzFile:
         )
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not a readable npz file ({err}); write it with numpy.savez") from err
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise ValueError(

@@ -138,3 +138,33 @@ def test_select_says_a_large_compressed_file_is_read_whole(tmp_path, capsys, mon
     assert "psi is compressed" in said
     assert "read whole into memory instead" in said
     assert result["bootstrap"]["method"] == "exact"
+
+
+def test_string_group_labels_are_streamed_as_they_are_loaded(tmp_path):
+    arrays = _arrays(np.random.default_rng(4))
+    labels = np.array([f"env{i}" for i in arrays["groups"]])
+    np.savez(tmp_path / "s.npz", psi=arrays["psi"], groups=labels)
+    source = NpzSource(tmp_path / "s.npz", columns=300)
+    np.testing.assert_array_equal(_concatenated(source)[2], np.unique(labels, return_inverse=True)[1])
+
+
+def test_select_loads_a_large_file_whose_groups_are_too_fine_to_resample_by_group(
+    tmp_path, capsys, monkeypatch
+):
+    psi = _arrays(np.random.default_rng(5), b=2, n=1000)["psi"]
+    np.savez(tmp_path / "s.npz", psi=psi)  # no groups: every sample its own
+    monkeypatch.setattr(postconv.report, "STREAM_SAMPLES", 100)
+    result, said = _select(tmp_path / "s.npz", tmp_path, capsys)
+    said = " ".join(said.split())
+    assert "1,000 bootstrap groups for 1,000 samples per checkpoint are too fine to resample by group" in said
+    assert "read whole into memory instead" in said
+    assert result["bootstrap"]["method"] == "exact"
+
+
+def test_a_truncated_file_is_an_error_that_names_it(tmp_path, capsys):
+    path = save_samples(
+        tmp_path / "s.npz", SampleSet(psi=np.ones((2, 500)), names=("a", "b"), groups=np.arange(500))
+    )
+    path.write_bytes(path.read_bytes()[:3000])
+    assert main(["select", str(path)]) == 2
+    assert "not a readable npz file" in " ".join(capsys.readouterr().out.split())

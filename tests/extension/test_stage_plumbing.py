@@ -299,6 +299,25 @@ def test_ctrl_c_while_a_set_is_published_over_a_complete_one_keeps_the_old_one(t
     assert json.loads((folder / "meta.json").read_text())["checkpoint"] == "old"
 
 
+def test_a_second_ctrl_c_while_the_old_set_is_put_back_leaves_it_for_the_next_clean_up(tmp_path, monkeypatch):
+    import os
+
+    import postconv.sample_store as store
+
+    folder = sample_dir(tmp_path, "no_push", "a", 0)
+    SampleWriter(folder, 3, 2, 2, 1).finish({"checkpoint": "old"})
+    interrupted = _interrupt_on_call(_interrupt_on_call(os.replace, 3), 3)  # calls 3 and 4
+    monkeypatch.setattr(store.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        SampleWriter(folder, 3, 2, 2, 1).finish({"checkpoint": "new"})
+    monkeypatch.undo()
+    assert not folder.exists()  # the old set sits aside, named apart from partial folders
+    store.discard_partials(folder)  # what an interrupted rollout does next: it must survive
+    store.remove_partials(tmp_path)  # what the next stage does first: it goes back
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]
+    assert json.loads((folder / "meta.json").read_text())["checkpoint"] == "old"
+
+
 def test_a_partial_folder_is_never_seen_and_a_damaged_one_is_not_complete(tmp_path):
     folder = sample_dir(tmp_path, "no_push", "a", 0)
     writer = SampleWriter(folder, 3, 2, 2, 1)
