@@ -76,9 +76,9 @@ def _reader(path: Path, data: np.lib.npyio.NpzFile, key: str, numeric: bool = Tr
 class NpzSource:
     """The samples of an uncompressed samples file (:mod:`postconv.samples_file`) as a source.
 
-    psi (and the weights) are read ``columns`` samples of every checkpoint at a time; the
-    names and sense are read whole, the groups one row (one int per sample, shared by the
-    checkpoints). float32 psi stays float32, any other becomes float64.
+    psi, the weights and the groups are read ``columns`` samples of every checkpoint at a
+    time; only the names, the sense and the distinct group labels are held. float32 psi
+    stays float32, any other becomes float64.
 
     Raises:
         ValueError: the file is not a valid samples file (the message names the fix).
@@ -92,35 +92,44 @@ class NpzSource:
             self.names = read_names(self.path, data, self.psi.shape)
             self.sense = read_sense(self.path, data)
             self.weights = _reader(self.path, data, "weights") if "weights" in data else None
-            groups = _reader(self.path, data, "groups", numeric=False) if "groups" in data else None
+            self.labels = _reader(self.path, data, "groups", numeric=False) if "groups" in data else None
         n = self.psi.shape[1]
         check_layout(
             self.path,
             self.psi.shape,
-            (n,) if groups is None else groups.shape,
+            (n,) if self.labels is None else self.labels.shape,
             None if self.weights is None else self.weights.shape,
         )
-        labels = np.arange(n) if groups is None else self._shared(groups)
-        dense = np.unique(labels, return_inverse=True)[1].reshape(-1)
-        self.groups = torch.as_tensor(dense, dtype=torch.int64)
-        self._n_groups = int(dense.max()) + 1 if n else 0
+        # without groups every sample is its own; else the distinct labels, sorted: a chunk's
+        # groups are its labels' ranks among them
+        self.distinct = None if self.labels is None else self._distinct_labels()
+        self._n_groups = n if self.distinct is None else len(self.distinct)
 
-    def _shared(self, groups: NpyRows) -> np.ndarray:
-        """The groups' one row: (n,) as stored, or the row that (B, n) groups must repeat
-        (checked a block of columns at a time)."""
-        if len(groups.shape) == 1:
-            return groups.read(0, groups.shape[0])
-        n = groups.shape[1]
-        row = np.empty(n, dtype=groups.dtype)
+    def _label_block(self, start: int, stop: int) -> np.ndarray:
+        """Labels of columns ``start:stop``: (c,) stored as (n,), (B, c) stored as (B, n)."""
+        if len(self.labels.shape) == 1:
+            return self.labels.read(start, stop)
+        return self.labels.columns(start, stop)
+
+    def _distinct_labels(self) -> np.ndarray:
+        """One pass over the labels: their sorted distinct values; (B, n) labels must repeat
+        one row."""
+        n = self.psi.shape[1]
+        distinct, pending, held = np.empty(0, dtype=self.labels.dtype), [], 0
         for start in range(0, n, self.columns):
-            block = groups.columns(start, min(n, start + self.columns))
-            if not (block == block[:1]).all():
-                raise NotStreamable(
-                    f"{self.path}: the checkpoints' groups differ; a streamed bootstrap needs one group per "
-                    "sample shared by every checkpoint (store groups of shape (n,))"
-                )
-            row[start : start + block.shape[1]] = block[0]
-        return row
+            block = self._label_block(start, min(n, start + self.columns))
+            if block.ndim == 2:
+                if not (block == block[:1]).all():
+                    raise NotStreamable(
+                        f"{self.path}: the checkpoints' groups differ; a streamed bootstrap needs one group "
+                        "per sample shared by every checkpoint (store groups of shape (n,))"
+                    )
+                block = block[0]
+            pending.append(np.unique(block))
+            held += len(pending[-1])
+            if held > 4 * max(len(distinct), self.columns):  # merged now and then: amortized
+                distinct, pending, held = np.unique(np.concatenate([distinct, *pending])), [], 0
+        return np.unique(np.concatenate([distinct, *pending]))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -135,6 +144,16 @@ class NpzSource:
         single = self.psi.dtype.kind == "f" and self.psi.dtype.itemsize == 4  # either byte order
         return torch.float32 if single else torch.float64
 
+    def _groups(self, start: int, stop: int) -> torch.Tensor:
+        if self.distinct is None:
+            return torch.arange(start, stop, dtype=torch.int64)
+        labels = (
+            self.labels.read(start, stop)
+            if len(self.labels.shape) == 1
+            else self.labels.columns(start, stop)[0]
+        )
+        return torch.from_numpy(np.searchsorted(self.distinct, labels).astype(np.int64))
+
     def chunks(self, purpose: str) -> Iterator[Chunk]:
         n = self.shape[1]
         dtype = np.float32 if self.dtype == torch.float32 else np.float64
@@ -148,7 +167,7 @@ class NpzSource:
                     weights = torch.from_numpy(
                         np.ascontiguousarray(self.weights.columns(start, stop), dtype=dtype)
                     )
-                yield Chunk(psi=torch.from_numpy(psi), weights=weights, groups=self.groups[start:stop])
+                yield Chunk(psi=torch.from_numpy(psi), weights=weights, groups=self._groups(start, stop))
                 if task is not None:
                     self.progress.advance(task)
         finally:
