@@ -331,6 +331,9 @@ class EvaluationReport:
     converged: bool | None = None
     """Whether the training curve settled (:func:`postconv.checkpoints.convergence`); None
     when the candidates were not chosen by it (``--from-iter``, ``--all-checkpoints``, no curve)."""
+    env: dict | None = None
+    """The evaluation env as run: num_envs, envs_per_checkpoint, checkpoints at once, device,
+    and where the sizes came from (on a GPU, the training's env count)."""
 
     @property
     def env_steps_per_s(self) -> float:
@@ -433,6 +436,13 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
         env_steps=0,
         seconds=0.0,
         converged=converged,
+        env={
+            "num_envs": config.num_envs,
+            "envs_per_checkpoint": config.envs_per_checkpoint,
+            "checkpoints_at_once": config.groups,
+            "device": config.device,
+            "sizes_from": why,
+        },
     )
     if report.sample_sets_reused:
         console.print(f"{report.sample_sets_reused} of {total_sets} sample sets already on disk: reused")

@@ -41,6 +41,10 @@ def test_training_ends_with_the_stage_whose_numbers_match_the_selection_module(t
     result = json.loads((out / "selection.json").read_text())
     assert result["scenarios"] == ["no_push", "push_0.5_0.1-0.3s"]
     evaluation = json.loads((out / "evaluation.json").read_text())
+    env = evaluation["env"]  # the sizes the stage chose, as run
+    assert env["num_envs"] == env["envs_per_checkpoint"] * env["checkpoints_at_once"]
+    assert env["envs_per_checkpoint"] == 2
+    assert env["device"] == "cpu"
     index = find_samples(trained_run, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
     samples, left_out = to_sample_set(index, unit="episode")  # the stage's default
     assert left_out == {}
