@@ -411,7 +411,7 @@ def _select_file(path: Path, config, console: Console):
                 raise NotStreamable(
                     f"{path}: {source.n_groups:,} bootstrap groups for {shape[1]:,} samples per checkpoint "
                     "are too fine to resample by group (8 samples a group at least); store the episode "
-                    "or env of each sample as groups to stream it"
+                    "or env of each sample as groups to stream it, or pass --n-boot 0 (no intervals)"
                 )
         except NotStreamable as why:
             console.print(f"[yellow]note:[/] {escape(str(why))}; read whole into memory instead")

@@ -119,10 +119,13 @@ def remove_partials(root: Path) -> int:
         shutil.rmtree(p, ignore_errors=True)
     for aside in root.glob("*/*/.seed_*.old-*"):
         folder = aside.with_name(aside.name[1:].split(".old-")[0])
-        if folder.exists():
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.replace(aside, folder)
+        try:
+            if not folder.exists():
+                os.replace(aside, folder)
+                continue
+        except OSError:  # a live writer (a Ray job's first attempt) published in between
+            pass
+        shutil.rmtree(aside, ignore_errors=True)
     return len(stale)
 
 

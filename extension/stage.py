@@ -332,8 +332,9 @@ class EvaluationReport:
     """Whether the training curve settled (:func:`postconv.checkpoints.convergence`); None
     when the candidates were not chosen by it (``--from-iter``, ``--all-checkpoints``, no curve)."""
     env: dict | None = None
-    """The evaluation env as run: num_envs, envs_per_checkpoint, checkpoints at once, device,
-    and where the sizes came from (on a GPU, the training's env count)."""
+    """The evaluation env as run: num_envs, envs_per_checkpoint, the groups of envs in it and
+    the checkpoints a job fills (the others stand still), device, and where the sizes came
+    from (on a GPU, the training's env count)."""
 
     @property
     def env_steps_per_s(self) -> float:
@@ -439,7 +440,8 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
         env={
             "num_envs": config.num_envs,
             "envs_per_checkpoint": config.envs_per_checkpoint,
-            "checkpoints_at_once": config.groups,
+            "groups_in_env": config.groups,
+            "checkpoints_per_job": per_job,
             "device": config.device,
             "sizes_from": why,
         },

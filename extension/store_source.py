@@ -57,14 +57,18 @@ class NpyRows:
             out = np.fromfile(f, dtype=self.dtype, count=(stop - start) * self.row)
         return out.reshape(stop - start, *self.shape[1:])
 
-    def columns(self, start: int, stop: int) -> np.ndarray:
-        """Columns ``start:stop`` of every row of a 2-D array: (rows, stop - start)."""
-        rows, n = self.shape
+    def columns(self, start: int, stop: int, rows: int | None = None) -> np.ndarray:
+        """Columns ``start:stop`` of the first ``rows`` rows (all when None) of a 2-D array:
+        (rows, stop - start)."""
+        n = self.shape[1]
+        rows = self.shape[0] if rows is None else rows
         size = self.dtype.itemsize
         with open(self.path, "rb") as f:
             if self.fortran:  # a column is contiguous: one read
-                f.seek(self.offset + start * rows * size)
-                return np.fromfile(f, dtype=self.dtype, count=(stop - start) * rows).reshape(-1, rows).T
+                height = self.shape[0]
+                f.seek(self.offset + start * height * size)
+                block = np.fromfile(f, dtype=self.dtype, count=(stop - start) * height)
+                return block.reshape(-1, height).T[:rows]
             out = np.empty((rows, stop - start), dtype=self.dtype)
             for r in range(rows):
                 f.seek(self.offset + (r * n + start) * size)

@@ -19,7 +19,8 @@ def _arrays(rng, b=3, n=1000, dtype=np.float32, weights=False, fortran=False, gr
     if fortran:
         psi = np.asfortranarray(psi)
     labels = np.repeat(rng.permutation(50) * 7 + 3, n // 50)  # any integers, not 0..G-1
-    arrays = {"psi": psi, "groups": np.tile(labels, (b, 1)) if groups_2d else labels}
+    tiled = np.tile(labels, (b, 1))
+    arrays = {"psi": psi, "groups": (np.asfortranarray(tiled) if fortran else tiled) if groups_2d else labels}
     if weights:
         w = rng.random((b, n))
         w[:, -100:] = 0.0  # padding of shorter checkpoints
@@ -43,7 +44,7 @@ def _concatenated(source: NpzSource):
         {"fortran": True},
         {"weights": True},
         {"groups_2d": True},
-        {"dtype": np.float64, "weights": True, "fortran": True},
+        {"dtype": np.float64, "weights": True, "fortran": True, "groups_2d": True},
     ],
     ids=["float32", "float64", "fortran", "weights", "groups_per_checkpoint", "all"],
 )

@@ -297,6 +297,6 @@ def test_float32_chi2_converges_at_large_radii_where_the_root_nears_the_top_samp
     single = worst_case(torch.from_numpy(psi), weights=weights, k=ks, divergence="chi2").value
     w64 = None if weights is None else weights.astype(np.float64)
     double = worst_case(psi.astype(np.float64), weights=w64, k=ks, divergence="chi2").value
-    slack = 1e-8 if weighted else 1e-12
+    slack = 1e-8 if weighted else 1e-12  # float32 weights: their own rounding moves the problem
     assert np.all(single <= double + slack * np.ptp(psi))
-    np.testing.assert_allclose(single, double, rtol=0, atol=1e-6 * np.ptp(psi))
+    np.testing.assert_allclose(single, double, rtol=0, atol=(1e-7 if weighted else 1e-9) * np.ptp(psi))

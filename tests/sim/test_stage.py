@@ -42,7 +42,8 @@ def test_training_ends_with_the_stage_whose_numbers_match_the_selection_module(t
     assert result["scenarios"] == ["no_push", "push_0.5_0.1-0.3s"]
     evaluation = json.loads((out / "evaluation.json").read_text())
     env = evaluation["env"]  # the sizes the stage chose, as run
-    assert env["num_envs"] == env["envs_per_checkpoint"] * env["checkpoints_at_once"]
+    assert env["num_envs"] == env["envs_per_checkpoint"] * env["groups_in_env"]
+    assert 1 <= env["checkpoints_per_job"] <= env["groups_in_env"]
     assert env["envs_per_checkpoint"] == 2
     assert env["device"] == "cpu"
     index = find_samples(trained_run, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
