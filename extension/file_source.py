@@ -147,11 +147,10 @@ class NpzSource:
     def _groups(self, start: int, stop: int) -> torch.Tensor:
         if self.distinct is None:
             return torch.arange(start, stop, dtype=torch.int64)
-        labels = (
-            self.labels.read(start, stop)
-            if len(self.labels.shape) == 1
-            else self.labels.columns(start, stop)[0]
-        )
+        if len(self.labels.shape) == 1:
+            labels = self.labels.read(start, stop)
+        else:  # checked equal when opened: the first row's columns only
+            labels = self.labels.columns(start, stop, rows=1)[0]
         return torch.from_numpy(np.searchsorted(self.distinct, labels).astype(np.int64))
 
     def chunks(self, purpose: str) -> Iterator[Chunk]:
