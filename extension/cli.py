@@ -401,16 +401,17 @@ def _select_file(path: Path, config, console: Console):
     from postconv import report
     from postconv.file_source import NotStreamable, NpzSource, psi_shape
     from postconv.samples_file import load_samples
+    from postconv.selection.ranking import MIN_GROUP_SIZE
 
     shape = psi_shape(path)
     if shape is not None and math.prod(shape) > report.STREAM_SAMPLES:
         try:
             source = NpzSource(path)
-            if config.n_boot and source.n_groups * 8 > shape[1]:
+            if config.n_boot and source.n_groups * MIN_GROUP_SIZE > shape[1]:
                 # the grouped bootstrap holds sums per group: as many as the samples here
                 raise NotStreamable(
                     f"{path}: {source.n_groups:,} bootstrap groups for {shape[1]:,} samples per checkpoint "
-                    "are too fine to resample by group (8 samples a group at least); store the episode "
+                    f"are too fine to resample by group ({MIN_GROUP_SIZE} samples a group at least); store the episode "
                     "or env of each sample as groups to stream it, or pass --n-boot 0 (no intervals)"
                 )
         except NotStreamable as why:

@@ -21,7 +21,7 @@ import torch
 
 from postconv.samples_file import check_layout, check_numeric, open_npz, read_names, read_sense
 from postconv.selection.source import Chunk
-from postconv.store_source import COLUMNS, NpyRows, npy_header
+from postconv.store_source import COLUMNS, NpyRows, npy_header, with_progress
 
 _LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra field
 
@@ -105,11 +105,12 @@ class NpzSource:
         self.distinct = None if self.labels is None else self._distinct_labels()
         self._n_groups = n if self.distinct is None else len(self.distinct)
 
-    def _label_block(self, start: int, stop: int) -> np.ndarray:
-        """Labels of columns ``start:stop``: (c,) stored as (n,), (B, c) stored as (B, n)."""
+    def _label_block(self, start: int, stop: int, rows: int | None = None) -> np.ndarray:
+        """Labels of columns ``start:stop``: (c,) stored as (n,), (rows, c) stored as (B, n)
+        (all B rows when None)."""
         if len(self.labels.shape) == 1:
             return self.labels.read(start, stop)
-        return self.labels.columns(start, stop)
+        return self.labels.columns(start, stop, rows)
 
     def _distinct_labels(self) -> np.ndarray:
         """One pass over the labels: their sorted distinct values; (B, n) labels must repeat
@@ -147,28 +148,23 @@ class NpzSource:
     def _groups(self, start: int, stop: int) -> torch.Tensor:
         if self.distinct is None:
             return torch.arange(start, stop, dtype=torch.int64)
-        if len(self.labels.shape) == 1:
-            labels = self.labels.read(start, stop)
-        else:  # checked equal when opened: the first row's columns only
-            labels = self.labels.columns(start, stop, rows=1)[0]
+        block = self._label_block(start, stop, rows=1)  # (B, n) rows were checked equal
+        labels = block if block.ndim == 1 else block[0]
         return torch.from_numpy(np.searchsorted(self.distinct, labels).astype(np.int64))
 
     def chunks(self, purpose: str) -> Iterator[Chunk]:
         n = self.shape[1]
+        return with_progress(self._chunks(), self.progress, purpose, -(-n // self.columns))
+
+    def _chunks(self) -> Iterator[Chunk]:
+        n = self.shape[1]
         dtype = np.float32 if self.dtype == torch.float32 else np.float64
-        task = None if self.progress is None else self.progress.add_task(purpose, total=-(-n // self.columns))
-        try:
-            for start in range(0, n, self.columns):
-                stop = min(n, start + self.columns)
-                psi = np.ascontiguousarray(self.psi.columns(start, stop), dtype=dtype)
-                weights = None
-                if self.weights is not None:
-                    weights = torch.from_numpy(
-                        np.ascontiguousarray(self.weights.columns(start, stop), dtype=dtype)
-                    )
-                yield Chunk(psi=torch.from_numpy(psi), weights=weights, groups=self._groups(start, stop))
-                if task is not None:
-                    self.progress.advance(task)
-        finally:
-            if task is not None:
-                self.progress.remove_task(task)
+        for start in range(0, n, self.columns):
+            stop = min(n, start + self.columns)
+            psi = torch.from_numpy(np.ascontiguousarray(self.psi.columns(start, stop), dtype=dtype))
+            weights = None
+            if self.weights is not None:
+                weights = torch.from_numpy(
+                    np.ascontiguousarray(self.weights.columns(start, stop), dtype=dtype)
+                )
+            yield Chunk(psi=psi, weights=weights, groups=self._groups(start, stop))

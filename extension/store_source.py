@@ -86,19 +86,13 @@ def settled_rows(folder: Path, rows: int) -> Iterator[np.ndarray]:
     age = np.asarray(meta.get("age_at_start", burn_in))
     episode, terminated = NpyRows(folder / "episode.npy"), NpyRows(folder / "terminated.npy")
     t_total = episode.shape[0]
-    previous = None  # the episode index of the step before the block
-    since = None  # steps since reset at the step before the block
+    previous = since = None  # the episode index and steps since reset at the block's last step
     for start in range(0, t_total, rows):
         stop = min(t_total, start + rows)
         block = episode.read(start, stop)
-        if previous is None:
-            steps = steps_since_reset(block, age)
-        else:
-            joined = np.vstack([previous[None], block])
-            began = joined[1:] != joined[:-1]
-            local = np.arange(1, len(block) + 1)[:, None]
-            last = np.maximum.accumulate(np.where(began, local, 0), axis=0)  # 0: no reset in the block
-            steps = np.where(last == 0, since + local, local - last)
+        if previous is not None:  # an env's age at the block's first step: 0 where it reset there
+            age = np.where(block[0] != previous, 0, since + 1)
+        steps = steps_since_reset(block, age)
         previous, since = block[-1], steps[-1]
         yield (steps >= burn_in) | terminated.read(start, stop)
 
@@ -107,6 +101,20 @@ def _bits(packed: np.ndarray, start: int, stop: int) -> np.ndarray:
     """Bits ``start:stop`` of a packed bit array, unpacked (reads only their bytes)."""
     first = start // 8
     return np.unpackbits(packed[first : (stop + 7) // 8])[start - 8 * first : stop - 8 * first]
+
+
+def with_progress(chunks: Iterator[Chunk], progress, purpose: str, total: int) -> Iterator[Chunk]:
+    """``chunks``, shown as a task named ``purpose`` of ``total`` steps on a
+    :class:`rich.progress.Progress` (None: not shown), removed when the pass ends."""
+    task = None if progress is None else progress.add_task(purpose, total=total)
+    try:
+        for chunk in chunks:
+            yield chunk
+            if task is not None:
+                progress.advance(task)
+    finally:
+        if task is not None:
+            progress.remove_task(task)
 
 
 class StoreSource:
@@ -165,15 +173,10 @@ class StoreSource:
 
     def chunks(self, purpose: str) -> Iterator[Chunk]:
         total = sum(-(-t // self.rows_per_chunk(m)) for t, m in self.shapes.values())
-        task = None if self.progress is None else self.progress.add_task(purpose, total=total)
-        try:
-            for scenario, seed in self.units:
-                yield from self._folder_chunks(scenario, seed, task)
-        finally:
-            if task is not None:
-                self.progress.remove_task(task)
+        chunks = (chunk for scenario, seed in self.units for chunk in self._folder_chunks(scenario, seed))
+        return with_progress(chunks, self.progress, purpose, total)
 
-    def _folder_chunks(self, scenario: str, seed: int, task) -> Iterator[Chunk]:
+    def _folder_chunks(self, scenario: str, seed: int) -> Iterator[Chunk]:
         t_total, m = self.shapes[(scenario, seed)]
         rows = self.rows_per_chunk(m)
         folders = [self.index.folders[(scenario, c, seed)] for c in self.names]
@@ -189,8 +192,6 @@ class StoreSource:
                 weights=torch.from_numpy(keep.astype(np.float32)),
                 groups=slots.repeat(stop - start),
             )
-            if task is not None:
-                self.progress.advance(task)
 
     def _psi(self, block: np.ndarray) -> np.ndarray:
         return block if self._weights is None else block @ self._weights

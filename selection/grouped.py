@@ -308,14 +308,14 @@ class _Reweighted:
     each sample weighted by the times replicate r_p drew its group (for an exact solve)."""
 
     def __init__(self, source: SampleSource, pairs: np.ndarray, counts: np.ndarray):
-        self.source, self.pairs = source, pairs
+        self.source = source
         self.counts = torch.as_tensor(np.ascontiguousarray(counts[pairs[:, 0], pairs[:, 1]]))  # (P, G)
         self.rows = torch.as_tensor(pairs[:, 0])
         self.passes = 0
 
     @property
     def shape(self) -> tuple[int, int]:
-        return len(self.pairs), self.source.shape[1]
+        return len(self.rows), self.source.shape[1]
 
     @property
     def n_groups(self) -> int:
@@ -327,8 +327,8 @@ class _Reweighted:
 
     def chunks(self, purpose: str):
         self.passes += 1
-        step = max(1, _BLOCK // len(self.pairs))  # P rows: the source's chunks cut to bound memory
-        for chunk in self.source.chunks(f"{purpose} ({len(self.pairs)} replicates off the grid)"):
+        step = max(1, _BLOCK // len(self.rows))  # P rows: the source's chunks cut to bound memory
+        for chunk in self.source.chunks(f"{purpose} ({len(self.rows)} replicates off the grid)"):
             rows = self.rows.to(chunk.psi.device)
             for start in range(0, chunk.psi.shape[1], step):
                 cols = slice(start, start + step)

@@ -116,8 +116,11 @@ BootstrapMethod = Literal["auto", "exact", "grouped"]
 
 EXACT_WORK = 1 << 27
 """``method="auto"`` resamples per sample while replicates x checkpoints x samples is at most
-this (a few seconds here), from per-group sums above it when groups hold 8 samples or more
+this (a few seconds here), from per-group sums above it when groups hold MIN_GROUP_SIZE samples or more
 on average (the per-group sums are B x nodes x G)."""
+MIN_GROUP_SIZE = 8
+"""Samples a bootstrap group holds on average, at least, for resampling by group: the
+grouped method keeps sums per group, as many as the samples when groups are finer."""
 
 
 def bootstrap(
@@ -199,7 +202,7 @@ def bootstrap(
         raise ValueError(
             "method='grouped' needs one group label per sample shared by the checkpoints: shape (n,)"
         )
-    many_per_group = g.ndim == 1 and len(np.unique(g)) * 8 <= n
+    many_per_group = g.ndim == 1 and len(np.unique(g)) * MIN_GROUP_SIZE <= n
     if method == "grouped" or (method == "auto" and many_per_group and n_boot * b * n > EXACT_WORK):
         source = ArraySource(x, weights, g)
         return _grouped(source, ks, divergence, sense, n_boot, level, paired, rng, estimate)
