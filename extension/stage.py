@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -580,8 +582,10 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
     by_scenario = {}
     paths: list[Path] = []
 
+    masks = Path(tempfile.mkdtemp(prefix="postconv-settled-"))  # shared by the streamed pools
+
     def ranked(scenarios: list[str]) -> SelectionResult:
-        result, left_out = _select_samples(index, scenarios, candidates, config, console)
+        result, left_out = _select_samples(index, scenarios, candidates, config, console, masks)
         # why a checkpoint is missing: its evaluation's reason first, else what is missing
         skipped = {**left_out, **{c: r for c, r in evaluation["skipped"].items() if c in candidates}}
         skipped.update(
@@ -595,10 +599,13 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
         skipped = {c: r for c, r in skipped.items() if c not in ranked_names}
         return replace(result, skipped=skipped, scenarios=scenarios)
 
-    for scenario in evaluation["scenarios"]:
-        by_scenario[scenario] = ranked([scenario])
-        paths += write_results(by_scenario[scenario], out / "by_scenario", stem=scenario)
-    pooled = ranked(evaluation["scenarios"])
+    try:
+        for scenario in evaluation["scenarios"]:
+            by_scenario[scenario] = ranked([scenario])
+            paths += write_results(by_scenario[scenario], out / "by_scenario", stem=scenario)
+        pooled = ranked(evaluation["scenarios"])
+    finally:
+        shutil.rmtree(masks, ignore_errors=True)
     paths = [*write_results(pooled, out), *paths]
     print_summary(pooled, tuple(paths[:2]), console)
     for name, result in by_scenario.items():
@@ -615,10 +622,11 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
 
 
 def _select_samples(
-    index: SampleIndex, scenarios: list[str], candidates, config: StageConfig, console: Console
+    index: SampleIndex, scenarios: list[str], candidates, config: StageConfig, console: Console, masks: Path
 ) -> tuple[SelectionResult, dict[str, str]]:
     """The selection of one pool of scenarios, and the checkpoints left out with the reason:
-    from samples stacked in memory, or streamed from disk when they are many."""
+    from samples stacked in memory, or streamed from disk when they are many (the settled
+    masks cached in ``masks``, shared by the pools)."""
     kept, left_out, units = complete_checkpoints(index, scenarios, candidates)
     size = len(kept) * sum(math.prod(index.steps[(sc, kept[0], seed)]) for sc, seed in units)
     label = "+".join(scenarios)
@@ -630,7 +638,7 @@ def _select_samples(
             return select(samples, config.selection), left_out
     with (
         pass_progress(console, f"selecting ({label})") as progress,
-        StoreSource(index, kept, units, config.psi_terms, progress) as source,
+        StoreSource(index, kept, units, config.psi_terms, progress, masks) as source,
     ):
         result = select_source(source, tuple(kept), config.sense, config.selection)
     console.print(f"selected {label} from {streamed_summary(result, 'disk')}")

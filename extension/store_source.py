@@ -127,6 +127,9 @@ class StoreSource:
         units: the (scenario, seed) pairs pooled, in the order of the samples.
         term_weights: psi as a weighted sum of reward terms (None: the task reward).
         progress: a :class:`rich.progress.Progress` to show each pass on, or None.
+        masks: a folder the settled masks are cached in, shared by the sources of one run
+            (each folder's mask is then computed once for all pools of scenarios); None: a
+            temporary folder of this source's own, deleted by :meth:`close`.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class StoreSource:
         units: list[tuple[str, int]],
         term_weights: dict[str, float] | None = None,
         progress=None,
+        masks: Path | None = None,
     ):
         self.index, self.names, self.units = index, list(checkpoints), list(units)
         self.term_weights, self.progress = term_weights, progress
@@ -152,8 +156,8 @@ class StoreSource:
         widths = {seed: max(self.shapes[u][1] for u in self.units if u[1] == seed) for seed in seeds}
         self.group_offset = dict(zip(seeds, np.cumsum([0] + [widths[s] for s in seeds[:-1]]), strict=True))
         self._n_groups = int(sum(widths.values()))
-        self._masks = Path(tempfile.mkdtemp(prefix="postconv-settled-"))
-        self._masked: set[tuple[str, str, int]] = set()
+        self._own_masks = masks is None
+        self._masks = Path(tempfile.mkdtemp(prefix="postconv-settled-")) if masks is None else masks
         self._weights = None if term_weights is None else term_vector(term_weights, index.term_names)
 
     @property
@@ -199,16 +203,16 @@ class StoreSource:
     def _mask(self, scenario: str, checkpoint: str, seed: int, rows: int) -> np.ndarray:
         """The folder's settled steps, packed one bit a step, memory-mapped from the cache."""
         path = self._masks / f"{scenario}__{checkpoint}__{seed}.npy"
-        if (scenario, checkpoint, seed) not in self._masked:
+        if not path.exists():
             folder = self.index.folders[(scenario, checkpoint, seed)]
             bits = np.packbits(np.concatenate([b.reshape(-1) for b in settled_rows(folder, rows)]))
             np.save(path, bits)
-            self._masked.add((scenario, checkpoint, seed))
         return np.load(path, mmap_mode="r")
 
     def close(self) -> None:
-        """Delete the cached masks."""
-        shutil.rmtree(self._masks, ignore_errors=True)
+        """Delete the cached masks, unless the caller gave the folder."""
+        if self._own_masks:
+            shutil.rmtree(self._masks, ignore_errors=True)
 
     def __enter__(self) -> StoreSource:
         return self

@@ -12,6 +12,7 @@ import torch
 from rich.console import Console
 
 import postconv.report
+import postconv.store_source
 from postconv.report import SelectionConfig, select, select_source
 from postconv.sample_store import (
     SampleWriter,
@@ -116,7 +117,15 @@ def test_the_stage_streams_large_per_step_sets_and_says_so(tmp_path, monkeypatch
     console = Console(record=True, width=200)
     in_memory = select_run(tmp_path, config, console)
     monkeypatch.setattr(postconv.report, "STREAM_SAMPLES", 100)
+    masked = []  # the real settled_rows, counted: each folder's mask is made once for all pools
+
+    def counted(folder, rows):
+        masked.append(folder)
+        return settled_rows(folder, rows)
+
+    monkeypatch.setattr(postconv.store_source, "settled_rows", counted)
     streamed = select_run(tmp_path, config, console)
+    assert len(masked) == len(set(masked)) == 3 * 2 * 2  # checkpoints x scenarios x seeds
     text = console.export_text()
     assert "streamed from disk" in text
     assert "bootstrap from group sums" in text
