@@ -163,6 +163,19 @@ ITERATION = "selection/iteration"
 """The x-axis of the per-checkpoint metrics: the training iteration of each checkpoint."""
 
 
+def _log_series(run, prefix: str, axis: str, rows, steps=None) -> None:
+    """Rows of ``prefix/*`` series plotted against ``axis`` (native W&B panels); ``steps``:
+    the history step of each row (None: the run's next ones)."""
+    run.define_metric(axis)
+    run.define_metric(f"{prefix}/*", step_metric=axis)
+    steps = iter(steps) if steps is not None else None
+    for row in rows:
+        if steps is None:
+            run.log(row)
+        else:
+            run.log(row, step=next(steps))
+
+
 def iteration_series(
     pooled: SelectionResult,
     by_scenario: dict[str, SelectionResult],
@@ -234,10 +247,7 @@ def log_into_training_run(run_dir: Path, rows: list[dict], summary: dict) -> Pat
     last_iteration = max((int(row[axis]) for row in rows), default=-1)
     steps = _next_steps(run_dir / "postconv" / TRAINING_RECORD, record, len(rows), last_iteration)
     try:
-        run.define_metric(axis)
-        run.define_metric(f"{TRAINING_PREFIX}/*", step_metric=axis)
-        for step, row in zip(steps, rows, strict=True):
-            run.log(row, step=step)
+        _log_series(run, TRAINING_PREFIX, axis, rows, steps)
         for key, value in summary.items():
             run.summary[key] = value
         return Path(run.dir).parent
@@ -291,10 +301,7 @@ def log_selection(
         )
         # native panels: per-checkpoint series against the training iteration, and charts
         # W&B draws itself (zoom, hover) from the pooled table; the PNGs above are extras
-        run.define_metric(ITERATION)
-        run.define_metric("selection/*", step_metric=ITERATION)
-        for row in iteration_series(pooled, by_scenario, iterations):
-            run.log(row)
+        _log_series(run, "selection", ITERATION, iteration_series(pooled, by_scenario, iterations))
         primary = f"worst_case_k{pooled.config.primary_k:g}"
         p = pooled.config.k.index(pooled.config.primary_k)
         points = wandb.Table(
@@ -419,10 +426,7 @@ def log_outcomes(
             step=next(steps),
         )
         if series:
-            run.define_metric(ITERATION)
-            run.define_metric("selection/*", step_metric=ITERATION)
-            for row in series:
-                run.log(row, step=next(steps))
+            _log_series(run, "selection", ITERATION, series, steps)
         for name, value in summary.items():
             run.summary[name] = value
         local = Path(run.dir).parent
