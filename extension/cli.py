@@ -45,6 +45,10 @@ def _selection_options(parser: argparse.ArgumentParser, stage: bool = False) -> 
             "--sim2sim", action="store_true",
             help="then replay the ranked checkpoints in shifted C MuJoCo worlds (postconv sim2sim, its defaults)",
         )  # fmt: skip
+        g.add_argument(
+            "--stress", action="store_true",
+            help="then sim2sim with each checkpoint's robustness margins too (postconv sim2sim --stress; implies --sim2sim)",
+        )  # fmt: skip
     g.add_argument("--k", type=float, nargs="+", default=[1.0, 2.0, 4.0, 6.0], help="radii to report")
     g.add_argument("--primary-k", type=float, default=2.0, help="the radius that picks the checkpoint")
     g.add_argument("--divergence", choices=["kl", "chi2"], default="kl")
@@ -158,11 +162,39 @@ def _sim2sim_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--no-wandb", dest="wandb", action="store_false", help="do not log to the selection's W&B run"
     )
+    _stress_options(parser)
+
+
+def _stress_options(parser: argparse.ArgumentParser) -> None:
+    from postconv.sim2sim.stress import KINDS, StressConfig
+
+    d = StressConfig()
+    g = parser.add_argument_group("sim-to-sim margins and video")
+    g.add_argument(
+        "--stress", action="store_true",
+        help="also search each checkpoint's robustness margin per kind of shift: the largest magnitude at which "
+        "it still survives --stress-share of its episodes (outcomes.csv columns margin[KIND])",
+    )  # fmt: skip
+    g.add_argument("--stress-kinds", nargs="+", default=list(d.kinds), metavar="KIND",
+                   help=f"kinds of shift to search (default: all of {', '.join(KINDS)})")  # fmt: skip
+    g.add_argument("--stress-share", type=float, default=d.share, help="share of episodes that must survive")
+    g.add_argument("--stress-rounds", type=int, default=d.rounds, help="bisection rounds after the bracket")
+    g.add_argument("--stress-push", default=d.base_push, metavar="V@LOW-HIGH",
+                   help="pushes in every world of the search (none, or e.g. 0.5@1-3)")  # fmt: skip
+    g.add_argument("--no-video", dest="video", action="store_false",
+                   help="do not film the chosen checkpoint, the mean's pick and the last one")  # fmt: skip
 
 
 def sim2sim_config(args: argparse.Namespace):
     from postconv.sim2sim.evaluate import Sim2SimConfig
+    from postconv.sim2sim.stress import StressConfig
 
+    stress = None
+    if getattr(args, "stress", False):
+        stress = StressConfig(
+            kinds=tuple(args.stress_kinds), share=args.stress_share, rounds=args.stress_rounds,
+            base_push=args.stress_push,
+        )  # fmt: skip
     return Sim2SimConfig(
         worlds=tuple(args.worlds),
         episodes=args.episodes,
@@ -171,6 +203,8 @@ def sim2sim_config(args: argparse.Namespace):
         threads=args.threads,
         trust=getattr(args, "trust_checkpoints", False),
         wandb=getattr(args, "wandb", True),
+        stress=stress,
+        video=getattr(args, "video", True),
     )
 
 

@@ -59,6 +59,27 @@ def _candidates(reason: str | None) -> str:
     return f"<p{style}>Candidates: {html.escape(reason)}.</p>"
 
 
+SECTIONS_DIR = "sections"
+"""Under the report folder: HTML fragments that later steps (sim-to-sim) add to every rewrite of
+the report, in the order of their names."""
+
+
+def saved_sections(report_dir: Path) -> list[str]:
+    """The fragments in ``report_dir/sections/*.html``, by name."""
+    return [p.read_text() for p in sorted((report_dir / SECTIONS_DIR).glob("*.html"))]
+
+
+def video_html(mp4: Path, poster: Path, caption: str) -> str:
+    """An embedded, looping MP4 with its poster frame (the report stays one file)."""
+    video = base64.b64encode(mp4.read_bytes()).decode()
+    still = base64.b64encode(poster.read_bytes()).decode()
+    return (
+        f'<figure><video controls loop muted playsinline poster="data:image/png;base64,{still}" style="max-width:100%">'
+        f'<source src="data:video/mp4;base64,{video}" type="video/mp4"></video>'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
 def write_html_report(
     path: Path,
     run_dir: Path,
@@ -95,5 +116,6 @@ def write_html_report(
         )
         parts.append(f"<h2>Not ranked</h2><ul>{items}</ul>")
     parts.append(extra)
+    parts += saved_sections(path.parent)
     parts.append(f"<p><small>postconv {html.escape(pooled.version)}</small></p>")
     return atomic_write_text(path, "\n".join(parts))

@@ -297,7 +297,7 @@ def rewrite_report(run_dir: Path) -> None:
     by_scenario = {
         p.stem: SelectionResult.from_json(p.read_text()) for p in sorted((out / "by_scenario").glob("*.json"))
     }
-    order = ["estimates", "worst_case_vs_k", "rank_change", "training_curve", "tilt", "sim2sim"]
+    order = ["estimates", "worst_case_vs_k", "rank_change", "training_curve", "tilt", "sim2sim", "margins"]
     charts = [report / f"{name}.png" for name in order if (report / f"{name}.png").is_file()]
     write_html_report(
         report / "report.html", run_dir, selection, by_scenario, charts, extra=report_section(run_dir)

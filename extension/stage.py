@@ -139,6 +139,9 @@ class StageConfig:
     sim2sim: bool = False
     """After the selection, replay the ranked checkpoints in the default shifted C MuJoCo
     worlds and judge the ranking by them (``postconv sim2sim`` with its defaults)."""
+    stress: bool = False
+    """Replay as ``sim2sim`` does and also search each checkpoint's robustness margins
+    (``postconv sim2sim --stress`` with its defaults); implies ``sim2sim``."""
 
     def __post_init__(self) -> None:
         self._check_sizes()
@@ -652,12 +655,16 @@ def run_stage(run_dir: str | Path, config: StageConfig, console: Console | None 
     with run_lock(run.path / STAGE_DIR):  # held from the first rollout to the last result
         _evaluate(run, task, config, console)
         results = select_run(run_dir, config, console)
-    if config.sim2sim:
+    if config.sim2sim or config.stress:
         from postconv.sim2sim.evaluate import Sim2SimConfig
         from postconv.sim2sim.judge import run_and_judge
+        from postconv.sim2sim.stress import StressConfig
 
-        wandb = config.wandb and config.report
-        run_and_judge(run_dir, Sim2SimConfig(seed=config.seed, trust=config.trust, wandb=wandb), console)
+        s2s = Sim2SimConfig(
+            seed=config.seed, trust=config.trust, wandb=config.wandb and config.report,
+            stress=StressConfig() if config.stress else None,
+        )  # fmt: skip
+        run_and_judge(run_dir, s2s, console)
     return results
 
 

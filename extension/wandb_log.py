@@ -391,6 +391,13 @@ def _guarded(log, *args) -> tuple[Path | None, str | None]:
         return None, f"{type(err).__name__}: {err}"
 
 
+def _media(wandb, path: Path):
+    """A chart or a video for the W&B run, by its file's suffix."""
+    if path.suffix == ".mp4":
+        return wandb.Video(str(path), format="mp4")
+    return wandb.Image(str(path))
+
+
 def log_outcomes(
     run_dir: Path,
     columns: list[str],
@@ -400,8 +407,8 @@ def log_outcomes(
     images: dict[str, Path] | None = None,
     means: dict[str, dict[str, float]] | None = None,
 ) -> WandbRef | None:
-    """Add the outcomes' agreement table to the selection's W&B run (resumed by id); None if it
-    has none. ``means`` (metric -> checkpoint -> outcome) also go on the iteration axis there
+    """Add the outcomes' agreement table (and ``images``: W&B key -> PNG chart or MP4 video) to the
+    selection's W&B run (resumed by id); None if it has none. ``means`` (metric -> checkpoint -> outcome) also go on the iteration axis there
     and in the training's own run, beside the estimates they judge."""
     import wandb
 
@@ -422,7 +429,7 @@ def log_outcomes(
     try:
         run.log(
             {key: wandb.Table(columns=columns, data=rows)}
-            | {name: wandb.Image(str(path)) for name, path in (images or {}).items()},
+            | {name: _media(wandb, path) for name, path in (images or {}).items()},
             step=next(steps),
         )
         if series:

@@ -184,8 +184,13 @@ class WorldBatch:
         checkpoints: int,
         clip: float | None = None,
         on_steps: Callable[[int], None] | None = None,
+        on_states: Callable[[int, np.ndarray], None] | None = None,
     ) -> EpisodeOutcomes:
-        """Outcomes of ``checkpoints`` policies (``policy`` maps (C*E, 99) -> (C*E, 29)) on every episode."""
+        """Outcomes of ``checkpoints`` policies (``policy`` maps (C*E, 99) -> (C*E, 29)) on every episode.
+
+        ``on_states(t, states)``: called with the (C*E, nstate) full physics states at the start
+        (t = 0) and after every policy step t (a fallen env keeps the state where it fell), e.g.
+        to render them."""
         E, T, world, c = self.spec.episodes, self.spec.steps, self.world, self.contract
         B = checkpoints * E
         slot = np.arange(B) % E
@@ -207,6 +212,8 @@ class WorldBatch:
         out_sensor = np.zeros((B, DECIMATION, m.nsensordata))
         models = [m] * B
         datas = [mujoco.MjData(m) for _ in range(max(1, self.pool_threads))]
+        if on_states is not None:
+            on_states(0, states)
         for t in range(T):
             commands = self.draws.commands[slot, t]
             obs = c.observe(states, commands, last_actions).astype(np.float64)
@@ -266,6 +273,8 @@ class WorldBatch:
             states[live, 1 + c.nq : 1 + c.nq + 2] += kick[live]
             if on_steps is not None:
                 on_steps(len(idx))
+            if on_states is not None:
+                on_states(t + 1, states)
             interrupt.check()
         # after a fall the robot makes no progress: every later step errs by the whole command
         for t_end in np.unique(fall_step[fall_step < T]):

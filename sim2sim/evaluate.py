@@ -42,10 +42,16 @@ from postconv.sample_store import STAGE_DIR, atomic_write_text, config_hash
 from postconv.samples_file import atomic_write
 from postconv.sim2sim.batch import EpisodeOutcomes, EpisodeSpec, WorldBatch, thread_pool
 from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
+from postconv.sim2sim.stress import Margins, StressConfig, print_margins, stress_test
+from postconv.sim2sim.video import VIDEO_DIR, VideoResult, make_video, picks_of, video_world
 from postconv.sim2sim.worlds import DEFAULT_WORLDS, Command, World, parse_worlds, world_model
 from postconv.tasks import STAND_TASK
 
 SIM2SIM_DIR = "sim2sim"
+STRESS_DIR = "stress"
+"""Under the sim2sim folder: the margin search's tables (its episodes sit with the others')."""
+VIDEO_SECONDS = 6.0
+"""Length of the picks' video (s; at most the episodes')."""
 POOLED = "all"
 """The pseudo-world of metrics averaged over every world, per episode slot."""
 
@@ -68,6 +74,11 @@ class Sim2SimConfig:
     """Load checkpoints that need full unpickling (runs code from the file)."""
     wandb: bool = True
     """Add the judgement to the selection's W&B run."""
+    stress: StressConfig | None = None
+    """Also search each checkpoint's robustness margin per kind of shift (``--stress``)."""
+    video: bool = True
+    """Render the chosen checkpoint, the mean's pick and the last one side by side in a shifted
+    world (skipped, with a note, where no OpenGL backend loads)."""
 
     def __post_init__(self) -> None:
         parse_worlds(self.worlds)  # every world checked before any work
@@ -95,6 +106,10 @@ class Sim2SimResult:
     seconds: float
     unstable: dict[str, int]
     """world -> episodes whose physics diverged."""
+    margins: Margins | None = None
+    """Each checkpoint's robustness margin per kind of shift (with ``stress``)."""
+    video: VideoResult | None = None
+    """The picks filmed side by side (None: not asked for, or no OpenGL backend)."""
     paths: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -138,6 +153,70 @@ def _save(path: Path, key: str, values: dict[str, np.ndarray]) -> None:
     atomic_write(path, write)
 
 
+def base_command(task: str | None) -> Command | None:
+    """The command of a world that names none: a policy that learned to stand is asked to stand;
+    None leaves the velocity tasks' mixed commands."""
+    return Command("stand") if task == STAND_TASK else None
+
+
+class Replayer:
+    """Replays a run's checkpoints in worlds under the common random numbers of ``spec``; the
+    episodes of a world x checkpoint are kept on disk and reused when their key matches."""
+
+    def __init__(
+        self, root: Path, spec: EpisodeSpec, clip, actors: dict, refs: dict[str, CheckpointRef], pool
+    ):
+        self.root, self.spec, self.clip, self.actors, self.refs, self.pool = (
+            root,
+            spec,
+            clip,
+            actors,
+            refs,
+            pool,
+        )
+        self.env_steps = 0
+        """Env-steps simulated (not read from disk) so far."""
+
+    def _path(self, world: World, name: str) -> Path:
+        return self.root / "episodes" / world_slug(world) / f"{name}.npz"
+
+    def cached(self, world: World, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+        """checkpoint -> its episodes' outcomes in ``world``, for those already on disk."""
+        found = {
+            n: _load(self._path(world, n), _key(world, self.spec, self.refs[n], self.clip)) for n in names
+        }
+        return {n: v for n, v in found.items() if v is not None}
+
+    def replay(self, world: World, names: list[str], bar=None) -> dict[str, dict[str, np.ndarray]]:
+        """checkpoint -> metric -> (episodes,) in ``world``: read from disk, or run and saved."""
+        done = self.cached(world, names)
+        todo = [n for n in names if n not in done]
+        if not todo:
+            return done
+        spec = self.spec
+        batch = WorldBatch(world_model(world), world, spec, self.pool)
+        policy = GroupPolicy([self.actors[n] for n in todo], spec.episodes, "cpu")
+        steps = [0]
+
+        def on_steps(n: int) -> None:
+            steps[0] += n
+            if bar is not None:
+                bar.update(n)
+
+        if bar is not None:
+            bar.set_postfix_str(world.name)
+        result = batch.run(policy, len(todo), clip=self.clip, on_steps=on_steps)
+        self.env_steps += steps[0]
+        if bar is not None:  # the fallen envs' rest of the episode, never stepped
+            bar.update(len(todo) * spec.episodes * spec.steps - steps[0])
+        for i, name in enumerate(todo):
+            rows = slice(i * spec.episodes, (i + 1) * spec.episodes)
+            values = {m: getattr(result, m)[rows] for m in (*EpisodeOutcomes.METRICS, "unstable")}
+            _save(self._path(world, name), _key(world, spec, self.refs[name], self.clip), values)
+            done[name] = values
+        return done
+
+
 def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | None = None) -> Sim2SimResult:
     """Replay the selection's checkpoints of ``run_dir`` in every world; write and judge the outcomes."""
     from postconv.report import SelectionResult, wide_console
@@ -160,8 +239,7 @@ def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | N
         raise ValueError(
             f"{run.path}: {len(checkpoints)} ranked checkpoint(s) on disk; sim2sim compares 2 or more"
         )
-    # a policy that learned to stand is asked to stand wherever a world names no command
-    worlds = parse_worlds(config.worlds, Command("stand") if run.task == STAND_TASK else None)
+    worlds = parse_worlds(config.worlds, base_command(run.task))
     spec = config.spec
     clip = run.agent_cfg.get("clip_actions")
     refs = [checkpoint_ref(c.path, c.iteration) for c in checkpoints]
@@ -183,57 +261,46 @@ def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | N
         f"sim2sim: [bold]{len(refs)}[/] checkpoints x {len(worlds)} worlds x {spec.episodes} episodes of "
         f"{spec.seconds:g} s (C MuJoCo, common random numbers)"
     )
-    outcomes: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    todo: dict[str, list[CheckpointRef]] = {}
-    for world in worlds:
-        folder = root / "episodes" / world_slug(world)
-        outcomes[world.name] = {}
-        for ref in refs:
-            found = _load(folder / f"{ref.name}.npz", _key(world, spec, ref, clip))
-            if found is None:
-                todo.setdefault(world.name, []).append(ref)
-            else:
-                outcomes[world.name][ref.name] = found
-    reused = sum(len(v) for v in outcomes.values())
-    if reused:
-        console.print(
-            f"{reused} of {len(refs) * len(worlds)} world x checkpoint results already on disk: reused"
+    start = time.perf_counter()
+    with thread_pool(config.threads) as pool:
+        replayer = Replayer(root, spec, clip, actors, {r.name: r for r in refs}, pool)
+        names = [r.name for r in refs]
+        outcomes = {w.name: replayer.cached(w, names) for w in worlds}
+        reused = sum(len(v) for v in outcomes.values())
+        if reused:
+            console.print(
+                f"{reused} of {len(refs) * len(worlds)} world x checkpoint results already on disk: reused"
+            )
+        total = sum(len(refs) - len(outcomes[w.name]) for w in worlds) * spec.episodes * spec.steps
+        if total:
+            with env_steps_bar(total, "sim2sim") as bar:
+                for world in worlds:
+                    missing = [n for n in names if n not in outcomes[world.name]]
+                    if missing:
+                        outcomes[world.name] |= replayer.replay(world, missing, bar)
+        margins = None
+        if config.stress is not None:
+            margins = stress_test(replayer, names, config.stress, base_command(run.task), console)
+        env_steps = replayer.env_steps
+        seconds = time.perf_counter() - start
+        result = Sim2SimResult(
+            run=str(run.path.resolve()),
+            checkpoints=names,
+            worlds=[w.name for w in worlds],
+            outcomes=outcomes,
+            skipped=skipped,
+            reused=reused,
+            env_steps=env_steps,
+            seconds=seconds,
+            unstable={w: int(sum(v["unstable"].sum() for v in outcomes[w].values())) for w in outcomes},
+            margins=margins,
         )
-    total = sum(len(v) for v in todo.values()) * spec.episodes * spec.steps
-    env_steps, start = 0, time.perf_counter()
-    if todo:
-        with thread_pool(config.threads) as pool, env_steps_bar(total, "sim2sim") as bar:
-            for world in worlds:
-                group = todo.get(world.name)
-                if not group:
-                    continue
-                bar.set_postfix_str(world.name)
-                robot = world_model(world)
-                batch = WorldBatch(robot, world, spec, pool)
-                policy = GroupPolicy([actors[r.name] for r in group], spec.episodes, "cpu")
-                before = bar.n
-                result = batch.run(policy, len(group), clip=clip, on_steps=bar.update)
-                env_steps += bar.n - before
-                bar.update(len(group) * spec.episodes * spec.steps - (bar.n - before))  # fallen envs' rest
-                folder = root / "episodes" / world_slug(world)
-                for i, ref in enumerate(group):
-                    rows = slice(i * spec.episodes, (i + 1) * spec.episodes)
-                    values = {m: getattr(result, m)[rows] for m in (*EpisodeOutcomes.METRICS, "unstable")}
-                    _save(folder / f"{ref.name}.npz", _key(world, spec, ref, clip), values)
-                    outcomes[world.name][ref.name] = values
-    seconds = time.perf_counter() - start
-    names = [r.name for r in refs]
-    result = Sim2SimResult(
-        run=str(run.path.resolve()),
-        checkpoints=names,
-        worlds=[w.name for w in worlds],
-        outcomes=outcomes,
-        skipped=skipped,
-        reused=reused,
-        env_steps=env_steps,
-        seconds=seconds,
-        unstable={w: int(sum(v["unstable"].sum() for v in outcomes[w].values())) for w in outcomes},
-    )
+        if config.video:
+            picks = picks_of(selection.chosen, selection.chosen_by_mean, names)
+            result.video = make_video(
+                root / VIDEO_DIR, video_world(result, picks), base_command(run.task), picks,
+                [actors[p.name] for p in picks], clip, min(spec.seconds, VIDEO_SECONDS), spec.seed, pool, console,
+            )  # fmt: skip
     result.paths = write_tables(root, result, {r.name: r.iteration for r in refs})
     for name, why in skipped.items():
         console.print(f"[yellow]skipped {name}[/]: {why}")
@@ -242,7 +309,14 @@ def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | N
             f"replayed {env_steps:,} env-steps in {seconds:.0f} s ({result.env_steps_per_s:,.0f} env-steps/s)"
         )
     print_summary(result, console)
+    if margins is not None:
+        print_margins(margins, console, pick_marks(selection, names))
     return result
+
+
+def pick_marks(selection, names: list[str]) -> dict[str, str]:
+    """checkpoint -> what it is among the picks (the chosen one, the mean's pick, the last one)."""
+    return {p.name: " + ".join(p.roles) for p in picks_of(selection.chosen, selection.chosen_by_mean, names)}
 
 
 def _summary_rows(result: Sim2SimResult, iterations: dict[str, int]) -> list[dict]:
@@ -271,8 +345,10 @@ def _summary_rows(result: Sim2SimResult, iterations: dict[str, int]) -> list[dic
 
 
 def outcome_columns(result: Sim2SimResult) -> list[str]:
-    """The metric columns of ``outcomes.csv``: ``metric[world]`` for every world, then ``metric[all]``."""
-    return [f"{m}[{w}]" for w in [*result.worlds, POOLED] for m in EpisodeOutcomes.METRICS]
+    """The metric columns of ``outcomes.csv``: ``metric[world]`` for every world, then ``metric[all]``,
+    then ``margin[kind]`` for every kind of shift searched (one value per checkpoint, on each of its rows)."""
+    margins = [] if result.margins is None else [result.margins.column(k) for k in result.margins.kinds]
+    return [f"{m}[{w}]" for w in [*result.worlds, POOLED] for m in EpisodeOutcomes.METRICS] + margins
 
 
 def lower_is_better(columns: list[str]) -> tuple[str, ...]:
@@ -307,7 +383,10 @@ def write_tables(root: Path, result: Sim2SimResult, iterations: dict[str, int]) 
             for w in result.worlds:
                 row += [float(result.outcomes[w][c][m][e]) for m in metrics]
             row += [float(np.mean([result.outcomes[w][c][m][e] for w in result.worlds])) for m in metrics]
+            if result.margins is not None:
+                row += [k.margin[c] for k in result.margins.kinds.values()]
             trials.append(row)
+    stress = {} if result.margins is None else write_margins(root / STRESS_DIR, result.margins, iterations)
     return {
         "episodes": atomic_write_text(
             root / "episodes.csv",
@@ -333,6 +412,20 @@ def write_tables(root: Path, result: Sim2SimResult, iterations: dict[str, int]) 
             ),
         ),
         "outcomes": atomic_write_text(root / "outcomes.csv", _csv(["checkpoint", "trial", *columns], trials)),
+        **stress,
+    }
+
+
+def write_margins(folder: Path, margins: Margins, iterations: dict[str, int]) -> dict[str, Path]:
+    """``margins.csv`` (checkpoint x kind: margin, interval, censoring) and ``margins.json`` (also
+    every magnitude tried, with its survival share, and the search's cost)."""
+    rows = [{"iteration": iterations.get(r["checkpoint"]), **r} for r in margins.rows()]
+    header = ["checkpoint", "iteration", "kind", "unit", "margin", "lo", "hi", "censored"]
+    return {
+        "margins": atomic_write_text(
+            folder / "margins.csv", _csv(header, [[r[h] for h in header] for r in rows])
+        ),
+        "margins_json": atomic_write_text(folder / "margins.json", margins.to_json()),
     }
 
 

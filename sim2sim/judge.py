@@ -93,21 +93,46 @@ def run_and_judge(run_dir: str | Path, config, console: Console | None = None) -
 def judge_and_publish(run_dir: str | Path, result, config, console: Console) -> Judgement:
     """Judge the selection of ``run_dir`` by a sim2sim result; print, chart, report and log it."""
     from postconv import outcomes as oc
+    from postconv.report import SelectionResult
     from postconv.sample_store import STAGE_DIR
-    from postconv.sim2sim.evaluate import lower_is_better, outcome_columns
+    from postconv.sim2sim.evaluate import lower_is_better, outcome_columns, pick_marks
+    from postconv.sim2sim.stress import margins_heatmap
 
     run_dir = Path(run_dir)
     columns = outcome_columns(result)
     judgement = oc.judge(run_dir, result.paths["outcomes"], lower_is_better(columns), source="sim2sim")
     print_per_world(judgement, console)
     report = run_dir / STAGE_DIR / "report"
-    chart = spearman_chart(judgement, report / "sim2sim.png")
-    oc.publish(
-        run_dir,
-        judgement,
-        console,
-        wandb=config.wandb,
-        metrics={f"{m}[{POOLED}]" for m in ("survived", JUDGED_METRIC)},
-        images={"sim2sim/spearman_vs_k": chart},
-    )
+    media = {"sim2sim/spearman_vs_k": spearman_chart(judgement, report / "sim2sim.png")}
+    shown = {f"{m}[{POOLED}]" for m in ("survived", JUDGED_METRIC)}
+    if result.margins is not None:
+        marks = pick_marks(SelectionResult.from_json((run_dir / STAGE_DIR / "selection.json").read_text()),
+                           result.checkpoints)  # fmt: skip
+        media["sim2sim/margins"] = margins_heatmap(result.margins, report / "margins.png", marks)
+        shown |= {result.margins.column(k) for k in result.margins.kinds}
+    _video_section(report, result.video)
+    if result.video is not None:
+        media["sim2sim/video"] = result.video.mp4
+    oc.publish(run_dir, judgement, console, wandb=config.wandb, metrics=shown, images=media)
     return judgement
+
+
+def _video_section(report: Path, video) -> None:
+    """The picks' video as a section of every later rewrite of the report (removed when there is none)."""
+    from postconv.html_report import SECTIONS_DIR, video_html
+
+    path = report / SECTIONS_DIR / "sim2sim_video.html"
+    if video is None:
+        path.unlink(missing_ok=True)
+        return
+    fell = ", ".join(
+        f"{name} {'stood' if t is None else f'fell at {t:.1f} s'}" for name, t in video.fell_at.items()
+    )
+    caption = (
+        f"The chosen checkpoint, the plain mean's pick and the last checkpoint in the world {video.world}, "
+        f"the same episode (#{video.episode}: initial state, pushes and noise) for each: {fell}."
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "<h2>Sim-to-sim: the picks side by side</h2>" + video_html(video.mp4, video.poster, caption)
+    )

@@ -244,13 +244,17 @@ fall while others stand; a world where every checkpoint falls ranks nothing and 
 reported as such."""
 
 
-def world_model(world: World):
-    """The compiled G1 of ``world``: the nominal model with its physical shifts applied."""
+def world_model(world: World, scenery: bool = False):
+    """The compiled G1 of ``world``: the nominal model with its physical shifts applied.
+
+    ``scenery``: a checkered floor and a sky, for rendering (no effect on the physics)."""
     import mujoco
 
     from postconv.sim2sim.robot import compile_g1, g1_spec
 
     spec = g1_spec()
+    if scenery:
+        _add_scenery(spec)
     for act in spec.actuators:
         act.gainprm[0] *= world.strength
         act.biasprm[1] *= world.strength
@@ -265,3 +269,21 @@ def world_model(world: World):
     torso.mass += world.torso_mass
     torso.ipos = [torso.ipos[0] + world.com_x, torso.ipos[1] + world.com_y, torso.ipos[2]]
     return compile_g1(spec)
+
+
+def _add_scenery(spec) -> None:
+    import mujoco
+
+    checker = spec.add_texture(name="checker", type=mujoco.mjtTexture.mjTEXTURE_2D)
+    checker.builtin = mujoco.mjtBuiltin.mjBUILTIN_CHECKER
+    checker.rgb1, checker.rgb2 = [0.42, 0.46, 0.5], [0.32, 0.36, 0.4]
+    checker.width = checker.height = 256
+    sky = spec.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX)
+    sky.builtin = mujoco.mjtBuiltin.mjBUILTIN_GRADIENT
+    sky.rgb1, sky.rgb2 = [0.55, 0.7, 0.85], [0.95, 0.97, 1.0]
+    sky.width = sky.height = 256
+    material = spec.add_material(name="floor_checker")
+    material.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "checker"
+    material.texrepeat = [1.0, 1.0]
+    material.texuniform = True
+    spec.geom("floor").material = "floor_checker"

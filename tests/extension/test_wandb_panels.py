@@ -199,3 +199,27 @@ def test_outcomes_land_on_the_iteration_axis_beside_the_estimates_in_both_runs(s
     assert min(h["_step"] for h in in_training) == TRAINING_STEPS + len(iterations)
     estimates = [h["_step"] for h in _history(_selection_logs(run_dir, training_id), "selection/mean")]
     assert min(h["_step"] for h in in_selection) > max(estimates)
+
+
+def test_sim2sim_media_land_in_the_selection_run_as_an_image_and_a_video(selection, tmp_path, run_dir):
+    import imageio.v2 as imageio
+    import wandb
+
+    from postconv.wandb_log import log_outcomes
+
+    pooled, iterations = selection
+    log_selection(run_dir, {}, pooled, {}, iterations, [], {"task": "demo"}, [])
+    wandb.teardown()
+    frames = [np.full((64, 96, 3), 20 * i, dtype=np.uint8) for i in range(10)]
+    video, chart = tmp_path / "picks.mp4", tmp_path / "margins.png"
+    imageio.mimwrite(video, frames, fps=25, codec="libx264", macro_block_size=16)
+    imageio.imwrite(chart, frames[5])
+    log_outcomes(run_dir, ["metric"], [["survived"]], {}, key="sim2sim/table",
+                 images={"sim2sim/margins": chart, "sim2sim/video": video})  # fmt: skip
+    wandb.teardown()
+    (row,) = _history(_selection_logs(run_dir), "sim2sim/video._type")  # media keys come flattened
+    assert row["sim2sim/video._type"] == "video-file"
+    assert row["sim2sim/margins._type"] == "image-file"
+    files = run_dir / "postconv" / "wandb"
+    (logged,) = files.glob(f"offline-run-*/files/{row['sim2sim/video.path']}")
+    assert logged.read_bytes() == video.read_bytes()

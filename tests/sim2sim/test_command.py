@@ -1,49 +1,29 @@
 """``postconv sim2sim`` on a run folder: outcomes written in the format ``postconv outcomes``
 reads, the selection judged, results reused on a rerun, a damaged checkpoint skipped.
 
-The run folder is made here without Isaac Lab (rsl_rl 5 checkpoints of small random actors,
-a selection from synthetic samples): the replay and its bookkeeping are what is tested.
+The run folder is made without Isaac Lab (``fake_runs.make_run``: small random actors, a
+selection from synthetic samples): the replay and its bookkeeping are what is tested.
 """
 
 import json
 
-import numpy as np
 import pytest
-import torch
+from fake_runs import NAMES
 
 from postconv.cli import main
 from postconv.outcomes import read_outcomes
-from postconv.report import SelectionConfig, select
-from postconv.samples_file import SampleSet
 
-NAMES = ["model_10", "model_20", "model_30", "model_40"]
-ARGS = ["--worlds", "nominal", "strength=0.7", "--episodes", "3", "--seconds", "0.4", "--no-wandb"]
-
-
-def _checkpoint(path, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    shapes = [(32, 99), (29, 32)]
-    state = {}
-    for i, (out, inp) in zip((0, 2), shapes, strict=True):
-        state[f"mlp.{i}.weight"] = torch.randn(out, inp, generator=gen) * (0.1 if i else 0.3)
-        state[f"mlp.{i}.bias"] = torch.zeros(out)
-    torch.save({"actor_state_dict": state, "iter": seed}, path)
-
-
-@pytest.fixture
-def run_dir(tmp_path):
-    run = tmp_path / "logs" / "rsl_rl" / "g1_flat" / "2026-01-01_00-00-00"
-    (run / "params").mkdir(parents=True)
-    (run / "params" / "agent.yaml").write_text("actor:\n  activation: elu\n  obs_normalization: false\n")
-    for i, name in enumerate(NAMES):
-        _checkpoint(run / f"{name}.pt", i)
-    psi = np.random.default_rng(0).normal(size=(4, 400)) + np.arange(4)[:, None] * 0.1
-    result = select(
-        SampleSet(psi=psi, names=tuple(NAMES), groups=np.arange(400) // 20), SelectionConfig(n_boot=0)
-    )
-    (run / "postconv").mkdir()
-    (run / "postconv" / "selection.json").write_text(result.to_json())
-    return run
+ARGS = [
+    "--worlds",
+    "nominal",
+    "strength=0.7",
+    "--episodes",
+    "3",
+    "--seconds",
+    "0.4",
+    "--no-wandb",
+    "--no-video",
+]
 
 
 def _episodes(run):
@@ -83,7 +63,20 @@ def test_rerun_reuses_results_and_recomputes_what_is_missing(run_dir):
     assert (run_dir / "postconv" / "sim2sim" / "outcomes.csv").read_text() == first  # recomputed to the bit
     # other episodes are other results: recomputed, not mixed in
     assert (
-        main(["sim2sim", str(run_dir), *ARGS[:-5], "--episodes", "2", "--seconds", "0.4", "--no-wandb"]) == 0
+        main(
+            [
+                "sim2sim",
+                str(run_dir),
+                *ARGS[:-6],
+                "--episodes",
+                "2",
+                "--seconds",
+                "0.4",
+                "--no-wandb",
+                "--no-video",
+            ]
+        )
+        == 0
     )
     assert all(after[p] != t for p, t in _episodes(run_dir).items())
 

@@ -1,0 +1,434 @@
+"""Robustness margins: how far each checkpoint can be pushed, per kind of shift.
+
+A fixed magnitude per world says little: a world either fells every candidate, or none, or
+happens to sit where they differ. For each kind of shift (:data:`KINDS`) a checkpoint's
+**margin** is the largest magnitude at which it still survives at least ``share`` of its
+episodes (default half), found by a search over magnitudes:
+
+1. the base world (magnitude ``bottom``: the base pushes only) and the kind's most severe
+   magnitude ``top`` (where most fall at once, so it is cheap) bracket every candidate;
+2. ``rounds`` of bisection: each candidate runs at the middle of its own bracket (snapped to
+   the kind's lattice: 5 ms of latency, 20 ms of observation delay) and keeps the half where
+   its share crosses. Candidates whose middles coincide share a batch, so a round costs at
+   most one fixed world's episodes, however the brackets have spread;
+3. the margin is read off the share curve through every magnitude tried: the largest tried
+   magnitude whose share is at least ``share``, moved by linear interpolation toward the next
+   magnitude tried (where the share fell below). A candidate that survives the top is given
+   the top (censored ``above``); one that fails the base world gets the bottom (``below``).
+
+Every candidate and magnitude meets the same episodes (common random numbers: the same
+initial states, push directions and noise draws; a push of twice the speed is the same kick
+twice as hard). The interval resamples the episodes (the same resample at every magnitude,
+since they are paired) and reads the margin off the resampled shares: the episodes' noise at
+the magnitudes tried, not the search's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from postconv.sim2sim.worlds import Command, World, parse_world
+from postconv.tasks.scenarios import PushScenario
+
+
+@dataclass(frozen=True)
+class StressKind:
+    """One kind of shift, searched over a magnitude from ``bottom`` (the base world) to ``top``."""
+
+    name: str
+    """Key of the kind: ``margin[NAME]`` in ``outcomes.csv``."""
+    description: str
+    """What one unit of magnitude changes."""
+    unit: str
+    top: float
+    """The most severe magnitude searched."""
+    shift: Callable[[float, PushScenario | None], str]
+    """(magnitude, base pushes) -> the world's comma-joined shifts (:func:`parse_world` grammar)."""
+    step: float = 0.0
+    """Lattice the magnitude snaps to (0: any value, rounded to 3 decimals for the world's name)."""
+    from_push: bool = False
+    """The magnitude is the push speed itself: the base world sits at the base pushes' speed."""
+
+    def bottom(self, base_push: PushScenario | None) -> float:
+        """The magnitude of the base world."""
+        return (base_push.velocity if base_push is not None else 0.0) if self.from_push else 0.0
+
+    def snap(self, magnitude: float) -> float:
+        if self.step:
+            return round(round(magnitude / self.step) * self.step, 9)
+        return round(magnitude, 3)
+
+    def world_text(self, magnitude: float, base_push: PushScenario | None) -> str:
+        return self.shift(magnitude, base_push)
+
+
+def _push_text(push: PushScenario | None) -> str:
+    if push is None:
+        return "push=none"
+    low, high = push.interval_s
+    return f"push={push.velocity:g}@{low:g}-{high:g}"
+
+
+def _with_base(item: str) -> Callable[[float, PushScenario | None], str]:
+    """A kind whose shift is ``item`` (formatted with the magnitude m), under the base pushes."""
+    return lambda m, push: f"{item.format(m=m, one_minus=round(1.0 - m, 6))},{_push_text(push)}"
+
+
+def _push_kind(m: float, push: PushScenario | None) -> str:
+    low, high = push.interval_s if push is not None else (1.0, 3.0)
+    return "push=none" if m <= 0 else f"push={m:g}@{low:g}-{high:g}"
+
+
+def _combined(m: float, push: PushScenario | None) -> str:
+    """The default grid's combination (strength 0.8, 20 ms latency, pushes 0.5 m/s harder), m times."""
+    v = (push.velocity if push is not None else 0.0) + 0.5 * m
+    low, high = push.interval_s if push is not None else (2.0, 4.0)
+    latency = round(4 * m) * 5  # 20 ms per unit, on the 5 ms physics step
+    return f"strength={round(1 - 0.2 * m, 6):g},latency={latency}ms," + (
+        f"push={v:g}@{low:g}-{high:g}" if v > 0 else "push=none"
+    )
+
+
+KINDS: dict[str, StressKind] = {
+    k.name: k
+    for k in (
+        StressKind("strength", "actuator strength lost (share of stiffness, damping and torque)", "", 0.8,
+                   _with_base("strength={one_minus:g}")),
+        StressKind("latency", "action latency", "ms", 100.0, _with_base("latency={m:g}ms"), step=5.0),
+        StressKind("obs_delay", "observation delay", "ms", 200.0, _with_base("obs_delay={m:g}ms"), step=20.0),
+        StressKind("push", "push speed (m/s kicks at the base pushes' intervals)", "m/s", 3.0, _push_kind,
+                   from_push=True),
+        StressKind("mass", "mass added to the torso", "kg", 40.0, _with_base("mass={m:g}")),
+        StressKind("friction", "foot friction lost (share of the nominal 1.0)", "", 0.95,
+                   _with_base("friction={one_minus:g}")),
+        StressKind("joint_friction", "dry friction (N m) and damping (N m s/rad) added to every joint", "N m",
+                   10.0, _with_base("joint_friction={m:g},joint_damping={m:g}")),
+        StressKind("noise", "observation noise, multiples of the training noise", "x", 30.0,
+                   _with_base("noise={m:g}")),
+        StressKind("combined", "per unit: strength -0.2, latency +20 ms, pushes +0.5 m/s", "x", 4.0, _combined),
+    )
+}  # fmt: skip
+"""The kinds of shift a margin is searched for, by key."""
+
+
+@dataclass(frozen=True)
+class StressConfig:
+    """Options of the margin search (``postconv sim2sim --stress``)."""
+
+    kinds: tuple[str, ...] = tuple(KINDS)
+    """Kinds of shift to search (keys of :data:`KINDS`)."""
+    share: float = 0.5
+    """A checkpoint survives a magnitude when at least this share of its episodes survive."""
+    rounds: int = 3
+    """Bisection rounds after the bracket (each at most one fixed world's episodes)."""
+    base_push: str = "0.5@1-3"
+    """Pushes in every world of the search (``none`` or ``V@LOW-HIGH``): a robot that is never
+    pushed shows few of its weaknesses. The push kind searches their speed."""
+    n_boot: int = 200
+    """Episode resamples for the interval (0: none)."""
+    level: float = 0.9
+    """Interval coverage."""
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown or not self.kinds or len(set(self.kinds)) != len(self.kinds):
+            raise ValueError(f"stress kinds {list(self.kinds)}: give distinct kinds among {', '.join(KINDS)}")
+        if not 0 < self.share < 1:
+            raise ValueError(f"stress share must be between 0 and 1 (exclusive); got {self.share}")
+        if self.rounds < 0 or self.n_boot < 0 or not 0 < self.level < 1:
+            raise ValueError(
+                f"stress rounds and n_boot must be >= 0 and level in (0, 1); got {self.rounds}, {self.n_boot}, {self.level}"
+            )
+        _ = self.push  # parsed now: a bad scenario fails before any work
+
+    @property
+    def push(self) -> PushScenario | None:
+        from postconv.rollout import parse_scenario
+
+        push = parse_scenario(self.base_push)
+        return push if push.interval_s is not None else None
+
+    @property
+    def base_world(self) -> str:
+        return _push_text(self.push)
+
+
+@dataclass
+class KindMargins:
+    """Every checkpoint's margin for one kind of shift."""
+
+    kind: str
+    unit: str
+    bottom: float
+    top: float
+    margin: dict[str, float]
+    """checkpoint -> margin (in ``unit``)."""
+    lo: dict[str, float]
+    hi: dict[str, float]
+    censored: dict[str, str]
+    """checkpoint -> ``above`` (survives the top), ``below`` (fails the base world) or ``""``."""
+    tried: dict[str, list[tuple[float, float]]]
+    """checkpoint -> (magnitude, survival share) at every magnitude it ran, ascending."""
+    env_steps: int = 0
+    """Env-steps this kind's search simulated (not read back from disk)."""
+    seconds: float = 0.0
+
+
+@dataclass
+class Margins:
+    """The margin search's results (:func:`stress_test`)."""
+
+    config: StressConfig
+    checkpoints: list[str]
+    kinds: dict[str, KindMargins]
+    fixed_world_steps: int
+    """Env-steps of one fixed world (every checkpoint, every episode to the end): the cost unit."""
+    base_world: str
+    base_env_steps: int = 0
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def column(self, kind: str) -> str:
+        return f"margin[{kind}]"
+
+    def rows(self) -> list[dict]:
+        return [
+            {"checkpoint": c, "kind": k.kind, "unit": k.unit, "margin": k.margin[c], "lo": k.lo[c],
+             "hi": k.hi[c], "censored": k.censored[c]}
+            for c in self.checkpoints for k in self.kinds.values()
+        ]  # fmt: skip
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "config": asdict(self.config),
+                "checkpoints": self.checkpoints,
+                "base_world": self.base_world,
+                "fixed_world_steps": self.fixed_world_steps,
+                "base_env_steps": self.base_env_steps,
+                "kinds": {n: asdict(k) for n, k in self.kinds.items()},
+            },
+            indent=2,
+        )
+
+
+def margin_from_shares(
+    magnitudes: np.ndarray, shares: np.ndarray, share: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The margin read off share curves, and how it is censored.
+
+    ``magnitudes`` (M,) ascending; ``shares`` (M, B): B curves (a candidate's, or its
+    resamples). Per curve: i = the largest index with shares[i] >= share; the margin is
+    m_i + (s_i - share) / (s_i - s_{i+1}) (m_{i+1} - m_i), the crossing of the straight line to
+    the next magnitude tried; m_{M-1} where i is the last (censored +1: survives the top);
+    m_0 where no i exists (censored -1: fails even the first). Returns ((B,) margins, (B,) censoring).
+    """
+    shares = np.asarray(shares, dtype=float)
+    ok = shares >= share
+    any_ok = ok.any(axis=0)
+    last = magnitudes.shape[0] - 1 - np.argmax(ok[::-1], axis=0)  # largest ok index, per curve
+    nxt = np.minimum(last + 1, magnitudes.shape[0] - 1)
+    cols = np.arange(shares.shape[1])
+    s_i, s_n = shares[last, cols], shares[nxt, cols]
+    m_i, m_n = magnitudes[last], magnitudes[nxt]
+    inner = any_ok & (last < magnitudes.shape[0] - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossing = m_i + (s_i - share) / (s_i - s_n) * (m_n - m_i)
+    margin = np.where(inner, crossing, np.where(any_ok, magnitudes[-1], magnitudes[0]))
+    censored = np.where(inner, 0, np.where(any_ok, 1, -1))
+    return margin, censored
+
+
+def _interval(tried: dict[float, np.ndarray], config: StressConfig, seed: int) -> tuple[float, float]:
+    """Percentile interval of the margin over resamples of the episodes (paired across magnitudes)."""
+    if not config.n_boot:
+        return math.nan, math.nan
+    mags = np.array(sorted(tried))
+    survived = np.stack([tried[m] for m in mags]).astype(float)  # (M, E)
+    E = survived.shape[1]
+    idx = np.random.default_rng(seed).integers(0, E, size=(config.n_boot, E))
+    shares = survived[:, idx].mean(axis=2)  # (M, B)
+    margins, _ = margin_from_shares(mags, shares, config.share)
+    alpha = (1 - config.level) / 2
+    lo, hi = np.quantile(margins, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def _search_kind(
+    kind: StressKind,
+    replay: Callable[[World, list[str]], dict[str, np.ndarray]],
+    names: list[str],
+    base: dict[str, np.ndarray],
+    config: StressConfig,
+    command: Command | None,
+    on_round: Callable[[str], None],
+) -> dict[str, dict[float, np.ndarray]]:
+    """checkpoint -> magnitude -> (episodes,) survived, for every magnitude the search tried."""
+    push = config.push
+    bottom, top = kind.bottom(push), kind.snap(kind.top)
+
+    def world(m: float) -> World:
+        return parse_world(kind.world_text(m, push), command)
+
+    tried = {n: {bottom: base[n]} for n in names}
+    passed = [n for n in names if base[n].mean() >= config.share]
+    on_round(f"{kind.name}: {kind.world_text(top, push)}")
+    if passed:
+        for n, survived in replay(world(top), passed).items():
+            tried[n][top] = survived
+    bracket = {n: (bottom, top) for n in passed if tried[n][top].mean() < config.share}
+    for _ in range(config.rounds):
+        groups: dict[float, list[str]] = {}
+        for n, (lo, hi) in bracket.items():
+            mid = kind.snap((lo + hi) / 2)
+            if lo < mid < hi:
+                groups.setdefault(mid, []).append(n)
+        on_round(f"{kind.name}: {len(groups)} magnitudes")
+        if not groups:
+            break
+        for mid, group in sorted(groups.items()):
+            for n, survived in replay(world(mid), group).items():
+                tried[n][mid] = survived
+                lo, hi = bracket[n]
+                bracket[n] = (mid, hi) if survived.mean() >= config.share else (lo, mid)
+    return tried
+
+
+def stress_test(
+    replayer, names: list[str], config: StressConfig, command: Command | None, console
+) -> Margins:
+    """Each checkpoint's margin per kind of shift (the module docstring says how).
+
+    ``replayer``: a :class:`postconv.sim2sim.evaluate.Replayer` (episodes on disk are reused,
+    so an interrupted search resumes); ``command``: the command of the run's worlds.
+    """
+    from tqdm import tqdm
+
+    spec = replayer.spec
+    kinds = [KINDS[k] for k in config.kinds]
+    console.print(
+        f"stress: margins of {len(names)} checkpoints for {len(kinds)} kinds of shift (share {config.share:g} of "
+        f"{spec.episodes} episodes survive; bracket + {config.rounds} bisection rounds; base: {config.base_world})"
+    )
+
+    def survived(world: World, group: list[str]) -> dict[str, np.ndarray]:
+        return {n: v["survived"].astype(bool) for n, v in replayer.replay(world, group).items()}
+
+    steps0 = replayer.env_steps
+    base = survived(parse_world(config.base_world, command), names)
+    margins = Margins(
+        config=config, checkpoints=list(names), kinds={}, fixed_world_steps=len(names) * spec.episodes * spec.steps,
+        base_world=config.base_world, base_env_steps=replayer.env_steps - steps0,
+    )  # fmt: skip
+    with tqdm(total=len(kinds) * (config.rounds + 1), desc="stress", unit="round", dynamic_ncols=True) as bar:
+        for kind in kinds:
+            t0, steps0 = time.perf_counter(), replayer.env_steps
+            done = bar.n
+
+            def on_round(what: str) -> None:
+                bar.set_postfix_str(what)
+                bar.update(1)
+
+            tried = _search_kind(kind, survived, names, base, config, command, on_round)
+            bar.update(done + config.rounds + 1 - bar.n)
+            margins.kinds[kind.name] = _kind_margins(kind, tried, names, config)
+            margins.kinds[kind.name].env_steps = replayer.env_steps - steps0
+            margins.kinds[kind.name].seconds = time.perf_counter() - t0
+    return margins
+
+
+def _kind_margins(kind: StressKind, tried: dict, names: list[str], config: StressConfig) -> KindMargins:
+    out = KindMargins(kind.name, kind.unit, kind.bottom(config.push), kind.snap(kind.top), {}, {}, {}, {}, {})
+    for i, n in enumerate(names):
+        mags = np.array(sorted(tried[n]))
+        shares = np.array([[tried[n][m].mean()] for m in mags])
+        m, c = margin_from_shares(mags, shares, config.share)
+        out.margin[n] = float(m[0])
+        out.censored[n] = {0: "", 1: "above", -1: "below"}[int(c[0])]
+        out.lo[n], out.hi[n] = _interval(tried[n], config, seed=i)
+        out.tried[n] = [(float(x), float(s[0])) for x, s in zip(mags, shares, strict=True)]
+    return out
+
+
+def format_margin(kind: KindMargins, checkpoint: str, interval: bool = True) -> str:
+    """``0.42 [0.35, 0.5]``; ``>=0.8`` where it survives the top, ``<0`` where it fails the base world."""
+    prefix = {"above": ">=", "below": "<", "": ""}[kind.censored[checkpoint]]
+    text = f"{prefix}{kind.margin[checkpoint]:.3g}"
+    lo, hi = kind.lo[checkpoint], kind.hi[checkpoint]
+    if interval and math.isfinite(lo):
+        text += f" [{lo:.3g}, {hi:.3g}]"
+    return text
+
+
+def print_margins(margins: Margins, console, marks: dict[str, str] | None = None) -> None:
+    """The margins table (checkpoint x kind, with intervals) and what the search cost."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    cfg = margins.config
+    table = Table(
+        title=f"Robustness margins: the largest shift at which {cfg.share:.0%} of the episodes survive "
+        f"({cfg.level:.0%} interval over the episodes; higher is better)"
+    )
+    table.add_column("checkpoint")
+    for k in margins.kinds.values():
+        table.add_column(f"{k.kind}" + (f" ({k.unit})" if k.unit else ""), justify="right")
+    for c in margins.checkpoints:
+        label = escape(c) + (f" [bold]{escape(marks[c])}[/]" if marks and c in marks else "")
+        table.add_row(label, *(format_margin(k, c) for k in margins.kinds.values()))
+    console.print(table)
+    unit = margins.fixed_world_steps
+    cost = ", ".join(f"{k.kind} {k.env_steps / unit:.1f}" for k in margins.kinds.values())
+    console.print(
+        f"stress cost in fixed worlds (every checkpoint and episode to the end): base world "
+        f"{margins.base_env_steps / unit:.1f}, {cost}; simulated now, not read back from disk"
+    )
+
+
+def margins_heatmap(margins: Margins, path: Path, marks: dict[str, str] | None = None) -> Path:
+    """Checkpoints (rows, training order) x kinds: each column coloured from its smallest margin
+    (light) to its largest (dark), every cell labelled with the margin; ``marks`` names rows."""
+    from postconv.figures import pyplot, save_figure
+
+    kinds = list(margins.kinds.values())
+    names = margins.checkpoints
+    values = np.array([[k.margin[c] for k in kinds] for c in names])
+    span = values.max(axis=0) - values.min(axis=0)
+    scaled = np.where(span > 0, (values - values.min(axis=0)) / np.where(span > 0, span, 1.0), 0.5)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(1.1 * len(kinds) + 3.0, 0.32 * len(names) + 1.6))
+    ax.imshow(scaled, cmap="viridis", aspect="auto", vmin=0, vmax=1)
+    for i, c in enumerate(names):
+        for j, k in enumerate(kinds):
+            ax.text(j, i, format_margin(k, c, interval=False), ha="center", va="center", fontsize=7,
+                    color="white" if scaled[i, j] < 0.6 else "black")  # fmt: skip
+    ax.set_xticks(
+        range(len(kinds)), [k.kind + (f"\n({k.unit})" if k.unit else "") for k in kinds], fontsize=8
+    )
+    labels = [c + (f"  {marks[c]}" if marks and c in marks else "") for c in names]
+    ax.set_yticks(range(len(names)), labels, fontsize=8)
+    for tick, c in zip(ax.get_yticklabels(), names, strict=True):
+        if marks and c in marks:
+            tick.set_fontweight("bold")
+    ax.set_title(
+        f"Robustness margins ({margins.config.share:.0%} of episodes survive; each column light = smallest, dark = largest)",
+        fontsize=9,
+    )
+    return save_figure(fig, path)
+
+
+__all__ = [
+    "KINDS",
+    "KindMargins",
+    "Margins",
+    "StressConfig",
+    "StressKind",
+    "margin_from_shares",
+    "stress_test",
+]
