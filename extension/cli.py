@@ -463,6 +463,19 @@ def _select_file(path: Path, config, console: Console):
         return report.select(samples, config)
 
 
+def with_learner_device(passthrough: list[str], device: str | None, console: Console) -> list[str]:
+    """``isaaclab train`` arguments with ``--device`` carried to the learner as well.
+
+    Isaac Lab 3.0's ``--device`` moves the simulation only; rsl_rl's runner stays on its
+    configured ``cuda:0`` and fails on a machine without CUDA. As Isaac Lab's own scripts do
+    for the other libraries, the learner follows ``--device`` unless ``agent.device=`` says
+    otherwise."""
+    if device is None or any(a.startswith("agent.device=") for a in passthrough):
+        return passthrough
+    console.print(f"the learner follows --device: agent.device={device}")
+    return [*passthrough, f"agent.device={device}"]
+
+
 def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -> int:
     """`isaaclab train` in a child process (its own simulation), then the stage here."""
     from postconv.hook import ENV_RUN_DIR_FILE, ENV_SWITCH
@@ -498,6 +511,7 @@ def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -
             else ""
         )
         raise ValueError(f"{err}{hint}; nothing was trained") from err
+    passthrough = with_learner_device(passthrough, known.device, console)
     isaaclab = Path(sys.executable).with_name("isaaclab")
     command = [str(isaaclab) if isaaclab.exists() else "isaaclab", "train", *passthrough]
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,12 +35,47 @@ ENV_RUN_DIR_FILE = "POSTCONV_RUN_DIR_FILE"
 class LoggerSpec(dict):
     """The runner config's ``logger`` entry naming :class:`PostConvLogWriter`.
 
-    A dict for rsl_rl, and hashable, because Isaac Lab's training entry tests the logger
-    with ``logger in {"wandb", "neptune"}``.
+    A dict for rsl_rl that also equals the name of its backend, and hashes as that name,
+    because Isaac Lab's training entry asks ``logger == "wandb"`` (to announce the W&B run)
+    and ``logger in {"wandb", "neptune"}`` (to pass ``--log_project_name``).
     """
 
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return other == self.get("backend")
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
     def __hash__(self) -> int:
-        return id(self)
+        return hash(self.get("backend"))
+
+
+def logger_from_flag(current, name: str, project: str | None = None):
+    """What the runner config's ``logger`` becomes when Isaac Lab's ``--logger NAME`` sets it.
+
+    Isaac Lab writes the bare name over the entry, which would drop postconv's writer and with
+    it the automatic stage. For ``tensorboard`` and ``wandb`` the writer is kept with that
+    backend (its stage options too); ``wandb`` also pins the run's id now (``WANDB_RUN_ID``),
+    because Isaac Lab 3.0 announces the run with ``wandb.util.generate_id``, which wandb 0.31
+    no longer has. Any other name (``neptune``) is left to rsl_rl, without the stage."""
+    if name not in ("tensorboard", "wandb") or not isinstance(current, LoggerSpec):
+        return name
+    spec = logger_spec(name, current.get("run_stage", True), tuple(current.get("stage_args", ())))
+    if name == "wandb":
+        os.environ.setdefault("WANDB_RUN_ID", _new_wandb_id())
+        if project:
+            spec["backend_cfg"] = {"project_name": project}
+    return spec
+
+
+def _new_wandb_id() -> str:
+    """A W&B run id as wandb makes them: 8 characters of lowercase letters and digits."""
+    import secrets
+    import string
+
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
 
 
 def logger_spec(
@@ -197,5 +232,6 @@ def _run_at_exit(command: list[str]) -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    env = {**os.environ, ENV_SWITCH: "0"}
-    subprocess.run(command, env=env, check=False)
+    # the training's W&B run id must not become the selection's own run id
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_RUN_ID", "WANDB_RESUME")}
+    subprocess.run(command, env={**env, ENV_SWITCH: "0"}, check=False)

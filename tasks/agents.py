@@ -7,7 +7,7 @@ from dataclasses import field
 from isaaclab.utils import configclass
 from isaaclab_rl.rsl_rl import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
 
-from postconv.hook import logger_spec
+from postconv.hook import LoggerSpec, logger_from_flag, logger_spec
 
 INIT_STD = 0.5
 """Initial action noise: half mjlab's 1.0 (rl_cfg.py:21). At 1.0 the action-rate penalty of the
@@ -62,6 +62,17 @@ class G1FlatPPORunnerCfg(RslRlOnPolicyRunnerCfg):
         desired_kl=0.01,
         max_grad_norm=1.0,
     )  # rl_cfg.py:29-40
+
+    def __setattr__(self, name, value):
+        # Isaac Lab's --logger NAME writes the bare name over the logger entry: keep postconv's
+        # writer (and the automatic stage) with that backend; --log_project_name then sets
+        # wandb_project, which the kept W&B writer must use
+        current = self.__dict__.get("logger")
+        if name == "logger" and isinstance(value, str):
+            value = logger_from_flag(current, value, self.__dict__.get("wandb_project"))
+        elif name == "wandb_project" and isinstance(current, LoggerSpec) and current == "wandb":
+            current["backend_cfg"] = {"project_name": value}
+        super().__setattr__(name, value)
 
 
 @configclass

@@ -2,6 +2,7 @@
 the selection joins (no simulation here; rsl_rl comes with the simulator stack)."""
 
 import json
+import os
 import re
 
 import pytest
@@ -10,7 +11,14 @@ from conftest import HAS_SIM
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
-from postconv.hook import ENV_SWITCH, PostConvLogWriter, logger_spec, stage_command, stage_enabled
+from postconv.hook import (
+    ENV_SWITCH,
+    PostConvLogWriter,
+    logger_from_flag,
+    logger_spec,
+    stage_command,
+    stage_enabled,
+)
 from postconv.wandb_log import training_project
 
 
@@ -31,6 +39,26 @@ def test_the_logger_entry_survives_isaac_labs_hash_test_and_names_our_writer():
     assert spec not in {"wandb", "neptune"}  # Isaac Lab's check must not raise
     assert spec["class_name"] == "postconv.hook:PostConvLogWriter"
     assert spec["stage_args"] == ["--num_envs", "8"]
+
+
+@pytest.mark.parametrize("flag", ["tensorboard", "wandb"])
+def test_isaac_labs_logger_flag_keeps_our_writer_and_its_stage_options(flag, monkeypatch):
+    monkeypatch.delenv("WANDB_RUN_ID", raising=False)
+    current = logger_spec("tensorboard", run_stage=False, stage_args=("--steps", "50"))
+    spec = logger_from_flag(current, flag, "g1-sweeps")
+    assert spec["class_name"] == "postconv.hook:PostConvLogWriter"
+    assert (spec["backend"], spec["run_stage"], spec["stage_args"]) == (flag, False, ["--steps", "50"])
+    # what Isaac Lab's training entry asks of the entry after --logger
+    assert spec == flag
+    assert (spec in {"wandb", "neptune"}) == (flag == "wandb")
+    if flag == "wandb":  # the run's id is known before Isaac Lab announces it
+        assert re.fullmatch(r"[a-z0-9]{8}", os.environ["WANDB_RUN_ID"])
+        assert spec["backend_cfg"] == {"project_name": "g1-sweeps"}
+
+
+def test_other_loggers_are_left_to_rsl_rl():
+    assert logger_from_flag(logger_spec(), "neptune") == "neptune"
+    assert logger_from_flag("tensorboard", "wandb") == "wandb"  # a config without our writer stays as it was
 
 
 def test_wandb_backend_uploads_the_run_files_and_the_selection_joins_its_project(tmp_path, monkeypatch):

@@ -129,12 +129,14 @@ def test_corrupt_and_foreign_checkpoints_are_reported_and_the_others_ranked(trai
 def test_postconv_train_trains_through_isaaclab_then_selects(tmp_path):
     proc = postconv(
         "train", "--task", "PostConv-Velocity-Flat-G1", "--num_envs", "4", "--max_iterations", "2",
-        "--device", "cpu", "agent.device=cpu", "agent.num_steps_per_env=8", "agent.save_interval=1",
+        "--device", "cpu", "agent.num_steps_per_env=8", "agent.save_interval=1",
         "--eval-num_envs", "4", "--eval-envs-per-checkpoint", "2", "--eval-steps", "12", "--eval-burn-in", "4",
         "--scenarios", "none", "--n-boot", "0",
         cwd=tmp_path,
     )  # fmt: skip
     assert_ok(proc)
+    # --device cpu alone: the learner follows it (Isaac Lab's --device moves the simulation only)
+    assert "the learner follows --device: agent.device=cpu" in proc.stdout
     (run,) = (tmp_path / "logs" / "rsl_rl" / "g1_flat").iterdir()
     result = json.loads((run / "postconv" / "selection.json").read_text())
     assert sorted(c["name"] for c in result["checkpoints"]) == ["model_0", "model_1"]
