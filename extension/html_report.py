@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from postconv.report import SelectionResult, ranking_rows
+from postconv.report import SelectionResult, few_samples_note, ranking_rows
 from postconv.sample_store import atomic_write_text
 
 
@@ -105,6 +105,8 @@ def write_html_report(
         if pooled.scenarios
         else "<h2>Ranking</h2>",
         f"<p>{pooled.samples_per_checkpoint:,} samples per checkpoint; value [rank]. {_bootstrap_note(pooled)}</p>",
+        f"<p>A sample: {html.escape(pooled.sample['description'])}</p>" if pooled.sample else "",
+        f'<p style="color:#b35c00">{html.escape(note)}</p>' if (note := few_samples_note(pooled)) else "",
         _table(pooled),
     ]
     parts += [_image(f) for f in figures]

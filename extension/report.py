@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,6 +105,9 @@ class SelectionResult:
     the samples) or "grouped" (from per-group sums; with its ``passes``, ``nodes``,
     ``max_gap`` the largest certified error of a replicate value, ``solved_exactly`` the
     replicates the grid left to an exact solve); None without a bootstrap."""
+    sample: dict | None = None
+    """What one sample was (the stage's ``unit``, ``psi``, ``sense``, ``burn_in_steps``,
+    ``recorded_steps`` and a ``description`` in words); None for a samples file."""
     version: str = field(default=__version__)
 
     def to_json(self) -> str:
@@ -267,7 +271,9 @@ def ranking_table(result: SelectionResult) -> Table:
             f"; interval and P(best) at k = {ks[primary]:g} from {result.config.n_boot} group-bootstrap replicates"
             if result.config.n_boot
             else "; no bootstrap (--n-boot 0)"
-        ),
+        )
+        + (f"\nA sample: {result.sample['description']}" if result.sample else "")
+        + (f"\n[yellow]{note}[/]" if (note := few_samples_note(result)) else ""),
     )
     header, rows = ranking_rows(result)
     for i, name in enumerate(header):
@@ -278,6 +284,28 @@ def ranking_table(result: SelectionResult) -> Table:
     for name, cells in rows:
         table.add_row(*cells, style="green" if name == result.chosen else None)
     return table
+
+
+FEW_SAMPLES = 10
+"""Below this many samples carrying the worst case (n e^-k), its value and interval say little."""
+
+
+def few_samples_note(result: SelectionResult) -> str | None:
+    """A warning where the primary k leaves the worst case to a handful of samples, else None.
+
+    A KL ball of radius k around n equally weighted samples holds the uniform distribution
+    on any m >= n e^-k of them (its divergence is log(n / m)), so the worst case may rest on
+    the worst n e^-k samples alone, and from k >= log n on the single worst one."""
+    n, k = result.samples_per_checkpoint, result.config.primary_k
+    if result.config.divergence != "kl" or n <= 0 or n * math.exp(-k) >= FEW_SAMPLES:
+        return None
+    worst = max(1, round(n * math.exp(-k)))
+    return (
+        f"Few samples: at k = {k:g} the worst case may rest on the worst {worst} of {n} samples per "
+        f"checkpoint (n e^-k; from k >= log n = {math.log(n):.1f} on the single worst one), so its value "
+        f"and interval say little; about {math.ceil(FEW_SAMPLES * math.exp(k))} samples per checkpoint "
+        f"(more envs per checkpoint or scenarios) make k = {k:g} mean what it says."
+    )
 
 
 def ranking_rows(result: SelectionResult) -> tuple[list[str], list[tuple[str, list[str]]]]:

@@ -559,6 +559,31 @@ class StageResults:
     paths: tuple[Path, ...]
 
 
+def sample_definition(config: StageConfig) -> dict:
+    """What one sample of the stage's selection is, for selection.json, W&B and the report."""
+    psi = (
+        "the task reward"
+        if not config.psi_terms
+        else " + ".join(f"{w:g} x {t}" for t, w in config.psi_terms.items()) + " (reward terms)"
+    )
+    settled = f"steps at least {config.burn_in_steps} steps after the env's start or respawn, falls included"
+    if config.unit == "episode":
+        description = (
+            f"one env slot's recording of {config.steps} steps in one scenario: {psi} per step averaged over its "
+            f"{settled}"
+        )
+    else:
+        description = f"one recorded step: {psi} of that step, over the {settled}"
+    return {
+        "unit": config.unit,
+        "psi": config.psi_terms or "reward",
+        "sense": config.sense,
+        "burn_in_steps": config.burn_in_steps,
+        "recorded_steps": config.steps,
+        "description": description + f" ({'larger' if config.sense == 'reward' else 'smaller'} is better)",
+    }
+
+
 def select_run(run_dir: str | Path, config: StageConfig, console: Console | None = None) -> StageResults:
     """Rank the evaluated checkpoints of a run from its stored samples; write and print the results."""
     console = console or wide_console()
@@ -600,7 +625,7 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
         )
         ranked_names = {c.name for c in result.checkpoints}
         skipped = {c: r for c, r in skipped.items() if c not in ranked_names}
-        return replace(result, skipped=skipped, scenarios=scenarios)
+        return replace(result, skipped=skipped, scenarios=scenarios, sample=sample_definition(config))
 
     try:
         for scenario in evaluation["scenarios"]:

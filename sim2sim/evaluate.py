@@ -43,7 +43,7 @@ from postconv.samples_file import atomic_write
 from postconv.sim2sim.batch import EpisodeOutcomes, EpisodeSpec, WorldBatch, thread_pool
 from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
 from postconv.sim2sim.stress import Margins, StressConfig, print_margins, stress_test
-from postconv.sim2sim.video import VIDEO_DIR, VideoResult, make_video, picks_of, video_world
+from postconv.sim2sim.video import VIDEO_DIR, Pick, VideoResult, make_video, picks_of, video_world
 from postconv.sim2sim.worlds import DEFAULT_WORLDS, Command, World, parse_worlds, world_model
 from postconv.tasks import STAND_TASK
 
@@ -108,9 +108,16 @@ class Sim2SimResult:
     """world -> episodes whose physics diverged."""
     margins: Margins | None = None
     """Each checkpoint's robustness margin per kind of shift (with ``stress``)."""
+    picks: list[Pick] = field(default_factory=list)
+    """The selection's chosen checkpoint, the mean's pick and the last checkpoint (those replayed)."""
     video: VideoResult | None = None
     """The picks filmed side by side (None: not asked for, or no OpenGL backend)."""
     paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def marks(self) -> dict[str, str]:
+        """checkpoint -> what it is among the picks, e.g. ``chosen + last``."""
+        return {p.name: " + ".join(p.roles) for p in self.picks}
 
     @property
     def env_steps_per_s(self) -> float:
@@ -166,14 +173,15 @@ class Replayer:
     def __init__(
         self, root: Path, spec: EpisodeSpec, clip, actors: dict, refs: dict[str, CheckpointRef], pool
     ):
-        self.root, self.spec, self.clip, self.actors, self.refs, self.pool = (
-            root,
-            spec,
-            clip,
-            actors,
-            refs,
-            pool,
-        )
+        self.root = root
+        self.spec = spec
+        self.clip = clip
+        """The runner config's action clip (None: none)."""
+        self.actors = actors
+        """checkpoint -> its loaded actor."""
+        self.refs = refs
+        self.pool = pool
+        """The ``mujoco.rollout`` thread pool."""
         self.env_steps = 0
         """Env-steps simulated (not read from disk) so far."""
 
@@ -294,29 +302,38 @@ def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | N
             seconds=seconds,
             unstable={w: int(sum(v["unstable"].sum() for v in outcomes[w].values())) for w in outcomes},
             margins=margins,
+            # the chosen one, the mean's pick and the last, among those replayed here
+            picks=[
+                p for p in picks_of(selection.chosen, selection.chosen_by_mean, names) if p.name in actors
+            ],
         )
-        if config.video:
-            picks = picks_of(selection.chosen, selection.chosen_by_mean, names)
-            result.video = make_video(
-                root / VIDEO_DIR, video_world(result, picks), base_command(run.task), picks,
-                [actors[p.name] for p in picks], clip, min(spec.seconds, VIDEO_SECONDS), spec.seed, pool, console,
-            )  # fmt: skip
-    result.paths = write_tables(root, result, {r.name: r.iteration for r in refs})
-    for name, why in skipped.items():
-        console.print(f"[yellow]skipped {name}[/]: {why}")
-    if env_steps:
-        console.print(
-            f"replayed {env_steps:,} env-steps in {seconds:.0f} s ({result.env_steps_per_s:,.0f} env-steps/s)"
-        )
-    print_summary(result, console)
-    if margins is not None:
-        print_margins(margins, console, pick_marks(selection, names))
+        result.paths = write_tables(root, result, {r.name: r.iteration for r in refs})
+        for name, why in skipped.items():
+            console.print(f"[yellow]skipped {name}[/]: {why}")
+        if env_steps:
+            console.print(
+                f"replayed {env_steps:,} env-steps in {seconds:.0f} s ({result.env_steps_per_s:,.0f} env-steps/s)"
+            )
+        print_summary(result, console)
+        if margins is not None:
+            print_margins(margins, console, result.marks)
+        if config.video and result.picks:
+            result.video = _film(result, run.task, actors, clip, spec, pool, root / VIDEO_DIR, console)
     return result
 
 
-def pick_marks(selection, names: list[str]) -> dict[str, str]:
-    """checkpoint -> what it is among the picks (the chosen one, the mean's pick, the last one)."""
-    return {p.name: " + ".join(p.roles) for p in picks_of(selection.chosen, selection.chosen_by_mean, names)}
+def _film(result: Sim2SimResult, task, actors, clip, spec: EpisodeSpec, pool, folder: Path, console):
+    """The picks' video, or None; whatever goes wrong with it is said in one line, never raised."""
+    try:
+        return make_video(
+            folder, video_world(result, result.picks), base_command(task), result.picks,
+            [actors[p.name] for p in result.picks], clip, min(spec.seconds, VIDEO_SECONDS), spec.seed, pool, console,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # the outcomes are on disk already
+        console.print(f"[yellow]no video[/]: {type(err).__name__}: {err}")
+        return None
 
 
 def _summary_rows(result: Sim2SimResult, iterations: dict[str, int]) -> list[dict]:
@@ -386,6 +403,9 @@ def write_tables(root: Path, result: Sim2SimResult, iterations: dict[str, int]) 
             if result.margins is not None:
                 row += [k.margin[c] for k in result.margins.kinds.values()]
             trials.append(row)
+    if result.margins is None:  # an earlier search's tables no longer describe outcomes.csv
+        for stale in ("margins.csv", "margins.json"):
+            (root / STRESS_DIR / stale).unlink(missing_ok=True)
     stress = {} if result.margins is None else write_margins(root / STRESS_DIR, result.margins, iterations)
     return {
         "episodes": atomic_write_text(

@@ -93,9 +93,8 @@ def run_and_judge(run_dir: str | Path, config, console: Console | None = None) -
 def judge_and_publish(run_dir: str | Path, result, config, console: Console) -> Judgement:
     """Judge the selection of ``run_dir`` by a sim2sim result; print, chart, report and log it."""
     from postconv import outcomes as oc
-    from postconv.report import SelectionResult
     from postconv.sample_store import STAGE_DIR
-    from postconv.sim2sim.evaluate import lower_is_better, outcome_columns, pick_marks
+    from postconv.sim2sim.evaluate import lower_is_better, outcome_columns
     from postconv.sim2sim.stress import margins_heatmap
 
     run_dir = Path(run_dir)
@@ -106,10 +105,10 @@ def judge_and_publish(run_dir: str | Path, result, config, console: Console) -> 
     media = {"sim2sim/spearman_vs_k": spearman_chart(judgement, report / "sim2sim.png")}
     shown = {f"{m}[{POOLED}]" for m in ("survived", JUDGED_METRIC)}
     if result.margins is not None:
-        marks = pick_marks(SelectionResult.from_json((run_dir / STAGE_DIR / "selection.json").read_text()),
-                           result.checkpoints)  # fmt: skip
-        media["sim2sim/margins"] = margins_heatmap(result.margins, report / "margins.png", marks)
+        media["sim2sim/margins"] = margins_heatmap(result.margins, report / "margins.png", result.marks)
         shown |= {result.margins.column(k) for k in result.margins.kinds}
+    else:  # a heat map of an earlier search would otherwise stay in every rewrite of the report
+        (report / "margins.png").unlink(missing_ok=True)
     _video_section(report, result.video)
     if result.video is not None:
         media["sim2sim/video"] = result.video.mp4

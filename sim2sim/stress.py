@@ -58,41 +58,44 @@ class StressKind:
 
     def bottom(self, base_push: PushScenario | None) -> float:
         """The magnitude of the base world."""
-        return (base_push.velocity if base_push is not None else 0.0) if self.from_push else 0.0
+        return _speed(base_push) if self.from_push else 0.0
 
     def snap(self, magnitude: float) -> float:
         if self.step:
             return round(round(magnitude / self.step) * self.step, 9)
         return round(magnitude, 3)
 
-    def world_text(self, magnitude: float, base_push: PushScenario | None) -> str:
-        return self.shift(magnitude, base_push)
+
+DEFAULT_INTERVAL = (1.0, 3.0)
+"""Push intervals (s) of the push and combined kinds when the base world has no pushes."""
 
 
-def _push_text(push: PushScenario | None) -> str:
-    if push is None:
+def _push_text(velocity: float, push: PushScenario | None) -> str:
+    """``push=V@LOW-HIGH`` at the base pushes' intervals, or ``push=none`` for no speed."""
+    if velocity <= 0:
         return "push=none"
-    low, high = push.interval_s
-    return f"push={push.velocity:g}@{low:g}-{high:g}"
+    low, high = push.interval_s if push is not None else DEFAULT_INTERVAL
+    return f"push={velocity:g}@{low:g}-{high:g}"
+
+
+def _speed(push: PushScenario | None) -> float:
+    return push.velocity if push is not None else 0.0
 
 
 def _with_base(item: str) -> Callable[[float, PushScenario | None], str]:
     """A kind whose shift is ``item`` (formatted with the magnitude m), under the base pushes."""
-    return lambda m, push: f"{item.format(m=m, one_minus=round(1.0 - m, 6))},{_push_text(push)}"
+    return lambda m, push: f"{item.format(m=m, one_minus=round(1.0 - m, 6))},{_push_text(_speed(push), push)}"
 
 
 def _push_kind(m: float, push: PushScenario | None) -> str:
-    low, high = push.interval_s if push is not None else (1.0, 3.0)
-    return "push=none" if m <= 0 else f"push={m:g}@{low:g}-{high:g}"
+    return _push_text(m, push)
 
 
 def _combined(m: float, push: PushScenario | None) -> str:
     """The default grid's combination (strength 0.8, 20 ms latency, pushes 0.5 m/s harder), m times."""
-    v = (push.velocity if push is not None else 0.0) + 0.5 * m
-    low, high = push.interval_s if push is not None else (2.0, 4.0)
     latency = round(4 * m) * 5  # 20 ms per unit, on the 5 ms physics step
-    return f"strength={round(1 - 0.2 * m, 6):g},latency={latency}ms," + (
-        f"push={v:g}@{low:g}-{high:g}" if v > 0 else "push=none"
+    return (
+        f"strength={round(1 - 0.2 * m, 6):g},latency={latency}ms,{_push_text(_speed(push) + 0.5 * m, push)}"
     )
 
 
@@ -146,7 +149,11 @@ class StressConfig:
             raise ValueError(
                 f"stress rounds and n_boot must be >= 0 and level in (0, 1); got {self.rounds}, {self.n_boot}, {self.level}"
             )
-        _ = self.push  # parsed now: a bad scenario fails before any work
+        if _speed(self.push) >= KINDS["push"].top:  # parsed now: a bad scenario fails before any work
+            raise ValueError(
+                f"stress base pushes {self.base_push}: their speed must stay below the push kind's top "
+                f"({KINDS['push'].top:g} m/s), which the push margin is searched up to"
+            )
 
     @property
     def push(self) -> PushScenario | None:
@@ -157,7 +164,7 @@ class StressConfig:
 
     @property
     def base_world(self) -> str:
-        return _push_text(self.push)
+        return _push_text(_speed(self.push), self.push)
 
 
 @dataclass
@@ -245,8 +252,9 @@ def margin_from_shares(
     return margin, censored
 
 
-def _interval(tried: dict[float, np.ndarray], config: StressConfig, seed: int) -> tuple[float, float]:
-    """Percentile interval of the margin over resamples of the episodes (paired across magnitudes)."""
+def _interval(tried: dict[float, np.ndarray], config: StressConfig, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the margin over resamples of the episodes (paired across magnitudes;
+    one seed for every checkpoint, so that they share the resamples as they share the episodes)."""
     if not config.n_boot:
         return math.nan, math.nan
     mags = np.array(sorted(tried))
@@ -271,14 +279,14 @@ def _search_kind(
 ) -> dict[str, dict[float, np.ndarray]]:
     """checkpoint -> magnitude -> (episodes,) survived, for every magnitude the search tried."""
     push = config.push
-    bottom, top = kind.bottom(push), kind.snap(kind.top)
+    bottom, top = kind.bottom(push), kind.top
 
     def world(m: float) -> World:
-        return parse_world(kind.world_text(m, push), command)
+        return parse_world(kind.shift(m, push), command)
 
     tried = {n: {bottom: base[n]} for n in names}
     passed = [n for n in names if base[n].mean() >= config.share]
-    on_round(f"{kind.name}: {kind.world_text(top, push)}")
+    on_round(f"{kind.name}: {kind.shift(top, push)}")
     if passed:
         for n, survived in replay(world(top), passed).items():
             tried[n][top] = survived
@@ -344,14 +352,14 @@ def stress_test(
 
 
 def _kind_margins(kind: StressKind, tried: dict, names: list[str], config: StressConfig) -> KindMargins:
-    out = KindMargins(kind.name, kind.unit, kind.bottom(config.push), kind.snap(kind.top), {}, {}, {}, {}, {})
-    for i, n in enumerate(names):
+    out = KindMargins(kind.name, kind.unit, kind.bottom(config.push), kind.top, {}, {}, {}, {}, {})
+    for n in names:
         mags = np.array(sorted(tried[n]))
         shares = np.array([[tried[n][m].mean()] for m in mags])
         m, c = margin_from_shares(mags, shares, config.share)
         out.margin[n] = float(m[0])
         out.censored[n] = {0: "", 1: "above", -1: "below"}[int(c[0])]
-        out.lo[n], out.hi[n] = _interval(tried[n], config, seed=i)
+        out.lo[n], out.hi[n] = _interval(tried[n], config)
         out.tried[n] = [(float(x), float(s[0])) for x, s in zip(mags, shares, strict=True)]
     return out
 
@@ -393,7 +401,7 @@ def print_margins(margins: Margins, console, marks: dict[str, str] | None = None
 
 def margins_heatmap(margins: Margins, path: Path, marks: dict[str, str] | None = None) -> Path:
     """Checkpoints (rows, training order) x kinds: each column coloured from its smallest margin
-    (light) to its largest (dark), every cell labelled with the margin; ``marks`` names rows."""
+    (dark) to its largest (light), every cell labelled with the margin; ``marks`` names rows."""
     from postconv.figures import pyplot, save_figure
 
     kinds = list(margins.kinds.values())
@@ -417,7 +425,7 @@ def margins_heatmap(margins: Margins, path: Path, marks: dict[str, str] | None =
         if marks and c in marks:
             tick.set_fontweight("bold")
     ax.set_title(
-        f"Robustness margins ({margins.config.share:.0%} of episodes survive; each column light = smallest, dark = largest)",
+        f"Robustness margins ({margins.config.share:.0%} of episodes survive; each column dark = smallest, light = largest)",
         fontsize=9,
     )
     return save_figure(fig, path)

@@ -8,9 +8,9 @@ crashes while loading, costs a line of output and never the sim-to-sim results. 
 backends are tried in turn: ``MUJOCO_GL`` when set, else EGL (GPU machines), then OSMesa
 (CPUs: ``apt-get install libosmesa6``). The video is encoded with imageio's ffmpeg.
 
-Output, under ``<run>/postconv/sim2sim/video/``: ``picks.mp4`` (H.264, 25 frames/s), a small
-``picks.gif`` and a ``picks.png`` poster frame, and ``picks.json`` (the world, the episode, who
-fell when).
+Output, under ``<run>/postconv/sim2sim/video/``: ``picks.mp4`` (H.264, 25 frames/s), a
+``picks.png`` poster frame (just after the first fall) and ``picks.json`` (the world, the
+episode, who fell when).
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ FPS = 25
 """Frames per second: every second policy step (50 Hz)."""
 CANDIDATE_EPISODES = 8
 """Episodes run for each pick; the one where the picks differ most is rendered."""
+NO_GL = 3
+"""The child's exit code when no OpenGL context could be made (any other failure is another error)."""
+RENDER_TIMEOUT_S = 600
+"""A child that renders longer than this is stopped (a hung GL driver must not hang the stage)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,6 @@ class Pick:
 @dataclass(frozen=True)
 class VideoResult:
     mp4: Path
-    gif: Path
     poster: Path
     world: str
     episode: int
@@ -69,7 +72,7 @@ def picks_of(chosen: str, by_mean: str, checkpoints: list[str]) -> list[Pick]:
     return [Pick(name, tuple(r)) for name, r in roles.items()]
 
 
-def video_world(result, picks: list[Pick], base_world: str | None = None) -> str:
+def video_world(result, picks: list[Pick]) -> str:
     """The world to film: where the picks differ most.
 
     With margins (``--stress``): the kind whose margins among the picks spread widest (as a
@@ -88,13 +91,9 @@ def video_world(result, picks: list[Pick], base_world: str | None = None) -> str
         kind = max(result.margins.kinds.values(), key=spread)
         spec = KINDS[kind.kind]
         middle = spec.snap(float(np.median([kind.margin[n] for n in names])))
-        return spec.world_text(middle, result.margins.config.push)
+        return spec.shift(middle, result.margins.config.push)
     rates = {w: [float(np.mean(result.outcomes[w][n]["survived"])) for n in names] for w in result.worlds}
-    return (
-        max(result.worlds, key=lambda w: max(rates[w]) - min(rates[w]))
-        if rates
-        else (base_world or "nominal")
-    )
+    return max(result.worlds, key=lambda w: max(rates[w]) - min(rates[w]))
 
 
 def record(world_text: str, command: Command | None, actors: list, spec: EpisodeSpec, clip, pool) -> dict:
@@ -141,7 +140,8 @@ def make_video(
     pool,
     console,
 ) -> VideoResult | None:
-    """Film the picks (see the module docstring); None, with one line said, when no OpenGL backend loads."""
+    """Film the picks (see the module docstring); None, with one line said, when no OpenGL backend
+    loads or the video fails otherwise (the sim-to-sim results never depend on it)."""
     spec = EpisodeSpec(CANDIDATE_EPISODES, seconds, seed)
     recorded = record(world_text, command, actors, spec, clip, pool)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -153,8 +153,7 @@ def make_video(
             states=recorded["states"],
             fell_at=np.array([np.nan if f is None else f for f in recorded["fell_at"]]),
             labels=np.array(labels),
-            world=np.array(world_text),
-            command=np.array("" if command is None else f"{command.kind}:{command.value:g}"),
+            world=np.array(world_text),  # the physical shifts are all the drawing needs
             out=np.array(str(out_dir)),
         )
         backend, why = _render_in_child(job)
@@ -163,7 +162,6 @@ def make_video(
         return None
     result = VideoResult(
         mp4=out_dir / "picks.mp4",
-        gif=out_dir / "picks.gif",
         poster=out_dir / "picks.png",
         world=world_text,
         episode=recorded["episode"],
@@ -184,15 +182,18 @@ def _render_in_child(job: Path) -> tuple[str | None, str]:
         env = {**os.environ, "MUJOCO_GL": backend}
         if backend in ("egl", "osmesa"):
             env["PYOPENGL_PLATFORM"] = backend
-        done = subprocess.run(
-            [sys.executable, "-m", "postconv.sim2sim.video", str(job)],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "postconv.sim2sim.video", str(job)],
+                env=env, capture_output=True, text=True, timeout=RENDER_TIMEOUT_S,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return None, f"rendering with {backend} took over {RENDER_TIMEOUT_S} s and was stopped"
         if done.returncode == 0:
             return backend, ""
         last = (done.stderr.strip().splitlines() or ["exit code " + str(done.returncode)])[-1]
+        if done.returncode != NO_GL:  # GL worked: another backend would fail alike
+            return None, f"the video failed ({backend}: {last[:300]})"
         tried.append(f"{backend}: {last[:160]}")
     return None, (
         "no OpenGL backend loaded for MuJoCo's renderer (" + "; ".join(tried) + "). On a CPU machine: "
@@ -217,12 +218,13 @@ def _render(job: Path) -> None:
     import mujoco
 
     data = np.load(job)
-    command = str(data["command"])
-    world = parse_world(str(data["world"]), Command.parse(command) if command else None)
-    model = world_model(world, scenery=True).model
-    model.vis.global_.offwidth, model.vis.global_.offheight = max(WIDTH, 640), max(HEIGHT, 480)
+    model = world_model(parse_world(str(data["world"])), scenery=True).model
     model.vis.headlight.ambient, model.vis.headlight.diffuse = [0.45] * 3, [0.6] * 3
-    renderer = mujoco.Renderer(model, HEIGHT, WIDTH)
+    try:
+        renderer = mujoco.Renderer(model, HEIGHT, WIDTH)
+    except Exception as err:  # the backend did not load: the parent tries the next one
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(NO_GL)
     d = mujoco.MjData(model)
     states, fell_at, labels = data["states"], data["fell_at"], [str(x) for x in data["labels"]]
     stride = round(1 / (FPS * POLICY_DT))
@@ -239,11 +241,15 @@ def _render(job: Path) -> None:
         frames.append(np.concatenate(panels, axis=1))
     out = Path(str(data["out"]))
     imageio.mimwrite(out / "picks.mp4", frames, fps=FPS, codec="libx264", quality=7, macro_block_size=16)
-    imageio.mimwrite(out / "picks.gif", [f[::2, ::2] for f in frames[::4]], duration=4 / FPS * 1000, loop=0)
     first_fall = np.nanmin(fell_at) if np.isfinite(fell_at).any() else None
     at = len(frames) // 2 if first_fall is None else min(len(frames) - 1, int((first_fall + 0.3) * FPS))
     imageio.imwrite(out / "picks.png", frames[at])
 
 
 if __name__ == "__main__":
+    try:
+        import mujoco  # noqa: F401  (reads MUJOCO_GL: an unknown or missing backend fails here)
+    except Exception as err:
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(NO_GL)
     _render(Path(sys.argv[1]))

@@ -105,3 +105,32 @@ def test_a_solver_failure_is_reported_without_a_traceback(tmp_path, capsys, monk
     path = save_samples(tmp_path / "s.npz", demo_samples())
     assert main(["select", str(path)]) == 2
     assert "error: the kl worst-case solver did not converge" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("samples", "k", "divergence", "expected"),
+    [
+        (16, 2.0, "kl", "the worst case may rest on the worst 2 of 16 samples per checkpoint"),
+        (16, 4.0, "kl", "from k >= log n = 2.8 on the single worst one"),
+        (60, 2.0, "kl", "about 74 samples per checkpoint"),
+        (80, 2.0, "kl", None),  # 80 e^-2 = 10.8 samples carry it
+        (16, 2.0, "chi2", None),  # the note is about the KL ball
+    ],
+)
+def test_few_samples_are_flagged_below_ten_carrying_the_worst_case(
+    samples, k, divergence, expected, tmp_path
+):
+    from postconv.html_report import write_html_report
+    from postconv.report import few_samples_note, ranking_table
+
+    psi = np.random.default_rng(0).normal(size=(3, samples))
+    config = SelectionConfig(k=(k,), primary_k=k, divergence=divergence, n_boot=0)
+    result = select(SampleSet(psi=psi, names=("a", "b", "c"), groups=np.arange(samples)), config)
+    note = few_samples_note(result)
+    if expected is None:
+        assert note is None
+        return
+    assert expected in note
+    assert "Few samples" in str(ranking_table(result).caption)
+    page = write_html_report(tmp_path / "report.html", tmp_path, result, {}, []).read_text()
+    assert "Few samples: at k =" in page

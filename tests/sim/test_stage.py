@@ -155,6 +155,14 @@ def test_the_review_holds_charts_a_report_the_exported_policy_and_an_offline_wan
     page = (report / "report.html").read_text()
     assert f"Chosen: <b>{chosen}</b>" in page
     assert page.count("data:image/png;base64,") >= 4
+    # what one sample was, for a reader of the file, the report and the W&B run (TINY_STAGE's sizes)
+    sample = selection["sample"]
+    assert (sample["unit"], sample["psi"], sample["sense"]) == ("episode", "reward", "reward")
+    assert (sample["burn_in_steps"], sample["recorded_steps"]) == (4, 12)
+    assert (
+        "averaged over its steps at least 4 steps after the env's start or respawn" in sample["description"]
+    )
+    assert f"A sample: {sample['description']}".replace("'", "&#x27;") in page
     # the exported policy (normalizer inside) computes the checkpoint's actions
     from postconv.checkpoints import open_run
     from postconv.policy import load_actor
@@ -179,6 +187,7 @@ def test_the_review_holds_charts_a_report_the_exported_policy_and_an_offline_wan
     record = json.loads(proc.stdout)
     assert record["project"] == "postconv"
     assert record["config"]["task"] == "PostConv-Velocity-Flat-G1"
+    assert record["config"]["sample"] == sample
     assert record["summary"]["chosen"] == chosen
     assert record["summary"]["chosen_by_mean"] == selection["chosen_by_mean"]
     for chart in ("estimates", "worst_case_vs_k", "rank_change", "tilt"):

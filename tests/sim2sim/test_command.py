@@ -13,17 +13,9 @@ from fake_runs import NAMES
 from postconv.cli import main
 from postconv.outcomes import read_outcomes
 
-ARGS = [
-    "--worlds",
-    "nominal",
-    "strength=0.7",
-    "--episodes",
-    "3",
-    "--seconds",
-    "0.4",
-    "--no-wandb",
-    "--no-video",
-]
+WORLDS = ["--worlds", "nominal", "strength=0.7"]
+QUIET = ["--no-wandb", "--no-video"]
+ARGS = [*WORLDS, "--episodes", "3", "--seconds", "0.4", *QUIET]
 
 
 def _episodes(run):
@@ -62,22 +54,7 @@ def test_rerun_reuses_results_and_recomputes_what_is_missing(run_dir):
     assert {p: t for p, t in after.items() if p != lost} == {p: t for p, t in before.items() if p != lost}
     assert (run_dir / "postconv" / "sim2sim" / "outcomes.csv").read_text() == first  # recomputed to the bit
     # other episodes are other results: recomputed, not mixed in
-    assert (
-        main(
-            [
-                "sim2sim",
-                str(run_dir),
-                *ARGS[:-6],
-                "--episodes",
-                "2",
-                "--seconds",
-                "0.4",
-                "--no-wandb",
-                "--no-video",
-            ]
-        )
-        == 0
-    )
+    assert main(["sim2sim", str(run_dir), *WORLDS, "--episodes", "2", "--seconds", "0.4", *QUIET]) == 0
     assert all(after[p] != t for p, t in _episodes(run_dir).items())
 
 

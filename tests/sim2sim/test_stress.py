@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from fake_runs import NAMES
+from fake_runs import NAMES, make_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,7 +117,7 @@ def test_lattice_kinds_try_only_magnitudes_on_their_lattice():
     assert KINDS["obs_delay"].snap(50.0) == 40.0  # 2.5 steps of 20 ms rounds to even
     config = StressConfig()
     for kind in KINDS.values():
-        text = kind.world_text(kind.snap(kind.top / 3), config.push)
+        text = kind.shift(kind.snap(kind.top / 3), config.push)
         from postconv.sim2sim.worlds import parse_world
 
         parse_world(text)  # every magnitude of every kind is a valid world
@@ -130,6 +130,7 @@ def test_lattice_kinds_try_only_magnitudes_on_their_lattice():
         (["--stress-share", "1"], "stress share must be between 0 and 1"),
         (["--stress-rounds", "-1"], "stress rounds and n_boot must be >= 0"),
         (["--stress-push", "fast"], "scenario 'fast': write 'none' or VELOCITY@LOW-HIGH"),
+        (["--stress-push", "3@1-3"], "their speed must stay below the push kind's top (3 m/s)"),
     ],
 )
 def test_bad_stress_options_fail_before_any_work(run_dir, capsys, options, message):
@@ -146,11 +147,18 @@ STRESS = [
 ]  # fmt: skip
 
 
-def test_stress_writes_margins_that_outcomes_judge_and_a_rerun_simulates_nothing(run_dir, capsys):
+def test_stress_writes_margins_that_outcomes_judge_and_a_rerun_simulates_nothing(tmp_path, capsys):
+    # from an actor that holds the default pose to a fully random one: some are searched, some censored
+    run_dir = make_run(tmp_path, scales=(0.0, 0.1, 0.3, 1.0))
     assert main(["sim2sim", str(run_dir), *STRESS]) == 0
     out = run_dir / "postconv" / "sim2sim"
     data = json.loads((out / "stress" / "margins.json").read_text())
     assert data["checkpoints"] == NAMES
+    searched = [(k, c) for k, kind in data["kinds"].items() for c in NAMES
+                if kind["censored"][c] == "" and len(kind["tried"][c]) >= 3]  # fmt: skip
+    assert searched, "no checkpoint was bisected: the test would not check the search"
+    for kind in data["kinds"].values():
+        assert 0 < kind["env_steps"] <= (1 + 2) * data["fixed_world_steps"]  # bracket + 2 rounds at most
     for kind in data["kinds"].values():
         for c in NAMES:
             tried = np.array(kind["tried"][c])

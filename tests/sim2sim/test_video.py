@@ -10,13 +10,14 @@ import pytest
 from fake_runs import make_run, write_selection
 
 from postconv.cli import main
+from postconv.tasks import STAND_TASK
 
 ARGS = ["--worlds", "nominal", "--episodes", "2", "--seconds", "1", "--no-wandb"]
 
 
-@pytest.fixture
-def three_picks(tmp_path):
-    run = make_run(tmp_path)
+@pytest.fixture(params=[None, STAND_TASK], ids=["velocity", "stand"])
+def three_picks(tmp_path, request):
+    run = make_run(tmp_path, task=request.param)
     rng = np.random.default_rng(0)
     steady = 1.0 + 0.01 * rng.standard_normal(400)  # the best worst case
     risky = np.where(rng.random(400) < 0.2, -1.0, 2.0)  # the best mean, a bad tail
@@ -50,14 +51,15 @@ def test_the_video_shows_the_three_picks_side_by_side_in_the_same_episode(three_
     for a, b in ((0, 1), (0, 2), (1, 2)):  # ...then each policy moves its own way
         assert np.abs(panels[a][-1] - panels[b][-1]).mean() > 2
     assert (video / "picks.png").stat().st_size > 1000
-    assert (video / "picks.gif").stat().st_size > 1000
     section = (three_picks / "postconv" / "report" / "sections" / "sim2sim_video.html").read_text()
     assert "<video" in section
     assert "data:video/mp4;base64," in section
 
 
 def test_without_any_opengl_sim2sim_says_so_in_one_line_and_finishes(three_picks, capsys, monkeypatch):
-    monkeypatch.setenv("MUJOCO_GL", "no-such-backend")
+    # MuJoCo's own switch for "no OpenGL": it imports, but no renderer can be made (as on a machine
+    # without EGL or OSMesa, where each backend the child tries fails alike)
+    monkeypatch.setenv("MUJOCO_GL", "disable")
     assert main(["sim2sim", str(three_picks), *ARGS]) == 0
     said = capsys.readouterr().out
     lines = [line for line in said.splitlines() if line.startswith("no video")]
