@@ -69,85 +69,94 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
+ROLE_COLORS = {"chosen": "#2a9d4b", "mean's pick": "#e07b00", "last": "#7b3fa0"}
+"""The checkpoints a reader looks at first keep a colour of their own; every other one is grey,
+so that the charts stay legible at 50 candidates (no colour cycle repeats)."""
+OTHERS = "#b8bec6"
+
+
+def _roles(result: SelectionResult) -> dict[str, tuple[str, str]]:
+    """checkpoint -> (colour, label) for the chosen one, the mean's pick and the last one."""
+    return {p.name: (ROLE_COLORS[p.roles[0]], " + ".join(p.roles)) for p in result.picks}
+
+
+def _row_height(n: int) -> float:
+    """Figure height (in) of a chart with one row per checkpoint: readable at any count."""
+    return max(3.0, 0.26 * n + 1.4)
+
+
 def estimates_chart(result: SelectionResult, path: Path) -> Path:
+    """One row per checkpoint (training order, top down): the mean and the worst case at the
+    primary k with its interval; the chosen one, the mean's pick and the last one in colour."""
     plt = pyplot()
     ks = result.config.k
     p = ks.index(result.config.primary_k)
     rows = result.checkpoints
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(rows) + 4.5), 4))
-    ax.bar(x - 0.2, [c.mean for c in rows], 0.4, color="#9aa7b8")
+    roles = _roles(result)
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(9, _row_height(len(rows))))
     worst = np.array([c.worst_case[p] for c in rows])
-    err = None
+    colors = [roles.get(c.name, (OTHERS, ""))[0] for c in rows]
     if rows[0].interval is not None:
         lo = np.array([c.interval[p][0] for c in rows])
         hi = np.array([c.interval[p][1] for c in rows])
-        err = np.vstack([np.maximum(worst - lo, 0), np.maximum(hi - worst, 0)])
-    from matplotlib.patches import Patch
-
-    chosen, other = "#2a9d4b", "#3b6ea8"
-    ax.bar(
-        x + 0.2,
-        worst,
-        0.4,
-        yerr=err,
-        capsize=3,
-        color=[chosen if c.name == result.chosen else other for c in rows],
+        ax.hlines(y, lo, hi, colors=colors, lw=2, alpha=0.6)
+    ax.scatter([c.mean for c in rows], y, marker="|", s=120, color="#555555", zorder=3)
+    ax.scatter(worst, y, color=[c if c != OTHERS else "#3b6ea8" for c in colors], s=30, zorder=4)
+    labels = [c.name + (f"  ({roles[c.name][1]})" if c.name in roles else "") for c in rows]
+    ax.set_yticks(y, labels, fontsize="small")
+    for tick, c in zip(ax.get_yticklabels(), rows, strict=True):
+        if c.name in roles:
+            tick.set_color(roles[c.name][0])
+            tick.set_fontweight("bold")
+    ax.invert_yaxis()
+    ax.grid(axis="x", color="#e5e5e5")
+    interval = f" and its {result.config.level:.0%} interval" if rows[0].interval is not None else ""
+    ax.set_xlabel("performance (a sample's value)")
+    ax.set_title(
+        f"Estimates per checkpoint: dot = worst case at k = {ks[p]:g}{interval}, bar = plain mean",
+        fontsize=10,
     )
-    interval = f", {result.config.level:.0%} interval" if err is not None else ""
-    handles = [
-        Patch(color="#9aa7b8", label="mean (simulation)"),
-        Patch(color=other, label=f"worst case, k = {ks[p]:g}{interval}"),
-        Patch(color=chosen, label="worst case of the chosen"),
-    ]
-    ax.set_xticks(x, [c.name for c in rows], rotation=45, ha="right")
-    ax.set_ylabel("performance per step")
-    ax.set_title(f"Estimates per checkpoint (chosen: {result.chosen})")
-    # beside the axes: inside, the legend hides the bars of whichever checkpoints sit under it
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return save_figure(fig, path)
 
 
 def worst_case_vs_k_chart(result: SelectionResult, path: Path) -> Path:
+    """Worst case against k, one line per checkpoint: the picks in colour (with a legend), the rest grey."""
     plt = pyplot()
     ks = [0.0, *result.config.k]
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    roles = _roles(result)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     for c in result.checkpoints:
-        chosen = c.name == result.chosen
+        color, label = roles.get(c.name, (OTHERS, None))
         ax.plot(
-            ks,
-            [c.mean, *c.worst_case],
-            marker="o",
-            lw=2.5 if chosen else 1,
-            label=c.name,
-            zorder=3 if chosen else 2,
-        )
+            ks, [c.mean, *c.worst_case], marker="o", ms=3 if label is None else 5, color=color,
+            lw=2.5 if label else 0.8, label=f"{c.name} ({label})" if label else None, zorder=3 if label else 2,
+        )  # fmt: skip
+    ax.plot([], [], color=OTHERS, lw=0.8, label=f"the other {len(result.checkpoints) - len(roles)}")
     ax.axvline(result.config.primary_k, color="grey", ls=":", lw=1)
     ax.set_xlabel(f"radius k ({result.config.divergence.upper()}); k = 0 is the mean")
     ax.set_ylabel("worst-case performance")
     ax.set_title("Worst case against the radius")
-    ax.legend(fontsize="small", ncol=2)
+    # beside the axes: inside, the legend would hide the lines under it
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save_figure(fig, path)
 
 
 def rank_change_chart(result: SelectionResult, path: Path) -> Path:
     plt = pyplot()
     p = result.config.k.index(result.config.primary_k)
-    fig, ax = plt.subplots(figsize=(5, max(3, 0.35 * len(result.checkpoints) + 1.5)))
+    roles = _roles(result)
+    fig, ax = plt.subplots(figsize=(6, _row_height(len(result.checkpoints))))
     for c in result.checkpoints:
-        chosen = c.name == result.chosen
-        ax.plot(
-            [0, 1],
-            [c.mean_rank, c.rank[p]],
-            marker="o",
-            color="#2a9d4b" if chosen else "#3b6ea8",
-            lw=2.5 if chosen else 1,
-        )
+        color, label = roles.get(c.name, (OTHERS, None))
+        ax.plot([0, 1], [c.mean_rank, c.rank[p]], marker="o", ms=3, color=color, lw=2.5 if label else 1)
         ax.annotate(
-            c.name, (1, c.rank[p]), xytext=(6, 0), textcoords="offset points", va="center", fontsize="small"
-        )
+            c.name + (f" ({label})" if label else ""), (1, c.rank[p]), xytext=(6, 0), textcoords="offset points",
+            va="center", fontsize="small", color=color if label else "#555555",
+            fontweight="bold" if label else "normal",
+        )  # fmt: skip
     ax.set_xticks([0, 1], ["mean", f"worst case k = {result.config.primary_k:g}"])
-    ax.set_xlim(-0.2, 1.6)
+    ax.set_xlim(-0.2, 1.9)
     ax.invert_yaxis()
     ax.set_ylabel("rank (1 = best)")
     ax.set_title("Rank from mean to worst case")

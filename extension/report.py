@@ -87,6 +87,23 @@ class CheckpointResult:
 
 
 @dataclass(frozen=True)
+class Pick:
+    """A checkpoint a user would look at first, and why."""
+
+    name: str
+    roles: tuple[str, ...]
+    """``chosen``, ``mean's pick``, ``last``: one checkpoint may be several."""
+
+
+def picks_of(chosen: str, by_mean: str, checkpoints: list[str]) -> list[Pick]:
+    """The chosen checkpoint, the plain mean's pick and the last of ``checkpoints`` (training order), each once."""
+    roles: dict[str, list[str]] = {}
+    for name, role in ((chosen, "chosen"), (by_mean, "mean's pick"), (checkpoints[-1], "last")):
+        roles.setdefault(name, []).append(role)
+    return [Pick(name, tuple(r)) for name, r in roles.items()]
+
+
+@dataclass(frozen=True)
 class SelectionResult:
     """Everything the selection decided, in a form that serializes to JSON."""
 
@@ -112,6 +129,11 @@ class SelectionResult:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+    @property
+    def picks(self) -> list[Pick]:
+        """The chosen checkpoint, the mean's pick and the last one (the ranked checkpoints are in training order)."""
+        return picks_of(self.chosen, self.chosen_by_mean, [c.name for c in self.checkpoints])
 
     @classmethod
     def from_json(cls, text: str) -> SelectionResult:

@@ -37,13 +37,14 @@ from rich.table import Table
 from postconv import __version__
 from postconv.checkpoints import open_run
 from postconv.policy import CheckpointError, load_actor
+from postconv.report import Pick, picks_of
 from postconv.rollout import TASK_KINDS, CheckpointRef, GroupPolicy, checkpoint_ref, env_steps_bar
 from postconv.sample_store import STAGE_DIR, atomic_write_text, config_hash
 from postconv.samples_file import atomic_write
 from postconv.sim2sim.batch import EpisodeOutcomes, EpisodeSpec, WorldBatch, thread_pool
 from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
 from postconv.sim2sim.stress import Margins, StressConfig, print_margins, stress_test
-from postconv.sim2sim.video import VIDEO_DIR, Pick, VideoResult, make_video, picks_of, video_world
+from postconv.sim2sim.video import VIDEO_DIR, VideoResult, make_video, video_world
 from postconv.sim2sim.worlds import DEFAULT_WORLDS, Command, World, parse_worlds, world_model
 from postconv.tasks import STAND_TASK
 

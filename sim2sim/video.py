@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from postconv.report import Pick
 from postconv.sim2sim.batch import EpisodeSpec, WorldBatch
 from postconv.sim2sim.worlds import POLICY_DT, Command, parse_world, world_model
 
@@ -44,15 +45,6 @@ RENDER_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
-class Pick:
-    """A checkpoint shown in the video and why."""
-
-    name: str
-    roles: tuple[str, ...]
-    """``chosen``, ``mean's pick``, ``last``: one checkpoint may be several."""
-
-
-@dataclass(frozen=True)
 class VideoResult:
     mp4: Path
     poster: Path
@@ -62,14 +54,6 @@ class VideoResult:
     fell_at: dict[str, float | None]
     """checkpoint -> seconds until it fell in the episode shown; None: it stood."""
     backend: str
-
-
-def picks_of(chosen: str, by_mean: str, checkpoints: list[str]) -> list[Pick]:
-    """The chosen checkpoint, the mean's pick and the last of ``checkpoints`` (training order), each once."""
-    roles: dict[str, list[str]] = {}
-    for name, role in ((chosen, "chosen"), (by_mean, "mean's pick"), (checkpoints[-1], "last")):
-        roles.setdefault(name, []).append(role)
-    return [Pick(name, tuple(r)) for name, r in roles.items()]
 
 
 def video_world(result, picks: list[Pick]) -> str:

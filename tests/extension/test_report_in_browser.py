@@ -72,3 +72,38 @@ def test_a_browser_shows_the_ranking_the_choice_and_every_chart(tmp_path):
     assert picture.shape[1] == 1200
     assert picture.shape[0] > 900  # the charts go below the fold
     assert picture.std() > 10  # not a blank page
+
+
+def test_at_fifty_candidates_every_checkpoint_gets_a_readable_row_and_the_picks_stand_out(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from postconv.samples_file import SampleSet
+
+    rng = np.random.default_rng(0)
+    psi = rng.normal(size=(50, 200)) + 0.2 * rng.normal(size=(50, 1))
+    names = tuple(f"model_{700 + 10 * i}" for i in range(50))
+    pooled = select(SampleSet(psi=psi, names=names, groups=np.arange(200) // 10), SelectionConfig(n_boot=50))
+    out = tmp_path / "run" / "postconv" / "report"
+    made = [
+        figures.estimates_chart(pooled, out / "estimates.png"),
+        figures.worst_case_vs_k_chart(pooled, out / "worst_case_vs_k.png"),
+        figures.rank_change_chart(pooled, out / "rank_change.png"),
+    ]
+    path = write_html_report(out / "report.html", tmp_path / "run", pooled, {}, made)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(path.as_uri())
+        shown = dict(
+            page.eval_on_selector_all(
+                "img", "imgs => imgs.map(i => [i.alt, i.getBoundingClientRect().height])"
+            )
+        )
+        page.screenshot(path=str(tmp_path / "report-50.png"), full_page=True)
+        browser.close()
+    # a row per checkpoint at least 18 px high as drawn (the old wide bar chart gave the 50 about 3 px of height)
+    assert shown["estimates"] / 50 >= 18
+    assert shown["rank_change"] / 50 >= 18
+    # the picks keep their own colours; the other 47 share one grey
+    assert len(pooled.picks) >= 2
+    assert {p.name for p in pooled.picks} <= set(names)
