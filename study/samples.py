@@ -17,7 +17,7 @@ import torch
 
 from postconv.policy import load_actor
 from postconv.rollout import parse_scenario
-from postconv.sample_store import STAGE_DIR, find_samples, samples_root
+from postconv.sample_store import STAGE_DIR, find_samples, samples_root, settled
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class SelectionSamples:
     feature_names: tuple[str, ...]
     terminated: np.ndarray
     """(C, S, T, m) the step ended in a fall."""
+    settled: np.ndarray | None = None
+    """(C, S, T, m) the steps the stage counts (:func:`postconv.sample_store.settled`: at
+    least the burn-in after the env's start or respawn, and every fall); None: not known."""
 
     @property
     def reward(self) -> np.ndarray:
@@ -60,6 +63,7 @@ class SelectionSamples:
             features=self.features,
             feature_names=np.array(self.feature_names),
             terminated=self.terminated,
+            **({} if self.settled is None else {"settled": self.settled}),
         )
         tmp.replace(path)
         return path
@@ -76,6 +80,7 @@ class SelectionSamples:
                 features=f["features"],
                 feature_names=tuple(str(x) for x in f["feature_names"]),
                 terminated=f["terminated"],
+                settled=f["settled"] if "settled" in f.files else None,
             )
 
 
@@ -98,23 +103,22 @@ def from_stage(run_dir: Path) -> SelectionSamples:
     scenarios = tuple(evaluation["scenarios"])
     root = samples_root(run_dir)
 
-    def stacked(array: str) -> np.ndarray:
-        return np.stack(
-            [
-                np.stack([np.load(root / sc / c / f"seed_{seed}" / f"{array}.npy") for sc in scenarios])
-                for c in names
-            ]
-        )
+    def stacked(read) -> np.ndarray:
+        return np.stack([np.stack([read(root / sc / c / f"seed_{seed}") for sc in scenarios]) for c in names])
+
+    def array(name: str):
+        return lambda folder: np.load(folder / f"{name}.npy")
 
     return SelectionSamples(
         names=tuple(names),
         iterations=np.array([index.iterations[c] for c in names]),
         scenarios=scenarios,
-        terms=stacked("terms"),
+        terms=stacked(array("terms")),
         term_names=index.term_names,
-        features=stacked("features"),
+        features=stacked(array("features")),
         feature_names=index.feature_names,
-        terminated=stacked("terminated"),
+        terminated=stacked(array("terminated")),
+        settled=stacked(settled),
     )
 
 
@@ -166,12 +170,15 @@ def from_twin(
         features=stacked(1),
         feature_names=FEATURE_NAMES,
         terminated=stacked(2),
+        settled=stacked(3),
     )
 
 
 def _rollout(env, actor, clip: float | None, burn_in: int, steps: int) -> tuple[np.ndarray, ...]:
-    """(T, m, R) weighted terms, (T, m, F) features and (T, m) falls of ``steps`` steps after ``burn_in``."""
-    terms, features, falls = [], [], []
+    """(T, m, R) weighted terms, (T, m, F) features, (T, m) falls and (T, m) settled steps of
+    ``steps`` steps after ``burn_in`` (settled as the stage counts them: the env's age before
+    the step, 0 on the first step after a respawn, at least ``burn_in``, or a fall)."""
+    terms, features, falls, kept = [], [], [], []
     obs = env.get_observations()["policy"]
     try:
         for t in range(burn_in + steps):
@@ -179,11 +186,13 @@ def _rollout(env, actor, clip: float | None, burn_in: int, steps: int) -> tuple[
                 action = actor(obs)
             if clip is not None:
                 action = action.clamp(-clip, clip)
+            age = env.ep_len.copy()
             obs = env.step(action)[0]["policy"]
             if t >= burn_in:
                 terms.append(env.step_terms.astype(np.float32))
                 features.append(env.step_features.astype(np.float32))
                 falls.append(env.terminated.copy())
+                kept.append((age >= burn_in) | env.terminated)
     finally:
         env.close()
-    return np.stack(terms), np.stack(features), np.stack(falls)
+    return np.stack(terms), np.stack(features), np.stack(falls), np.stack(kept)

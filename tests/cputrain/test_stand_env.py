@@ -183,3 +183,25 @@ def test_each_world_meets_the_same_resets_and_pushes_whatever_the_others_do(robo
     np.testing.assert_array_equal(first_reset["a"][1:], first_reset["b"][1:])  # [0] is the clock
     a.close()
     b.close()
+
+
+def test_the_studys_twin_samples_count_the_steps_the_stage_counts(robot):
+    """After a fall the next ``burn_in`` steps are left out (the respawn's push-off), the fall
+    itself always counts, and an env's steps count again once it has stood that long."""
+    from postconv.study.samples import _rollout
+
+    gen = torch.Generator().manual_seed(0)
+
+    def flailing(obs):  # large random actions: the robot falls within a second or two
+        return 3.0 * torch.randn(obs.shape[0], 29, generator=gen)
+
+    burn_in = 5
+    env = _env(robot, observation_noise=False, curriculum=None, push=NO_PUSH)
+    _, _, fell, kept = _rollout(env, flailing, None, burn_in, 150)
+    assert fell.sum() >= 4
+    assert kept[fell].all()
+    for t, j in zip(*np.nonzero(fell), strict=True):
+        after = slice(t + 1, min(t + 1 + burn_in, len(fell)))
+        assert not (kept[after, j] & ~fell[after, j]).any()
+        if t + 1 + burn_in < len(fell) and not fell[t + 1 : t + 2 + burn_in, j].any():
+            assert kept[t + 1 + burn_in, j]
