@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -470,7 +471,7 @@ def with_learner_device(passthrough: list[str], device: str | None, console: Con
     configured ``cuda:0`` and fails on a machine without CUDA. As Isaac Lab's own scripts do
     for the other libraries, the learner follows ``--device`` unless ``agent.device=`` says
     otherwise."""
-    if device is None or any(a.startswith("agent.device=") for a in passthrough):
+    if device is None or any(re.match(r"\+{0,2}agent\.device=", a) for a in passthrough):
         return passthrough
     console.print(f"the learner follows --device: agent.device={device}")
     return [*passthrough, f"agent.device={device}"]

@@ -51,6 +51,20 @@ class LoggerSpec(dict):
     def __hash__(self) -> int:
         return hash(self.get("backend"))
 
+    def __setitem__(self, key, value) -> None:
+        # Hydra's agent.logger.backend=wandb lands here (Isaac Lab's update_class_from_dict);
+        # the spec then equals "wandb" and Isaac Lab announces the run: pin its id first
+        if key == "backend" and value == "wandb":
+            pin_wandb_run_id()
+        dict.__setitem__(self, key, value)
+
+
+def pin_wandb_run_id() -> None:
+    """Give the coming W&B run an id (``WANDB_RUN_ID``) unless one is set: Isaac Lab 3.0
+    announces a W&B run with ``wandb.util.generate_id``, which wandb 0.31 no longer has, and
+    skips it when the id is given."""
+    os.environ.setdefault("WANDB_RUN_ID", _new_wandb_id())
+
 
 def logger_from_flag(current, name: str, project: str | None = None):
     """What the runner config's ``logger`` becomes when Isaac Lab's ``--logger NAME`` sets it.
@@ -64,7 +78,7 @@ def logger_from_flag(current, name: str, project: str | None = None):
         return name
     spec = logger_spec(name, current.get("run_stage", True), tuple(current.get("stage_args", ())))
     if name == "wandb":
-        os.environ.setdefault("WANDB_RUN_ID", _new_wandb_id())
+        pin_wandb_run_id()
         if project:
             spec["backend_cfg"] = {"project_name": project}
     return spec

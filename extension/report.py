@@ -321,7 +321,7 @@ def few_samples_note(result: SelectionResult) -> str | None:
     n, k = result.samples_per_checkpoint, result.config.primary_k
     if result.config.divergence != "kl" or n <= 0 or n * math.exp(-k) >= FEW_SAMPLES:
         return None
-    worst = max(1, round(n * math.exp(-k)))
+    worst = max(1, math.ceil(n * math.exp(-k) - 1e-9))  # the fewest samples whose uniform law is in the ball
     return (
         f"Few samples: at k = {k:g} the worst case may rest on the worst {worst} of {n} samples per "
         f"checkpoint (n e^-k; from k >= log n = {math.log(n):.1f} on the single worst one), so its value "

@@ -55,6 +55,7 @@ from postconv.sample_store import (
     atomic_write_text,
     complete_checkpoints,
     find_samples,
+    read_meta,
     remove_partials,
     samples_root,
     to_sample_set,
@@ -475,7 +476,6 @@ def _say_what_differs(pending, console: Console) -> None:
     from collections import Counter
 
     from postconv.rollout import differences
-    from postconv.sample_store import read_meta
 
     why: Counter[str] = Counter()
     for job, todo in pending:
@@ -611,6 +611,7 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
     paths: list[Path] = []
 
     masks = Path(tempfile.mkdtemp(prefix="postconv-settled-"))  # shared by the streamed pools
+    sample = sample_definition(_as_recorded(config, index))
 
     def ranked(scenarios: list[str]) -> SelectionResult:
         result, left_out = _select_samples(index, scenarios, candidates, config, console, masks)
@@ -625,7 +626,7 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
         )
         ranked_names = {c.name for c in result.checkpoints}
         skipped = {c: r for c, r in skipped.items() if c not in ranked_names}
-        return replace(result, skipped=skipped, scenarios=scenarios, sample=sample_definition(config))
+        return replace(result, skipped=skipped, scenarios=scenarios, sample=sample)
 
     try:
         for scenario in evaluation["scenarios"]:
@@ -647,6 +648,17 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
 
         review(run_dir, index, pooled, by_scenario, dict(index.iterations), config, console)
     return StageResults(pooled=pooled, by_scenario=by_scenario, paths=tuple(paths))
+
+
+def _as_recorded(config: StageConfig, index: SampleIndex) -> StageConfig:
+    """``config`` with the recorded and burn-in steps the samples were made with (``postconv
+    select`` has no options for them: its config holds the defaults)."""
+    spec = (read_meta(next(iter(index.folders.values()))) or {}).get("spec", {})
+    return replace(
+        config,
+        steps=int(spec.get("steps", config.steps)),
+        burn_in_steps=int(spec.get("burn_in_steps", config.burn_in_steps)),
+    )
 
 
 def _select_samples(

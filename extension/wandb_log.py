@@ -274,7 +274,13 @@ def log_selection(
     project = project or trained_in or DEFAULT_PROJECT
     mode = _mode()
     out = run_dir / "postconv"
+    from wandb.sdk.lib.runid import generate_id
+
     run = wandb.init(
+        # a new run of its own: a WANDB_RUN_ID or WANDB_RESUME left from pinning the training's
+        # run (Isaac Lab supports it) must not make the selection resume the training run
+        id=generate_id(),
+        resume="never",
         project=project,
         entity=trained.get("entity") if trained and project == trained_in else None,
         group=run_dir.name,

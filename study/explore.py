@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from postconv.sample_store import (
@@ -375,7 +376,7 @@ def print_pooled(summary: list[dict], console: Console, seeds: list[int]) -> Non
                 f"{r.get(f'regret1_s{seed}', np.nan):.3f}",
                 f"{r.get(f'spearman_s{seed}', np.nan):+.2f}",
             ]
-        table.add_row(r["method"], *cells, f"{r['regret1']:.3f}", f"{r['spearman']:+.2f}")
+        table.add_row(escape(r["method"]), *cells, f"{r['regret1']:.3f}", f"{r['spearman']:+.2f}")
     console.print(table)
 
 
@@ -430,8 +431,7 @@ def explore(
     candidates, measures, curve = [], [], []
     for seed, run_dir in sorted(runs.items()):
         s = stage_samples(run_dir)
-        curve = training_curve(open_run(run_dir))
-        sc = scores(s, curve_at(s.iterations, curve))
+        sc = scores(s, curve_at(s.iterations, training_curve(open_run(run_dir))))
         outcomes = margin_outcomes(run_dir, s.names)
         candidates += candidate_rows(seed, s, sc, outcomes)
         measures += measure_seed(seed, sc, evidence_picks(s.episodes), outcomes)
@@ -475,7 +475,7 @@ def print_size_curve(rows: list[dict], console: Console) -> None:
                 else np.nan
             )
             cells.append(f"{np.mean([r['regret1'] for r in rs]):.3f} / {rho:+.2f}")
-        table.add_row(method, *cells)
+        table.add_row(escape(method), *cells)
     console.print(table)
 
 

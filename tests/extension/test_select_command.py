@@ -110,7 +110,7 @@ def test_a_solver_failure_is_reported_without_a_traceback(tmp_path, capsys, monk
 @pytest.mark.parametrize(
     ("samples", "k", "divergence", "expected"),
     [
-        (16, 2.0, "kl", "the worst case may rest on the worst 2 of 16 samples per checkpoint"),
+        (16, 2.0, "kl", "the worst case may rest on the worst 3 of 16 samples per checkpoint"),
         (16, 4.0, "kl", "from k >= log n = 2.8 on the single worst one"),
         (60, 2.0, "kl", "about 74 samples per checkpoint"),
         (80, 2.0, "kl", None),  # 80 e^-2 = 10.8 samples carry it

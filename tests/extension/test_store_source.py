@@ -154,3 +154,14 @@ def test_packed_bits_read_back_for_every_unaligned_range():
     for start in range(46):
         for stop in range(start, 46):
             np.testing.assert_array_equal(_bits(packed, start, stop), bits[start:stop])
+
+
+def test_what_a_sample_was_comes_from_the_samples_not_the_selections_defaults(tmp_path):
+    """``postconv select`` has no --burn-in: the record must say the burn-in the samples had (3)."""
+    _store(tmp_path, checkpoints=2, seeds=(0,), seed=9)
+    results = select_run(tmp_path, StageConfig(report=False, wandb=False, selection=SelectionConfig(n_boot=0)),
+                         Console(quiet=True))  # fmt: skip
+    assert StageConfig().burn_in_steps != 3
+    assert results.pooled.sample["burn_in_steps"] == 3
+    assert "at least 3 steps after" in results.pooled.sample["description"]
+    assert all(r.sample == results.pooled.sample for r in results.by_scenario.values())

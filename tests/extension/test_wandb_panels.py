@@ -223,3 +223,19 @@ def test_sim2sim_media_land_in_the_selection_run_as_an_image_and_a_video(selecti
     files = run_dir / "postconv" / "wandb"
     (logged,) = files.glob(f"offline-run-*/files/{row['sim2sim/video.path']}")
     assert logged.read_bytes() == video.read_bytes()
+
+
+def test_a_pinned_training_run_id_in_the_environment_does_not_become_the_selections(
+    selection, run_dir, monkeypatch
+):
+    """A user who pinned the training's run (``WANDB_RUN_ID``, as Isaac Lab allows) and then runs
+    ``postconv run`` in the same shell gets a selection run of its own."""
+    import wandb
+
+    monkeypatch.setenv("WANDB_RUN_ID", "trainrun")
+    monkeypatch.setenv("WANDB_RESUME", "allow")
+    pooled, iterations = selection
+    log_selection(run_dir, {}, pooled, {}, iterations, [], {"task": "demo"}, [])
+    wandb.teardown()
+    (log,) = _selection_logs(run_dir)
+    assert "trainrun" not in log.name

@@ -43,7 +43,8 @@ def test_the_logger_entry_survives_isaac_labs_hash_test_and_names_our_writer():
 
 @pytest.mark.parametrize("flag", ["tensorboard", "wandb"])
 def test_isaac_labs_logger_flag_keeps_our_writer_and_its_stage_options(flag, monkeypatch):
-    monkeypatch.delenv("WANDB_RUN_ID", raising=False)
+    monkeypatch.setenv("WANDB_RUN_ID", "x")  # set first so that teardown removes the id the flag pins
+    monkeypatch.delenv("WANDB_RUN_ID")
     current = logger_spec("tensorboard", run_stage=False, stage_args=("--steps", "50"))
     spec = logger_from_flag(current, flag, "g1-sweeps")
     assert spec["class_name"] == "postconv.hook:PostConvLogWriter"
@@ -54,6 +55,17 @@ def test_isaac_labs_logger_flag_keeps_our_writer_and_its_stage_options(flag, mon
     if flag == "wandb":  # the run's id is known before Isaac Lab announces it
         assert re.fullmatch(r"[a-z0-9]{8}", os.environ["WANDB_RUN_ID"])
         assert spec["backend_cfg"] == {"project_name": "g1-sweeps"}
+
+
+def test_a_backend_set_to_wandb_through_hydra_pins_the_run_id_first(monkeypatch):
+    from isaaclab.utils.dict import update_class_from_dict
+
+    monkeypatch.setenv("WANDB_RUN_ID", "x")
+    monkeypatch.delenv("WANDB_RUN_ID")
+    spec = logger_spec("tensorboard")
+    update_class_from_dict(spec, {"backend": "wandb"})  # what agent.logger.backend=wandb does
+    assert spec == "wandb"
+    assert re.fullmatch(r"[a-z0-9]{8}", os.environ["WANDB_RUN_ID"])
 
 
 def test_other_loggers_are_left_to_rsl_rl():

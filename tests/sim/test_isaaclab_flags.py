@@ -1,5 +1,6 @@
-"""Isaac Lab's own training flags work with the G1 tasks: ``--logger wandb`` (the real
-``isaaclab train``, W&B offline, both runs read back) keeps W&B and the automatic stage."""
+"""Isaac Lab's own training flags work with the G1 tasks: ``--logger wandb`` and Hydra's
+``agent.logger.backend=wandb`` (the real ``isaaclab train``, W&B offline, both runs read back)
+keep W&B and the automatic stage."""
 
 import json
 import re
@@ -28,14 +29,19 @@ def _history_keys(logs: list[Path]) -> set[str]:
     }
 
 
-def test_isaaclab_train_with_logger_wandb_logs_to_wandb_and_still_runs_the_stage(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--logger", "wandb", "--log_project_name", "g1-flag"),  # Isaac Lab's flag
+        ("agent.logger.backend=wandb", "agent.wandb_project=g1-flag"),  # the same through Hydra
+    ],
+    ids=["logger-flag", "hydra"],
+)
+def test_isaaclab_train_with_wandb_logs_to_wandb_and_still_runs_the_stage(tmp_path, monkeypatch, flags):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_RUN_ID", raising=False)
-    run = train(
-        "PostConv-Velocity-Flat-G1", tmp_path, stage_args=TINY_STAGE,
-        overrides=("--logger", "wandb", "--log_project_name", "g1-flag"),
-    )  # fmt: skip
+    for name in ("WANDB_API_KEY", "WANDB_RUN_ID", "WANDB_ENTITY", "WANDB_USERNAME", "WANDB_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    run = train("PostConv-Velocity-Flat-G1", tmp_path, stage_args=TINY_STAGE, overrides=flags)
     said = (run / "train_output.txt").read_text()
     (run_id,) = re.findall(r"Logging to wandb project 'g1-flag', run id '(\w+)'", said)
     # the training's own W&B run: rsl_rl's writer under the announced id, the training curve in it
