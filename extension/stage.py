@@ -653,7 +653,8 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
 def _as_recorded(config: StageConfig, index: SampleIndex) -> StageConfig:
     """``config`` with the recorded and burn-in steps the samples were made with (``postconv
     select`` has no options for them: its config holds the defaults)."""
-    spec = (read_meta(next(iter(index.folders.values()))) or {}).get("spec", {})
+    folder = next(iter(index.folders.values()), None)
+    spec = ((read_meta(folder) if folder else None) or {}).get("spec", {})
     return replace(
         config,
         steps=int(spec.get("steps", config.steps)),
