@@ -64,8 +64,10 @@ def agent_config(seed: int, iterations: int) -> dict:
     agent.seed = seed
     agent.max_iterations = iterations
     agent.device = "cpu"
-    # the stage runs on request after a CPU training (--stage), not from the log writer
-    agent.logger = "tensorboard"
+    # the stage runs on request after a CPU training (--stage), not from the log writer: rsl_rl's
+    # own TensorBoard writer, set past the runner config's translation of Isaac Lab's --logger
+    # flag (which keeps postconv's writer and its stage at exit)
+    object.__setattr__(agent, "logger", "tensorboard")
     return to_dict(handle_deprecated_rsl_rl_cfg(agent, check_rsl_rl_version()))
 
 

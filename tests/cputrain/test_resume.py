@@ -40,3 +40,11 @@ def test_a_run_is_trained_only_when_its_last_checkpoint_loads(tmp_path):
     assert not is_trained(tmp_path, 6)
     (tmp_path / "model_4.pt").write_bytes(b"cut short")
     assert not is_trained(tmp_path, 5)
+
+
+def test_a_cpu_training_logs_with_rsl_rls_own_writer_and_starts_no_stage_at_exit():
+    """The runner config turns a bare logger name into postconv's writer (Isaac Lab's --logger
+    flag); a CPU training asks for the stage explicitly (--stage), so it must not get one at exit."""
+    from postconv.cputrain.train import agent_config
+
+    assert agent_config(seed=0, iterations=10)["logger"] == "tensorboard"
