@@ -15,8 +15,8 @@ Scores (larger = predicted better), each computed with the stage's own estimator
 - ``wc[episode,k]``: the stage's default family, the per-episode worst case at radius k;
 - ``wc[step,k]``: one sample per settled step;
 - ``wc[upright,k]`` / ``upright``: psi = minus the pelvis tilt (1 + g_z) per episode;
-- ``wc[composite,k]``: psi = reward - tilt x (std of the reward / std of the tilt over all
-  candidates' steps), one scale for every candidate;
+- ``wc[composite,k]``: psi = reward - tilt per episode x (std of the per-episode reward /
+  std of the per-episode tilt, over all candidates), one scale for every candidate;
 - ``worst_scenario_rank[k]``: minus the candidate's worst rank over the push scenarios.
 
 Rules (they pick one candidate, they do not rank): ``evidence[SCORE,p]`` keeps the last
@@ -47,9 +47,11 @@ import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from scipy.stats import rankdata
 
 from postconv.sample_store import (
     STAGE_DIR,
+    SampleIndex,
     find_samples,
     per_unit,
     read_meta,
@@ -106,17 +108,23 @@ def _feature_episodes(index, names, scenarios, column: int) -> tuple[np.ndarray,
     return np.stack(rows), np.array(falls, dtype=np.float64)
 
 
+def stage_index(run_dir: Path) -> tuple[dict, SampleIndex]:
+    """The stage's last evaluation and the index of its sample folders only (as the stage
+    reads them: folders an earlier evaluation left, e.g. of another seed, stay out)."""
+    evaluation = json.loads((run_dir / STAGE_DIR / "evaluation.json").read_text())
+    expected = {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]}
+    return evaluation, find_samples(run_dir, expected)
+
+
 def stage_samples_names(run_dir: Path) -> list[str]:
     """The stage's last evaluation's candidates, in training order."""
-    index = find_samples(run_dir)
-    candidates = json.loads((run_dir / STAGE_DIR / "evaluation.json").read_text())["candidates"]
-    return sorted(candidates, key=lambda c: index.iterations[c])
+    evaluation, index = stage_index(run_dir)
+    return sorted(evaluation["candidates"], key=lambda c: index.iterations[c])
 
 
 def stage_samples(run_dir: Path) -> StageSamples:
     """The stage's samples of its last evaluation's candidates (``postconv evaluate`` wrote them)."""
-    evaluation = json.loads((run_dir / STAGE_DIR / "evaluation.json").read_text())
-    index = find_samples(run_dir)
+    evaluation, index = stage_index(run_dir)
     scenarios = tuple(evaluation["scenarios"])
     candidates = tuple(evaluation["candidates"])
     episodes, left_out = to_sample_set(index, scenarios, candidates, unit="episode")
@@ -180,7 +188,7 @@ def scores(
         for j, k in enumerate(ks):
             out[f"wc[{family},k={k:g}]"] = values[:, j]
     per_scenario = np.stack([_wc(x, ks) for x in s.by_scenario.values()])  # (S, C, K)
-    ranks = (-per_scenario).argsort(axis=1).argsort(axis=1) + 1  # 1 = best, per scenario and k
+    ranks = rankdata(-per_scenario, method="min", axis=1)  # 1 = best, per scenario and k; ties share
     for j, k in enumerate(ks):
         out[f"worst_scenario_rank[k={k:g}]"] = -ranks[:, :, j].max(axis=0).astype(np.float64)
     return out
@@ -353,7 +361,7 @@ def candidate_rows(
 
 def to_csv(rows: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(out, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -390,10 +398,11 @@ def twin_samples(run_dir: Path, envs: int, console: Console) -> SelectionSamples
     from postconv.study.samples import from_twin
 
     names = stage_samples_names(run_dir)
-    index = find_samples(run_dir)
+    evaluation, index = stage_index(run_dir)
     metas = {sc: read_meta(folder) for (sc, c, _), folder in index.folders.items() if c == names[0]}
-    scenarios = [_scenario_text(m["scenario"]) for _, m in sorted(metas.items())]
-    spec = next(iter(metas.values()))["spec"]
+    metas = [metas[sc] for sc in sorted(evaluation["scenarios"])]  # the order to_sample_set stacks them
+    scenarios = [_scenario_text(m["scenario"]) for m in metas]
+    spec = metas[0]["spec"]
     path = run_dir / STAGE_DIR / TWIN_FILE
     key = {"names": names, "scenarios": scenarios, "envs": envs, "burn_in": spec["burn_in_steps"],
            "steps": spec["steps"]}  # fmt: skip
