@@ -116,12 +116,6 @@ def stage_index(run_dir: Path) -> tuple[dict, SampleIndex]:
     return evaluation, find_samples(run_dir, expected)
 
 
-def stage_samples_names(run_dir: Path) -> list[str]:
-    """The stage's last evaluation's candidates, in training order."""
-    evaluation, index = stage_index(run_dir)
-    return sorted(evaluation["candidates"], key=lambda c: index.iterations[c])
-
-
 def stage_samples(run_dir: Path) -> StageSamples:
     """The stage's samples of its last evaluation's candidates (``postconv evaluate`` wrote them)."""
     evaluation, index = stage_index(run_dir)
@@ -397,8 +391,8 @@ def twin_samples(run_dir: Path, envs: int, console: Console) -> SelectionSamples
     ``envs`` env slots per scenario (read back when already sampled alike)."""
     from postconv.study.samples import from_twin
 
-    names = stage_samples_names(run_dir)
     evaluation, index = stage_index(run_dir)
+    names = sorted(evaluation["candidates"], key=lambda c: index.iterations[c])
     metas = {sc: read_meta(folder) for (sc, c, _), folder in index.folders.items() if c == names[0]}
     metas = [metas[sc] for sc in sorted(evaluation["scenarios"])]  # the order to_sample_set stacks them
     scenarios = [_scenario_text(m["scenario"]) for m in metas]
