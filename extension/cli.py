@@ -81,6 +81,7 @@ def _selection_options(parser: argparse.ArgumentParser, stage: bool = False) -> 
 def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     """The stage's options; ``postconv train`` prefixes the ones Isaac Lab's training also has."""
     from postconv.rollout import DEFAULT_SCENARIOS, FEATURES
+    from postconv.tasks.scenarios import MILD_DYNAMICS
 
     g = parser.add_argument_group("evaluation")
     if not prefix:
@@ -118,7 +119,8 @@ def _stage_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     )
     g.add_argument(
         "--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS),
-        help="push scenarios: none, or VELOCITY@LOW-HIGH (m/s kicks every LOW-HIGH s)",
+        help="push scenarios: none, or VELOCITY@LOW-HIGH (m/s kicks every LOW-HIGH s); append +dyn for per-env "
+        f"dynamics draws ({MILD_DYNAMICS.describe()})",
     )  # fmt: skip
     g.add_argument("--features", nargs="+", default=list(FEATURES), choices=list(FEATURES))
     g.add_argument(

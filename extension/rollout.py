@@ -15,6 +15,7 @@ for each group in one batched forward pass.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import json
@@ -24,7 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from postconv import __version__, interrupt
@@ -38,24 +38,36 @@ from postconv.sample_store import (
     sample_dir,
 )
 from postconv.tasks import DISTURBED_TASK, FLAT_TASK, STAND_TASK
-from postconv.tasks.scenarios import NO_PUSH, PushScenario
+from postconv.tasks.scenarios import MILD_DYNAMICS, NO_PUSH, PushScenario
 
 TASK_KINDS = {FLAT_TASK: "flat", DISTURBED_TASK: "disturbed", STAND_TASK: "stand"}
 
 
 def parse_scenario(text: str) -> PushScenario:
-    """``none`` or ``VELOCITY@LOW-HIGH`` (m/s kicks every LOW to HIGH s), e.g. ``0.5@1-3``."""
-    if text in ("none", NO_PUSH.name):
-        return NO_PUSH
-    try:
-        velocity, interval = text.split("@")
-        low, high = (float(x) for x in interval.split("-"))
-        kick = float(velocity)
-    except ValueError as err:
+    """``none`` or ``VELOCITY@LOW-HIGH`` (m/s kicks every LOW to HIGH s), e.g. ``0.5@1-3``;
+    a ``+dyn`` suffix adds per-env dynamics draws (:data:`~postconv.tasks.scenarios.MILD_DYNAMICS`:
+    weaker actuators, a heavier torso, lower foot friction, a one-step action delay)."""
+    base, plus, suffix = text.partition("+")
+    if plus and suffix != "dyn":
         raise ValueError(
-            f"scenario {text!r}: write 'none' or VELOCITY@LOW-HIGH, e.g. 0.5@1-3 (0.5 m/s kicks every 1 to 3 s)"
-        ) from err
-    return PushScenario(f"push_{kick:g}_{low:g}-{high:g}s", (low, high), kick)
+            f"scenario {text!r}: the only suffix is '+dyn' (per-env dynamics draws), e.g. 0.5@1-3+dyn"
+        )
+    if base in ("none", NO_PUSH.name):
+        scenario = NO_PUSH
+    else:
+        try:
+            velocity, interval = base.split("@")
+            low, high = (float(x) for x in interval.split("-"))
+            kick = float(velocity)
+        except ValueError as err:
+            raise ValueError(
+                f"scenario {text!r}: write 'none' or VELOCITY@LOW-HIGH, e.g. 0.5@1-3 (0.5 m/s kicks every 1 to 3 s), "
+                "optionally with '+dyn'"
+            ) from err
+        scenario = PushScenario(f"push_{kick:g}_{low:g}-{high:g}s", (low, high), kick)
+    if not plus:
+        return scenario
+    return dataclasses.replace(scenario, name=f"{scenario.name}_dyn", dynamics=MILD_DYNAMICS)
 
 
 DEFAULT_SCENARIOS = ("none", "0.5@1-3", "1@2-4")
@@ -184,7 +196,7 @@ class EvalJob:
         samples, the checkpoint's bytes, and the versions of the simulation stack."""
         return {
             "spec": self.spec.identity(),
-            "scenario": asdict(self.scenario),
+            "scenario": self.scenario.record(),
             "postconv": __version__,  # the task configs and the rollout code come with it
             "seed": seed,
             "checkpoint": checkpoint.sha256,
@@ -389,11 +401,13 @@ class Evaluator:
                 "so evaluate another task or env in a new process"
             )
         from postconv.tasks import crn
+        from postconv.tasks.dynamics import RobotDynamics
         from postconv.tasks.velocity import make_eval_cfg
 
         cfg = make_eval_cfg(TASK_KINDS[spec.task], NO_PUSH, num_envs=spec.num_envs, presets=spec.presets)
         self.env = self._stack.enter_context(open_env(cfg, spec.device))
         self.crn = crn.attach(self.env, slots=spec.envs_per_checkpoint, seed=0)
+        self.dynamics = RobotDynamics(self.env)
         self._built_for = key
         self._observe_before_reset(spec)
 
@@ -466,13 +480,15 @@ class Evaluator:
                         len(env.reward_manager.active_terms),
                         len(spec.feature_names),
                     )
-                seconds, age_at_start = self._rollout(
-                    spec, seed, policy, clip, list(writers.values()), on_steps
+                seconds, age_at_start, draws = self._rollout(
+                    spec, seed, job.scenario.dynamics, policy, clip, list(writers.values()), on_steps
                 )
                 m = spec.envs_per_checkpoint
                 for j, c in enumerate(group):
                     meta = self._meta(job, c, seed, seconds)
                     meta["age_at_start"] = age_at_start[j * m : (j + 1) * m].tolist()
+                    if draws is not None:
+                        meta["dynamics_draws"] = draws.slots(m)
                     result.written.append(writers[c.name].finish(meta))
             except BaseException:
                 for c in group:  # also a writer interrupted before it reached `writers`
@@ -482,13 +498,20 @@ class Evaluator:
         result.seconds = time.perf_counter() - start
         return result
 
-    def _rollout(self, spec, seed, policy, clip, writers, on_steps) -> tuple[float, np.ndarray]:
-        """Roll one seed out; returns its seconds and each env's steps since its last reset at
-        the first recorded step (the burn-in, less where it reset during the burn-in)."""
+    def _rollout(self, spec, seed, dynamics, policy, clip, writers, on_steps):
+        """Roll one seed out; returns its seconds, each env's steps since its last reset at
+        the first recorded step (the burn-in, less where it reset during the burn-in) and the
+        dynamics draws (None for the nominal robot)."""
+        from postconv.tasks.dynamics import draw
+
         env, m = self.env, spec.envs_per_checkpoint
         n_live = len(writers)
         self.crn.restart(seed)
+        draws = None if dynamics is None else draw(dynamics, self.crn)
+        self.dynamics.apply(draws)
+        delayed = None if draws is None or not draws.delayed.any() else draws.delayed[:, None]
         obs = env.reset()[0]["policy"]
+        pending = None  # a delayed env's action of the step before (zero after a respawn)
         self.step_seconds = 0.0  # inside env.step: the rest is the evaluation's own cost
         episode = torch.zeros(env.num_envs, dtype=torch.int32, device=env.device)
         age = torch.zeros(env.num_envs, dtype=torch.int32, device=env.device)  # steps since reset
@@ -511,8 +534,13 @@ class Evaluator:
             actions = policy(obs)
             if clip is not None:
                 actions = actions.clamp(-clip, clip)
+            sent = actions
+            if delayed is not None:
+                sent = torch.where(
+                    delayed, torch.zeros_like(actions) if pending is None else pending, actions
+                )
             tick = time.perf_counter()
-            out, reward, terminated, truncated, _ = env.step(actions)
+            out, reward, terminated, truncated, _ = env.step(sent)
             self.step_seconds += time.perf_counter() - tick
             obs = out["policy"]
             r = t - spec.burn_in_steps
@@ -529,13 +557,15 @@ class Evaluator:
             if r == 0:  # a reset during the burn-in makes the first recorded episode younger
                 age_at_start = age.cpu().numpy().copy()
             done = terminated | truncated
+            if delayed is not None:
+                pending = actions.masked_fill(done[:, None], 0.0)
             age = torch.where(done, 0, age + 1)
             if r >= 0:
                 episode += done.to(torch.int32)
             if on_steps is not None:
                 on_steps(env.num_envs)
             interrupt.check()
-        return time.perf_counter() - start, age_at_start
+        return time.perf_counter() - start, age_at_start, draws
 
     @staticmethod
     def _flush(buf, length, t0, writers, m, n_live) -> None:
@@ -551,7 +581,7 @@ class Evaluator:
             "worker_versions": stack_versions(),
             "env_config": job.env_config,
             "task": job.spec.task,
-            "scenario": asdict(job.scenario),
+            "scenario": job.scenario.record(),
             "seed": seed,
             "checkpoint": {"name": c.name, "iteration": c.iteration, "sha256": c.sha256, "path": c.path},
             "spec": asdict(job.spec),

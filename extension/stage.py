@@ -70,7 +70,9 @@ class StageConfig:
     task: str | None = None
     """Isaac Lab task id; default: the task recorded in the run's ``run.json``."""
     scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
-    """Push scenarios: ``none`` or ``VELOCITY@LOW-HIGH`` (m/s kicks every LOW to HIGH s)."""
+    """Push scenarios: ``none`` or ``VELOCITY@LOW-HIGH`` (m/s kicks every LOW to HIGH s), either with
+    ``+dyn`` for per-env dynamics draws (weaker actuators, heavier torso, lower foot friction, a
+    one-step action delay: :data:`~postconv.tasks.scenarios.MILD_DYNAMICS`)."""
     num_envs: int | None = None
     """Envs of the evaluation env (Isaac Lab's ``--num_envs``), shared by a group of
     ``num_envs // envs_per_checkpoint`` checkpoints evaluated at once. None: sized for the

@@ -61,6 +61,7 @@ from postconv.sample_store import (
 from postconv.samples_file import SampleSet
 from postconv.selection import agreement, bootstrap, worst_case
 from postconv.study.samples import SelectionSamples
+from postconv.tasks.scenarios import scenario_text
 
 KS: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
 """Radii scored (with 32 episodes per candidate, log n = 3.5: k >= 3.5 is the single worst one)."""
@@ -89,6 +90,11 @@ class StageSamples:
     """scenario -> (C, n_s) per-episode reward in that scenario alone."""
     falls: np.ndarray
     """(C,) falls in the stage's samples."""
+    dyn: SampleSet | None = None
+    """(C, n_d) per-episode reward in the ``+dyn`` scenarios (per-env dynamics draws), if the
+    evaluation had any; every field above comes from the nominal scenarios alone."""
+    dyn_falls: np.ndarray | None = None
+    """(C,) falls in the ``+dyn`` scenarios."""
 
 
 def _feature_episodes(index, names, scenarios, column: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,10 +122,20 @@ def stage_index(run_dir: Path) -> tuple[dict, SampleIndex]:
     return evaluation, find_samples(run_dir, expected)
 
 
+def _dynamics_scenarios(index: SampleIndex, scenarios: tuple[str, ...]) -> set[str]:
+    """The scenarios whose sample folders record per-env dynamics draws (``+dyn``)."""
+    first = {sc: folder for (sc, _, _), folder in index.folders.items()}
+    return {
+        sc for sc in scenarios if sc in first and read_meta(first[sc]).get("scenario", {}).get("dynamics")
+    }
+
+
 def stage_samples(run_dir: Path) -> StageSamples:
-    """The stage's samples of its last evaluation's candidates (``postconv evaluate`` wrote them)."""
+    """The stage's samples of its last evaluation's candidates (``postconv evaluate`` wrote them):
+    the nominal scenarios' in every field, the ``+dyn`` scenarios' apart."""
     evaluation, index = stage_index(run_dir)
-    scenarios = tuple(evaluation["scenarios"])
+    dyn_scenarios = _dynamics_scenarios(index, tuple(evaluation["scenarios"]))
+    scenarios = tuple(sc for sc in evaluation["scenarios"] if sc not in dyn_scenarios)
     candidates = tuple(evaluation["candidates"])
     episodes, left_out = to_sample_set(index, scenarios, candidates, unit="episode")
     if left_out:
@@ -127,6 +143,12 @@ def stage_samples(run_dir: Path) -> StageSamples:
             f"{run_dir}: candidates without complete samples: {left_out}; rerun `postconv evaluate`"
         )
     names = episodes.names
+    dyn = dyn_falls = None
+    if dyn_scenarios:
+        dyn, left_out = to_sample_set(index, tuple(sorted(dyn_scenarios)), names, unit="episode")
+        if left_out or dyn.names != names:
+            raise ValueError(f"{run_dir}: candidates without complete +dyn samples: {left_out}")
+        _, dyn_falls = _feature_episodes(index, names, dyn_scenarios, 0)
     steps, _ = to_sample_set(index, scenarios, names, unit="step")
     by_scenario = {sc: to_sample_set(index, (sc,), names, unit="episode")[0] for sc in scenarios}
     gz, falls = _feature_episodes(index, names, scenarios, index.feature_names.index(TILT))
@@ -141,6 +163,8 @@ def stage_samples(run_dir: Path) -> StageSamples:
         composite=SampleSet(psi=episodes.psi - scale * tilt, names=names, groups=episodes.groups),
         by_scenario=by_scenario,
         falls=falls,
+        dyn=dyn,
+        dyn_falls=dyn_falls,
     )
 
 
@@ -185,7 +209,30 @@ def scores(
     ranks = rankdata(-per_scenario, method="min", axis=1)  # 1 = best, per scenario and k; ties share
     for j, k in enumerate(ks):
         out[f"worst_scenario_rank[k={k:g}]"] = -ranks[:, :, j].max(axis=0).astype(np.float64)
+    if s.dyn is not None:
+        out |= dynamics_scores(s.episodes, s.dyn, s.dyn_falls, ks)
     return out
+
+
+def dynamics_scores(
+    episodes: SampleSet, dyn: SampleSet, dyn_falls: np.ndarray, ks: tuple[float, ...] = KS
+) -> dict[str, np.ndarray]:
+    """Scores from the ``+dyn`` scenarios' per-episode rewards: ``mean[dyn]``, ``wc[dyn,k]``,
+    ``sim_falls[dyn]``, and both sample sets pooled (``mean[push+dyn]``, ``wc[push+dyn,k]``)."""
+    both = _pooled_sets(episodes, dyn)
+    out = {"mean[dyn]": dyn.psi.mean(axis=1, dtype=np.float64), "sim_falls[dyn]": -dyn_falls,
+           "mean[push+dyn]": both.psi.mean(axis=1, dtype=np.float64)}  # fmt: skip
+    for label, samples in (("dyn", dyn), ("push+dyn", both)):
+        values = _wc(samples, ks)
+        for j, k in enumerate(ks):
+            out[f"wc[{label},k={k:g}]"] = values[:, j]
+    return out
+
+
+def _pooled_sets(a: SampleSet, b: SampleSet) -> SampleSet:
+    """(C, n_a + n_b): both sample sets side by side; env slot j stays one bootstrap group."""
+    return SampleSet(psi=np.concatenate([a.psi, b.psi], axis=1), names=a.names,
+                     groups=np.concatenate([a.groups, b.groups]))  # fmt: skip
 
 
 def episode_scores(
@@ -210,16 +257,22 @@ def p_better_than_last(samples: SampleSet, k: float, n_boot: int = N_BOOT, seed:
     return (reps > reps[:, -1:]).mean(axis=0)
 
 
-def evidence_picks(episodes: SampleSet, ps: tuple[float, ...] = EVIDENCE_P) -> dict[str, int]:
+def evidence_picks(
+    episodes: SampleSet, ps: tuple[float, ...] = EVIDENCE_P, dyn: SampleSet | None = None
+) -> dict[str, int]:
     """Rule name -> the picked candidate's index: the best by the score, if it beats the last
-    (the last row) in a share >= p of the replicates, else the last."""
+    (the last row) in a share >= p of the replicates, else the last. With ``dyn`` (the +dyn
+    scenarios' episodes), also the rule on their worst case at k = 2."""
+    rules = [("mean", episodes, 0.0), ("wc[episode,k=2]", episodes, 2.0)]
+    if dyn is not None:
+        rules.append(("wc[dyn,k=2]", dyn, 2.0))
     picks = {}
-    for label, k in (("mean", 0.0), ("wc[episode,k=2]", 2.0)):
-        values = _wc(episodes, (k,))[:, 0]
+    for label, samples, k in rules:
+        values = _wc(samples, (k,))[:, 0]
         best = int(np.argmax(values))
-        p = p_better_than_last(episodes, k)[best]
+        p = p_better_than_last(samples, k)[best]
         for share in ps:
-            picks[f"evidence[{label},p={share:g}]"] = best if p >= share else len(episodes.names) - 1
+            picks[f"evidence[{label},p={share:g}]"] = best if p >= share else len(samples.names) - 1
     return picks
 
 
@@ -395,7 +448,7 @@ def twin_samples(run_dir: Path, envs: int, console: Console) -> SelectionSamples
     names = sorted(evaluation["candidates"], key=lambda c: index.iterations[c])
     metas = {sc: read_meta(folder) for (sc, c, _), folder in index.folders.items() if c == names[0]}
     metas = [metas[sc] for sc in sorted(evaluation["scenarios"])]  # the order to_sample_set stacks them
-    scenarios = [_scenario_text(m["scenario"]) for m in metas]
+    scenarios = [scenario_text(m["scenario"]) for m in metas if not m["scenario"].get("dynamics")]
     spec = metas[0]["spec"]
     path = run_dir / STAGE_DIR / TWIN_FILE
     key = {"names": names, "scenarios": scenarios, "envs": envs, "burn_in": spec["burn_in_steps"],
@@ -408,14 +461,6 @@ def twin_samples(run_dir: Path, envs: int, console: Console) -> SelectionSamples
     twin.save(path)
     meta.write_text(json.dumps(key))
     return twin
-
-
-def _scenario_text(scenario: dict) -> str:
-    """The scenario grammar (``none`` or ``V@LOW-HIGH``) of a sample folder's scenario record."""
-    if scenario.get("interval_s") is None:
-        return "none"
-    lo, hi = scenario["interval_s"]
-    return f"{scenario['velocity']:g}@{lo:g}-{hi:g}"
 
 
 def explore(
@@ -437,7 +482,7 @@ def explore(
         sc = scores(s, curve_at(s.iterations, training_curve(open_run(run_dir))))
         outcomes = margin_outcomes(run_dir, s.names)
         candidates += candidate_rows(seed, s, sc, outcomes)
-        measures += measure_seed(seed, sc, evidence_picks(s.episodes), outcomes)
+        measures += measure_seed(seed, sc, evidence_picks(s.episodes, dyn=s.dyn), outcomes)
         if twin_envs:
             curve += size_curve(seed, twin_samples(run_dir, twin_envs, console), outcomes, sizes)
     summary = pooled(measures)

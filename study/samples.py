@@ -143,6 +143,9 @@ def from_twin(
     from postconv.sim2sim.robot import build_g1
     from postconv.tasks import stand
 
+    dynamic = [s for s in scenarios if parse_scenario(s).dynamics is not None]
+    if dynamic:
+        raise ValueError(f"the twin has no per-env dynamics draws; leave out {dynamic}")
     run = open_run(run_dir)
     by_name = {c.name: c for c in run.checkpoints}
     clip = run.agent_cfg.get("clip_actions")

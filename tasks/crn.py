@@ -13,7 +13,8 @@ therefore gets the same initial state in every group, the n-th command the same 
 the n-th push the same timing and kick, whatever the policy did in between, and whatever
 the group size G (grouped evaluation equals one-by-one evaluation).
 
-Streams: the root reset, the velocity command (with its resampling time) and pushes.
+Streams: the root reset, the velocity command (with its resampling time), pushes and the
+dynamics draws of a ``+dyn`` scenario (:mod:`postconv.tasks.dynamics`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from isaaclab.managers import ManagerTermBase
 from isaaclab.utils import configclass
 from isaaclab.utils import math as math_utils
 
-STREAM_RESET, STREAM_COMMAND, STREAM_PUSH = 0, 1, 2
-_NUM_STREAMS = 3
+STREAM_RESET, STREAM_COMMAND, STREAM_PUSH, STREAM_DYNAMICS = 0, 1, 2, 3
+_NUM_STREAMS = 4
 _MASK32 = 0xFFFFFFFF
 _AXES = ("x", "y", "z", "roll", "pitch", "yaw")
 

@@ -272,43 +272,63 @@ def tilted_beyond(env, limit_angle: float, asset_cfg: SceneEntityCfg = ROBOT) ->
     return torch.acos(torch.clamp(-g[:, 2], -1.0, 1.0)) > limit_angle
 
 
+class FootFriction:
+    """Writes one friction coefficient per env onto every collider of the feet (Newton only).
+
+    MuJoCo-Warp takes the larger coefficient of a contact's two colliders when their
+    priorities are equal, so the ground's coefficient must not exceed the values written
+    for them to be the ones in force.
+    """
+
+    def __init__(self, env, asset_cfg: SceneEntityCfg):
+        asset = env.scene[asset_cfg.name]
+        self._manager = env.sim.physics_manager
+        if not hasattr(self._manager, "get_model"):
+            raise ValueError(
+                "foot friction draws write Newton's shape friction and rely on MuJoCo-Warp's friction rule; "
+                "run the G1 velocity tasks on the Newton preset (the default), not PhysX"
+            )
+        self._mu = asset._root_view.get_attribute("shape_material_mu", self._manager.get_model())[:, 0]
+        body_shapes = asset._root_view.body_shapes
+        backend = asset.map_body_ids_to_backend(asset_cfg.body_ids)
+        self._shapes = torch.tensor([s for b in backend for s in body_shapes[b]], dtype=torch.long)
+
+    def read(self) -> torch.Tensor:
+        """(N, shapes) the feet colliders' friction coefficients now."""
+        import warp as wp
+
+        mu = wp.to_torch(self._mu)
+        return mu[:, self._shapes.to(mu.device)].clone()
+
+    def write(self, env_ids: torch.Tensor, values: torch.Tensor) -> None:
+        """Set the feet of ``env_ids`` to ``values``: (len(env_ids), 1) or (len(env_ids), shapes)."""
+        import warp as wp
+        from newton import ModelFlags
+
+        mu = wp.to_torch(self._mu)
+        shapes = self._shapes.to(mu.device)
+        mu[env_ids[:, None], shapes] = values.to(mu.device).expand(-1, len(shapes))
+        self._manager.add_model_change(ModelFlags.SHAPE_PROPERTIES)
+
+
 class randomize_foot_friction(ManagerTermBase):
     """One friction coefficient per env, uniform in ``friction_range``, on every collider of the feet.
 
     mjlab's ``foot_friction`` event (``shared_random=True``: one draw per env for all foot
-    geoms; velocity_env_cfg.py:241-250). MuJoCo-Warp takes the larger coefficient of a
-    contact's two colliders when their priorities are equal, so the ground's coefficient
-    must not exceed the range's low end for the draw to be the one in force; the task sets
-    it so and ``tests/sim/test_recipe.py`` reads the contacts' friction back.
+    geoms; velocity_env_cfg.py:241-250). The ground's coefficient must not exceed the
+    range's low end for the draw to be the one in force (:class:`FootFriction`); the task
+    sets it so and ``tests/sim/test_recipe.py`` reads the contacts' friction back.
     Params: ``friction_range``, ``asset_cfg`` (the feet's bodies).
     """
 
     def __init__(self, cfg, env):
         super().__init__(cfg, env)
-        asset_cfg: SceneEntityCfg = cfg.params["asset_cfg"]
-        asset = env.scene[asset_cfg.name]
-        self._manager = env.sim.physics_manager
-        if not hasattr(self._manager, "get_model"):
-            raise ValueError(
-                "randomize_foot_friction writes Newton's shape friction and relies on MuJoCo-Warp's "
-                "friction rule; run the G1 velocity tasks on the Newton preset (the default), not PhysX"
-            )
-        model = self._manager.get_model()
-        self._mu = asset._root_view.get_attribute("shape_material_mu", model)[:, 0]
-        body_shapes = asset._root_view.body_shapes
-        backend = asset.map_body_ids_to_backend(asset_cfg.body_ids)
-        self._shapes = torch.tensor([s for b in backend for s in body_shapes[b]], dtype=torch.long)
+        self._feet = FootFriction(env, cfg.params["asset_cfg"])
 
     def __call__(self, env, env_ids, friction_range: tuple[float, float], asset_cfg: SceneEntityCfg) -> None:
-        import warp as wp
-        from newton import ModelFlags
-
         ids = torch.arange(env.num_envs, device=env.device) if env_ids is None else env_ids
         lo, hi = friction_range
-        draw = lo + (hi - lo) * torch.rand(len(ids), 1, device=env.device)
-        mu = wp.to_torch(self._mu)
-        mu[ids[:, None], self._shapes.to(env.device)] = draw.expand(-1, len(self._shapes))
-        self._manager.add_model_change(ModelFlags.SHAPE_PROPERTIES)
+        self._feet.write(ids, lo + (hi - lo) * torch.rand(len(ids), 1, device=env.device))
 
 
 def widen_commands(env, env_ids, command_name: str, stages: Sequence[tuple[int, dict]]) -> dict:

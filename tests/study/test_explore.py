@@ -33,10 +33,11 @@ from postconv.study.samples import from_stage
 SCENARIOS = ("push_0.5_1-3s", "push_1_2-4s")
 
 
-def _run(tmp_path, shift=(0.0, 0.0, 0.0, 0.0), steps=80, envs=16, seed=0, kinds=None):
+def _run(tmp_path, shift=(0.0, 0.0, 0.0, 0.0), steps=80, envs=16, seed=0, kinds=None, scenarios=SCENARIOS):
     """A run folder with the stage's samples of 4 candidates (candidate i's reward shifted by
-    ``shift[i]``) and, when ``kinds`` (kind -> (4,) margins) is given, their margins."""
-    rng = np.random.default_rng(seed)
+    ``shift[i]``) and, when ``kinds`` (kind -> (4,) margins) is given, their margins.
+    Scenarios named ``*_dyn`` record dynamics draws, as a ``+dyn`` scenario's folders do."""
+    rng, dyn_rng = np.random.default_rng(seed), np.random.default_rng([seed, 99])
     root = tmp_path / "postconv" / "samples"
     names = [f"model_{i * 10}" for i in range(len(shift))]
     sets = []
@@ -45,24 +46,26 @@ def _run(tmp_path, shift=(0.0, 0.0, 0.0, 0.0), steps=80, envs=16, seed=0, kinds=
     (tmp_path / "params" / "agent.yaml").write_text("actor:\n  activation: elu\n")
     for i, name in enumerate(names):
         (tmp_path / f"{name}.pt").touch()  # the run's checkpoints by name; the exploration never loads them
-        for scenario in SCENARIOS:
-            psi = (0.02 + 0.01 * rng.standard_normal((steps, envs)) + shift[i]).astype(np.float32)
+        for scenario in scenarios:
+            r = dyn_rng if scenario.endswith("_dyn") else rng  # the nominal draws as without it
+            psi = (0.02 + 0.01 * r.standard_normal((steps, envs)) + shift[i]).astype(np.float32)
             # the same falls for every candidate (common random numbers)
-            crn = np.random.default_rng([seed, SCENARIOS.index(scenario)])
+            crn = np.random.default_rng([seed, scenarios.index(scenario)])
             episode = np.cumsum(crn.random((steps, envs)) < 0.03, axis=0).astype(np.int32)
             terminated = np.zeros((steps, envs), bool)
             terminated[:-1] = episode[1:] != episode[:-1]
             psi[terminated] = -2.0
-            gz = (-1.0 + 0.05 * rng.random((steps, envs))).astype(np.float32)
+            gz = (-1.0 + 0.05 * r.random((steps, envs))).astype(np.float32)
             writer = SampleWriter(sample_dir(root, scenario, name, 0), steps, envs, 2, 1)
             writer.write(0, {"terms": np.stack([psi, np.zeros_like(psi)], -1), "psi": psi,
                              "features": gz[..., None], "episode": episode, "terminated": terminated,
                              "truncated": np.zeros((steps, envs), bool)})  # fmt: skip
             writer.finish({"key": "k", "checkpoint": {"name": name, "iteration": i * 10},
                            "reward_terms": ["alive", "effort"], "feature_names": ["projected_gravity.z"],
-                           "spec": {"burn_in_steps": 5}, "age_at_start": 5})  # fmt: skip
+                           "spec": {"burn_in_steps": 5}, "age_at_start": 5,
+                           "scenario": {"dynamics": {"strength": [0.8, 1.0]} if scenario.endswith("_dyn") else None}})  # fmt: skip
             sets.append([scenario, name, 0, "k"])
-    evaluation = {"scenarios": list(SCENARIOS), "candidates": names, "skipped": {}, "sample_sets": sets}
+    evaluation = {"scenarios": list(scenarios), "candidates": names, "skipped": {}, "sample_sets": sets}
     (tmp_path / "postconv" / "evaluation.json").write_text(json.dumps(evaluation))
     if kinds is not None:
         stress = tmp_path / "postconv" / "sim2sim" / "stress"
@@ -178,3 +181,20 @@ def test_the_size_curve_at_full_size_is_the_full_measure_and_smaller_sizes_avera
     assert {r["size"] for r in rows} == {4, 16}
     with pytest.raises(ValueError, match="twin's samples have 16"):
         size_curve(0, samples, outcomes, sizes=(32,))
+
+
+def test_dyn_scenarios_score_apart_and_leave_the_nominal_scores_as_they_were(tmp_path):
+    from postconv.selection import worst_case
+
+    shift = (0.0, 0.003, -0.002, 0.001)
+    nominal = stage_samples(_run(tmp_path / "a", shift=shift))
+    both = stage_samples(_run(tmp_path / "b", shift=shift, scenarios=(*SCENARIOS, "push_0.5_1-3s_dyn")))
+    np.testing.assert_array_equal(both.episodes.psi, nominal.episodes.psi)
+    assert nominal.dyn is None
+    assert both.dyn.psi.shape == (4, 16)  # one scenario's 16 env slots
+    sc = scores(both)
+    pooled_psi = np.concatenate([both.episodes.psi, both.dyn.psi], axis=1)
+    np.testing.assert_allclose(sc["wc[push+dyn,k=2]"], worst_case(pooled_psi, k=2.0).value, atol=1e-9)
+    np.testing.assert_allclose(sc["wc[dyn,k=2]"], worst_case(both.dyn.psi, k=2.0).value, atol=1e-9)
+    assert np.all(sc["sim_falls[dyn]"] <= 0)
+    assert "evidence[wc[dyn,k=2],p=0.9]" in evidence_picks(both.episodes, dyn=both.dyn)
