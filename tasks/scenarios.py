@@ -47,7 +47,7 @@ class DynamicsDraw:
         return (
             f"PD gains x{self.strength[0]:g}-{self.strength[1]:g}, torso +{self.torso_mass_kg[0]:g}-"
             f"{self.torso_mass_kg[1]:g} kg, foot friction {self.foot_friction[0]:g}-{self.foot_friction[1]:g}, "
-            f"a one-step action delay in {self.action_delay_share:.0%} of the envs"
+            f"a one-step action delay in a share {self.action_delay_share:g} of the envs"
         )
 
 

@@ -62,3 +62,16 @@ def test_nominal_scenarios_keep_the_sample_identity_they_had_before_dynamics_dra
     shifted = EvalJob(spec, (ref,), parse_scenario("0.5@1-3+dyn"), (0,), "/tmp/x", {})
     assert nominal.key(ref, 0) != shifted.key(ref, 0)
     assert nominal.folder(ref, 0) != shifted.folder(ref, 0)
+
+
+def test_every_commands_help_renders_with_the_scenario_grammar():
+    import argparse
+
+    from postconv.cli import _parser
+
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, sub in commands.items():
+        text = sub.format_help()  # argparse's %-formatting of every help string
+        if any("--scenarios" in a.option_strings for a in sub._actions):
+            assert "+dyn" in text, name
