@@ -1,0 +1,341 @@
+r"""The pre-registered confirmation (``study/preregistration.md``): fresh seeds, fixed method, one test.
+
+``python -m postconv.study.confirm run [--seeds 100 101 ...]`` does, per seed, whatever is not yet
+on disk: the training (``postconv train-mujoco``, resumed where it stopped), then the stage on
+the pre-registered candidates and scenarios with the robustness margins as outcomes
+(``postconv run ... --stress``). Every step is resumable across sessions; the heavy outputs stay
+in ``outputs/confirm/``.
+
+``python -m postconv.study.confirm analyze`` scores every finished seed exactly as the
+exploration does (:mod:`postconv.study.explore`: the stage's own samples and estimators) and
+writes the small results to ``study/results/confirm/``: ``candidates.csv`` (one row per seed and
+checkpoint: every score and every margin), ``measures.csv`` (per seed, method and kind),
+``per_seed.csv`` (per seed and method: regret@1 and Spearman averaged over kinds) and
+``provenance.json`` (the git commit that ran each seed's steps). Only when every
+pre-registered seed is in does it run the pre-registered test and write ``result.json`` and
+``result.md``; before that it says how many seeds are in and computes no comparison.
+
+The test, per comparison (method against baseline, one measure): the per-seed difference
+:math:`d_s` (baseline's regret - method's, or method's Spearman - baseline's), statistic
+:math:`\bar d`, one-sided exact sign-flip permutation p-value
+
+.. math:: p = \frac{\#\{\sigma \in \{\pm 1\}^n : \overline{\sigma d} \ge \bar d\}}{2^n},
+
+and a 95% percentile bootstrap interval of :math:`\bar d` over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from postconv.study.explore import (
+    candidate_rows,
+    evidence_picks,
+    margin_outcomes,
+    measure_seed,
+    scores,
+    stage_samples,
+    to_csv,
+)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Every setting of the confirmation, fixed in ``study/preregistration.md`` before its data."""
+
+    seeds: tuple[int, ...] = tuple(range(100, 110))
+    """Fresh training seeds, never used in the exploration (seeds 0 to 2)."""
+    iterations: int = 2000
+    """PPO iterations per run (a checkpoint every 10; the push curriculum ends by ~1700)."""
+    from_iter: int = 1700
+    every: int = 2
+    """Candidates: the checkpoints from ``from_iter`` on, one in ``every`` (16 of a 2000-iteration run)."""
+    scenarios: tuple[str, ...] = ("0.5@1-3", "1@2-4", "0.5@1-3+dyn", "1@2-4+dyn")
+    """The stage's scenarios: the two push scenarios of the exploration, each also with
+    per-env dynamics draws (``+dyn``)."""
+    num_envs: int = 64
+    envs_per_checkpoint: int = 16
+    steps: int = 250
+    burn_in: int = 50
+    primary: str = "wc[episode,k=2]"
+    """The method under test (a score of :func:`postconv.study.explore.scores` or a rule of
+    :func:`postconv.study.explore.evidence_picks`)."""
+    secondary: tuple[str, ...] = ("evidence[wc[episode,k=2],p=0.9]", "wc[push+dyn,k=2]")
+    """At most two more methods, tested and reported the same way, not for the decision."""
+    baselines: tuple[str, ...] = ("last", "mean", "sim_falls", "train_reward")
+    """Reported beside every method."""
+    against: tuple[str, ...] = ("mean", "last")
+    """The baselines each method is tested against."""
+    alpha: float = 0.05
+    """One-sided level of each test."""
+    n_boot: int = 10_000
+    """Bootstrap resamples of the seeds for the intervals."""
+    runs_root: str = "outputs/confirm"
+    """Where the runs (checkpoints, samples, margins) go: ``<runs_root>/stand_s<seed>``."""
+
+    def run_dir(self, seed: int) -> Path:
+        return Path(self.runs_root) / f"stand_s{seed}"
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return (self.primary, *self.secondary)
+
+
+PROTOCOL = Protocol()
+RESULTS = Path("study/results/confirm")
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+def _postconv(*args: str, log: Path) -> None:
+    """``postconv ARGS`` in its own process (one simulation per process), output appended to ``log``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    with log.open("a") as out:
+        proc = subprocess.run([sys.executable, "-m", "postconv.cli", *args], stdout=out, stderr=subprocess.STDOUT,
+                              env=env, check=False)  # fmt: skip
+    if proc.returncode:
+        raise RuntimeError(f"`postconv {' '.join(args)}` failed ({proc.returncode}); see {log}")
+
+
+def trained(p: Protocol, seed: int) -> bool:
+    return (p.run_dir(seed) / f"model_{p.iterations - 1}.pt").is_file()
+
+
+def judged(p: Protocol, seed: int) -> bool:
+    """The stage and the margins are on disk for this seed's run."""
+    return (p.run_dir(seed) / "postconv" / "sim2sim" / "stress" / "margins.json").is_file()
+
+
+def _commit() -> str:
+    """The code's git commit (and whether the work tree differs), for the provenance record."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], capture_output=True, text=True, check=False,
+                              cwd=Path(__file__).resolve().parent)  # fmt: skip
+        return proc.stdout.strip()
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    return commit + (" (modified)" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def _provenance(run: Path, step: str) -> None:
+    """Append which code ran a step of this run (``<runs_root>/stand_s<seed>.provenance.jsonl``)."""
+    import time
+
+    record = {"step": step, "commit": _commit(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    with run.parent.joinpath(f"{run.name}.provenance.jsonl").open("a") as out:
+        out.write(json.dumps(record) + "\n")
+
+
+def _read_provenance(run: Path) -> list[dict]:
+    path = run.parent / f"{run.name}.provenance.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def run_seed(p: Protocol, seed: int, console: Console) -> None:
+    """Train (or resume) the seed's run, then the stage with its margins, skipping what is done."""
+    run = p.run_dir(seed)
+    run.parent.mkdir(parents=True, exist_ok=True)
+    log = run.parent / f"stand_s{seed}.log"
+    if not trained(p, seed):
+        resume = ["--resume"] if any(run.glob("model_*.pt")) else []
+        console.print(
+            f"seed {seed}: training ({p.iterations} iterations){', resumed' if resume else ''}; log {log}"
+        )
+        _provenance(run, "train")
+        _postconv("train-mujoco", "--iterations", str(p.iterations), "--seed", str(seed), "--run-dir", str(run),
+                  *resume, log=log)  # fmt: skip
+    if not judged(p, seed):
+        console.print(f"seed {seed}: the stage and the robustness margins; log {log}")
+        _provenance(run, "stage+stress")
+        _postconv("run", str(run), "--from-iter", str(p.from_iter), "--every", str(p.every),
+                  "--scenarios", *p.scenarios, "--num_envs", str(p.num_envs),
+                  "--envs-per-checkpoint", str(p.envs_per_checkpoint), "--steps", str(p.steps),
+                  "--burn-in", str(p.burn_in), "--stress", log=log)  # fmt: skip
+    console.print(f"seed {seed}: done")
+
+
+# -- analysis ------------------------------------------------------------------------------------
+
+
+def seed_rows(p: Protocol, seed: int) -> tuple[list[dict], list[dict]]:
+    """(per-candidate rows, per-kind measure rows) of one judged seed."""
+    from postconv.checkpoints import open_run, training_curve
+    from postconv.study.analysis import curve_at
+
+    run = p.run_dir(seed)
+    s = stage_samples(run)
+    sc = scores(s, curve_at(s.iterations, training_curve(open_run(run))))
+    outcomes = margin_outcomes(run, s.names)
+    picks = evidence_picks(s.episodes, dyn=s.dyn)
+    return candidate_rows(seed, s, sc, outcomes), measure_seed(seed, sc, picks, outcomes)
+
+
+def per_seed(measures: list[dict]) -> list[dict]:
+    """Per seed and method: regret@1 (share of each kind's range) and Spearman, averaged over
+    the kinds with equal weight (Spearman over the kinds where the margins differ)."""
+    out = []
+    keys = dict.fromkeys((r["seed"], r["method"]) for r in measures)
+    for seed, method in keys:
+        rs = [r for r in measures if r["seed"] == seed and r["method"] == method]
+        rho = [r["spearman"] for r in rs if np.isfinite(r["spearman"])]
+        out.append({"seed": seed, "method": method, "regret1": float(np.mean([r["regret1"] for r in rs])),
+                    "spearman": float(np.mean(rho)) if rho else np.nan})  # fmt: skip
+    return out
+
+
+def sign_flip_p(d: np.ndarray) -> float:
+    """One-sided exact p-value of mean(d) > 0 under sign flips (all 2^n of them)."""
+    d = np.asarray(d, dtype=np.float64)
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
+    return float(np.mean(signs @ d >= d.sum() - 1e-12))
+
+
+def bootstrap_interval(d: np.ndarray, n_boot: int, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of mean(d) over seeds resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    means = np.asarray(d)[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def compare(p: Protocol, table: list[dict]) -> list[dict]:
+    """Each method against each baseline of ``p.against``, on both measures."""
+    value = {(r["seed"], r["method"]): r for r in table}
+    rows = []
+    for method in p.methods:
+        for base in p.against:
+            for measure, sign in (("regret1", -1.0), ("spearman", 1.0)):
+                d = np.array(
+                    [sign * (value[(s, method)][measure] - value[(s, base)][measure]) for s in p.seeds]
+                )
+                d = d[np.isfinite(d)]  # a seed whose margins all tie has no Spearman; a rule has none
+                if not d.size:
+                    continue
+                lo, hi = bootstrap_interval(d, p.n_boot)
+                pv = sign_flip_p(d)
+                rows.append({"method": method, "against": base, "measure": measure,
+                             "improvement": float(d.mean()), "ci95": [lo, hi], "p": pv,
+                             "seeds": int(d.size), "seeds_better": int((d > 0).sum()),
+                             "seeds_worse": int((d < 0).sum()),
+                             "significant": bool(pv < p.alpha)})  # fmt: skip
+    return rows
+
+
+def summary(p: Protocol, table: list[dict]) -> list[dict]:
+    """Per method (tested ones and baselines): mean regret@1 and Spearman over seeds, with intervals."""
+    out = []
+    for method in (*p.methods, *p.baselines):
+        rs = [r for r in table if r["method"] == method]
+        if not rs:  # a score the runs cannot give (e.g. no training curve): said by its absence
+            continue
+        regret = np.array([r["regret1"] for r in rs])
+        rho = np.array([r["spearman"] for r in rs if np.isfinite(r["spearman"])])
+        out.append({"method": method, "regret1": float(regret.mean()),
+                    "regret1_ci95": list(bootstrap_interval(regret, p.n_boot)),
+                    "spearman": float(rho.mean()) if rho.size else np.nan,
+                    "spearman_ci95": list(bootstrap_interval(rho, p.n_boot)) if rho.size else [np.nan, np.nan]})  # fmt: skip
+    return out
+
+
+def markdown(p: Protocol, rows: list[dict], tests: list[dict]) -> str:
+    """The result as the README shows it."""
+    lines = [f"Seeds {', '.join(map(str, p.seeds))}; primary method `{p.primary}`.", "",
+             "| method | regret@1 (95% CI) | Spearman (95% CI) |", "|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lo, hi = r["regret1_ci95"]
+        rlo, rhi = r["spearman_ci95"]
+        lines.append(f"| `{r['method']}` | {r['regret1']:.3f} ({lo:.3f} to {hi:.3f}) | "
+                     f"{r['spearman']:+.2f} ({rlo:+.2f} to {rhi:+.2f}) |")  # fmt: skip
+    lines += ["", "| method | against | measure | improvement (95% CI) | seeds better / worse | p (one-sided) |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for t in tests:
+        lo, hi = t["ci95"]
+        lines.append(f"| `{t['method']}` | `{t['against']}` | {t['measure']} | {t['improvement']:+.3f} "
+                     f"({lo:+.3f} to {hi:+.3f}) | {t['seeds_better']} / {t['seeds_worse']} | {t['p']:.3f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def analyze(p: Protocol, out_dir: Path = RESULTS, console: Console | None = None) -> dict[str, Path]:
+    """Write the per-candidate and per-seed CSVs of every judged seed; the test once all are in."""
+    console = console or Console()
+    done = [s for s in p.seeds if judged(p, s)]
+    candidates, measures = [], []
+    for seed in done:
+        c, m = seed_rows(p, seed)
+        candidates += c
+        measures += m
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"candidates": out_dir / "candidates.csv", "measures": out_dir / "measures.csv",
+             "per_seed": out_dir / "per_seed.csv"}  # fmt: skip
+    table = per_seed(measures)
+    provenance = {seed: _read_provenance(p.run_dir(seed)) for seed in done}
+    paths["provenance"] = out_dir / "provenance.json"
+    paths["provenance"].write_text(json.dumps(provenance, indent=1))
+    for name, rows in (("candidates", candidates), ("measures", measures), ("per_seed", table)):
+        paths[name].write_text(to_csv(rows) if rows else "")
+    if len(done) < len(p.seeds):
+        console.print(f"{len(done)} of {len(p.seeds)} seeds judged ({done}); the test runs when all are in")
+        return paths
+    rows, tests = summary(p, table), compare(p, table)
+    paths["result"] = out_dir / "result.json"
+    paths["result"].write_text(json.dumps({"protocol": asdict(p), "summary": rows, "tests": tests}, indent=1))
+    paths["markdown"] = out_dir / "result.md"
+    paths["markdown"].write_text(markdown(p, rows, tests))
+    _print(rows, tests, console)
+    return paths
+
+
+def _print(rows: list[dict], tests: list[dict], console: Console) -> None:
+    table = Table(title="Confirmation: regret@1 (share of each kind's range) and Spearman, mean over seeds")
+    for col in ("method", "regret@1", "95% CI", "Spearman", "95% CI"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["method"], f"{r['regret1']:.3f}", "{:.3f} to {:.3f}".format(*r["regret1_ci95"]),
+                      f"{r['spearman']:+.2f}", "{:+.2f} to {:+.2f}".format(*r["spearman_ci95"]))  # fmt: skip
+    console.print(table)
+    tests_table = Table(title="One-sided sign-flip tests over seeds")
+    for col in ("method", "against", "measure", "improvement", "95% CI", "better/worse", "p"):
+        tests_table.add_column(col)
+    for t in tests:
+        tests_table.add_row(t["method"], t["against"], t["measure"], f"{t['improvement']:+.3f}",
+                            "{:+.3f} to {:+.3f}".format(*t["ci95"]), f"{t['seeds_better']}/{t['seeds_worse']}",
+                            f"{t['p']:.3f}")  # fmt: skip
+    console.print(tests_table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m postconv.study.confirm", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train and judge the seeds (resumable)")
+    run.add_argument("--seeds", type=int, nargs="+", default=list(PROTOCOL.seeds))
+    sub.add_parser("analyze", help="score the judged seeds; the test once all are in")
+    args = parser.parse_args(argv)
+    console = Console()
+    if args.command == "run":
+        unknown = sorted(set(args.seeds) - set(PROTOCOL.seeds))
+        if unknown:
+            parser.error(f"seeds {unknown} are not pre-registered ({list(PROTOCOL.seeds)})")
+        for seed in args.seeds:
+            run_seed(PROTOCOL, seed, console)
+        return 0
+    for path in analyze(PROTOCOL, console=console).values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

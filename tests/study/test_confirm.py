@@ -1,0 +1,78 @@
+"""The confirmation's analysis without a simulator: the exact test, the intervals, and that
+no comparison is computed before every pre-registered seed is in. The runs are the
+exploration tests' synthetic stage folders (tests/study/test_explore.py)."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from rich.console import Console
+from test_explore import _run
+
+from postconv.study.confirm import PROTOCOL, Protocol, analyze, bootstrap_interval, sign_flip_p
+
+
+@pytest.mark.parametrize(
+    ("d", "p"),
+    [
+        ([1.0] * 5, 1 / 32),  # better on every seed: only the identity flip is as large
+        ([1.0, -1.0], 3 / 4),  # a mean of 0: three of four flips reach it
+        ([-1.0, -2.0, -0.5], 1.0),  # worse on every seed
+        ([0.0, 0.0], 1.0),  # no difference is no evidence
+    ],
+)
+def test_the_sign_flip_p_value_counts_the_flips_at_least_as_large(d, p):
+    assert sign_flip_p(np.array(d)) == pytest.approx(p)
+
+
+def test_the_bootstrap_interval_holds_the_mean_and_shrinks_with_more_seeds():
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(0.1, 1.0, 10), rng.normal(0.1, 1.0, 1000)
+    lo, hi = bootstrap_interval(few, 2000)
+    assert lo < few.mean() < hi
+    mlo, mhi = bootstrap_interval(many, 2000)
+    assert mhi - mlo < (hi - lo) / 3
+
+
+def test_the_protocol_registers_fresh_seeds_and_at_most_two_secondary_methods():
+    assert not set(PROTOCOL.seeds) & {0, 1, 2}, "the exploration's seeds"
+    assert len(PROTOCOL.seeds) >= 10
+    assert len(PROTOCOL.secondary) <= 2
+    assert set(PROTOCOL.against) <= set(PROTOCOL.baselines)
+
+
+def test_no_comparison_before_every_seed_is_in_then_one_row_per_seed_and_checkpoint(tmp_path):
+    kinds = {"mass": [1, 2, 3, 4], "latency": [4, 3, 2, 1]}
+    protocol = replace(PROTOCOL, seeds=(0, 1, 2), runs_root=str(tmp_path / "runs"), n_boot=200)
+    for seed in (0, 1):
+        _run(protocol.run_dir(seed), seed=seed, kinds=kinds, scenarios=("push_0.5_1-3s", "push_0.5_1-3s_dyn"))
+    out = tmp_path / "out"
+    paths = analyze(protocol, out, Console(quiet=True))
+    assert "result" not in paths
+    assert not (out / "result.json").exists()
+    assert len((out / "candidates.csv").read_text().splitlines()) == 1 + 2 * 4
+    _run(protocol.run_dir(2), seed=2, kinds=kinds, scenarios=("push_0.5_1-3s", "push_0.5_1-3s_dyn"))
+    paths = analyze(protocol, out, Console(quiet=True))
+    result = json.loads(paths["result"].read_text())
+    tests = {(t["method"], t["against"], t["measure"]) for t in result["tests"]}
+    ranked = ("wc[episode,k=2]", "wc[push+dyn,k=2]")
+    rule = "evidence[wc[episode,k=2],p=0.9]"  # a rule picks one candidate: no Spearman to compare
+    assert tests == {(m, b, x) for m in ranked for b in ("mean", "last") for x in ("regret1", "spearman")} | {
+        (rule, b, "regret1") for b in ("mean", "last")}  # fmt: skip
+    header = (out / "candidates.csv").read_text().splitlines()[0]
+    assert header.startswith("seed,checkpoint,")
+    assert "wc[dyn,k=2]" in header
+    assert "margin[latency]" in header
+    assert "| `last` |" in paths["markdown"].read_text()
+
+
+def test_an_unregistered_seed_is_refused():
+    from postconv.study.confirm import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--seeds", "0"])
+
+
+def test_a_protocol_names_each_runs_folder_by_seed():
+    assert Protocol(runs_root="x").run_dir(101).as_posix() == "x/stand_s101"
