@@ -401,13 +401,12 @@ class Evaluator:
                 "so evaluate another task or env in a new process"
             )
         from postconv.tasks import crn
-        from postconv.tasks.dynamics import RobotDynamics
         from postconv.tasks.velocity import make_eval_cfg
 
         cfg = make_eval_cfg(TASK_KINDS[spec.task], NO_PUSH, num_envs=spec.num_envs, presets=spec.presets)
         self.env = self._stack.enter_context(open_env(cfg, spec.device))
         self.crn = crn.attach(self.env, slots=spec.envs_per_checkpoint, seed=0)
-        self.dynamics = RobotDynamics(self.env)
+        self.dynamics = None  # the robot's nominal dynamics, read on the first +dyn job
         self._built_for = key
         self._observe_before_reset(spec)
 
@@ -502,13 +501,16 @@ class Evaluator:
         """Roll one seed out; returns its seconds, each env's steps since its last reset at
         the first recorded step (the burn-in, less where it reset during the burn-in) and the
         dynamics draws (None for the nominal robot)."""
-        from postconv.tasks.dynamics import draw
+        from postconv.tasks.dynamics import RobotDynamics, draw
 
         env, m = self.env, spec.envs_per_checkpoint
         n_live = len(writers)
         self.crn.restart(seed)
         draws = None if dynamics is None else draw(dynamics, self.crn)
-        self.dynamics.apply(draws)
+        if draws is not None and self.dynamics is None:
+            self.dynamics = RobotDynamics(env)
+        if self.dynamics is not None:  # a nominal job after a +dyn one puts the robot back
+            self.dynamics.apply(draws)
         delayed = None if draws is None or not draws.delayed.any() else draws.delayed[:, None]
         obs = env.reset()[0]["policy"]
         pending = None  # a delayed env's action of the step before (zero after a respawn)

@@ -220,17 +220,36 @@ def compare(p: Protocol, table: list[dict]) -> list[dict]:
                 d = np.array(
                     [sign * (value[(s, method)][measure] - value[(s, base)][measure]) for s in p.seeds]
                 )
+                if measure == "regret1" and not np.all(np.isfinite(d)):
+                    raise ValueError(
+                        f"{method} or {base}: a seed without a finite regret@1; every seed must count"
+                    )
                 d = d[np.isfinite(d)]  # a seed whose margins all tie has no Spearman; a rule has none
                 if not d.size:
                     continue
                 lo, hi = bootstrap_interval(d, p.n_boot)
                 pv = sign_flip_p(d)
-                rows.append({"method": method, "against": base, "measure": measure,
+                role = "primary" if method == p.primary else "secondary"
+                rows.append({"method": method, "role": role, "against": base, "measure": measure,
                              "improvement": float(d.mean()), "ci95": [lo, hi], "p": pv,
                              "seeds": int(d.size), "seeds_better": int((d > 0).sum()),
                              "seeds_worse": int((d < 0).sum()),
                              "significant": bool(pv < p.alpha)})  # fmt: skip
     return rows
+
+
+def verdict(p: Protocol, tests: list[dict]) -> dict:
+    """The pre-registered decision: H1 holds when the primary's regret@1 beats the mean and the
+    last checkpoint, each at p < alpha (an intersection-union test), and what the product does."""
+    regret = {t["against"]: t for t in tests if t["method"] == p.primary and t["measure"] == "regret1"}
+    beats = {base: regret[base]["p"] < p.alpha for base in p.against}
+    if all(beats.values()):
+        outcome = "H1 holds: the stage keeps the worst case at k = 2 as its recommendation"
+    elif beats.get("last"):
+        outcome = "the primary beats the last checkpoint but not the mean: the recommendation stays, said so"
+    else:
+        outcome = "the primary does not beat the last checkpoint: the stage recommends the last checkpoint"
+    return {"primary": p.primary, "beats": beats, "h1": all(beats.values()), "outcome": outcome}
 
 
 def summary(p: Protocol, table: list[dict]) -> list[dict]:
@@ -258,11 +277,11 @@ def markdown(p: Protocol, rows: list[dict], tests: list[dict]) -> str:
         rlo, rhi = r["spearman_ci95"]
         lines.append(f"| `{r['method']}` | {r['regret1']:.3f} ({lo:.3f} to {hi:.3f}) | "
                      f"{r['spearman']:+.2f} ({rlo:+.2f} to {rhi:+.2f}) |")  # fmt: skip
-    lines += ["", "| method | against | measure | improvement (95% CI) | seeds better / worse | p (one-sided) |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "| method | role | against | measure | improvement (95% CI) | seeds better / worse | p (one-sided) |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for t in tests:
         lo, hi = t["ci95"]
-        lines.append(f"| `{t['method']}` | `{t['against']}` | {t['measure']} | {t['improvement']:+.3f} "
+        lines.append(f"| `{t['method']}` | {t['role']} | `{t['against']}` | {t['measure']} | {t['improvement']:+.3f} "
                      f"({lo:+.3f} to {hi:+.3f}) | {t['seeds_better']} / {t['seeds_worse']} | {t['p']:.3f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -289,11 +308,15 @@ def analyze(p: Protocol, out_dir: Path = RESULTS, console: Console | None = None
         console.print(f"{len(done)} of {len(p.seeds)} seeds judged ({done}); the test runs when all are in")
         return paths
     rows, tests = summary(p, table), compare(p, table)
+    decision = verdict(p, tests)
     paths["result"] = out_dir / "result.json"
-    paths["result"].write_text(json.dumps({"protocol": asdict(p), "summary": rows, "tests": tests}, indent=1))
+    paths["result"].write_text(
+        json.dumps({"protocol": asdict(p), "verdict": decision, "summary": rows, "tests": tests}, indent=1)
+    )
     paths["markdown"] = out_dir / "result.md"
-    paths["markdown"].write_text(markdown(p, rows, tests))
+    paths["markdown"].write_text(f"**{decision['outcome']}.**\n\n" + markdown(p, rows, tests))
     _print(rows, tests, console)
+    console.print(decision["outcome"])
     return paths
 
 

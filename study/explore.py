@@ -95,6 +95,8 @@ class StageSamples:
     evaluation had any; every field above comes from the nominal scenarios alone."""
     dyn_falls: np.ndarray | None = None
     """(C,) falls in the ``+dyn`` scenarios."""
+    push_dyn: SampleSet | None = None
+    """(C, n + n_d) every scenario's episodes, as the stage pools them when it ranks them all."""
 
 
 def _feature_episodes(index, names, scenarios, column: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,12 +145,13 @@ def stage_samples(run_dir: Path) -> StageSamples:
             f"{run_dir}: candidates without complete samples: {left_out}; rerun `postconv evaluate`"
         )
     names = episodes.names
-    dyn = dyn_falls = None
+    dyn = dyn_falls = push_dyn = None
     if dyn_scenarios:
         dyn, left_out = to_sample_set(index, tuple(sorted(dyn_scenarios)), names, unit="episode")
         if left_out or dyn.names != names:
             raise ValueError(f"{run_dir}: candidates without complete +dyn samples: {left_out}")
         _, dyn_falls = _feature_episodes(index, names, dyn_scenarios, 0)
+        push_dyn, _ = to_sample_set(index, tuple(evaluation["scenarios"]), names, unit="episode")
     steps, _ = to_sample_set(index, scenarios, names, unit="step")
     by_scenario = {sc: to_sample_set(index, (sc,), names, unit="episode")[0] for sc in scenarios}
     gz, falls = _feature_episodes(index, names, scenarios, index.feature_names.index(TILT))
@@ -165,6 +168,7 @@ def stage_samples(run_dir: Path) -> StageSamples:
         falls=falls,
         dyn=dyn,
         dyn_falls=dyn_falls,
+        push_dyn=push_dyn,
     )
 
 
@@ -210,16 +214,16 @@ def scores(
     for j, k in enumerate(ks):
         out[f"worst_scenario_rank[k={k:g}]"] = -ranks[:, :, j].max(axis=0).astype(np.float64)
     if s.dyn is not None:
-        out |= dynamics_scores(s.episodes, s.dyn, s.dyn_falls, ks)
+        out |= dynamics_scores(s.dyn, s.push_dyn, s.dyn_falls, ks)
     return out
 
 
 def dynamics_scores(
-    episodes: SampleSet, dyn: SampleSet, dyn_falls: np.ndarray, ks: tuple[float, ...] = KS
+    dyn: SampleSet, both: SampleSet, dyn_falls: np.ndarray, ks: tuple[float, ...] = KS
 ) -> dict[str, np.ndarray]:
     """Scores from the ``+dyn`` scenarios' per-episode rewards: ``mean[dyn]``, ``wc[dyn,k]``,
-    ``sim_falls[dyn]``, and both sample sets pooled (``mean[push+dyn]``, ``wc[push+dyn,k]``)."""
-    both = _pooled_sets(episodes, dyn)
+    ``sim_falls[dyn]``, and every scenario's pooled (``mean[push+dyn]``, ``wc[push+dyn,k]``:
+    the stage's own ranking when it evaluates them all)."""
     out = {"mean[dyn]": dyn.psi.mean(axis=1, dtype=np.float64), "sim_falls[dyn]": -dyn_falls,
            "mean[push+dyn]": both.psi.mean(axis=1, dtype=np.float64)}  # fmt: skip
     for label, samples in (("dyn", dyn), ("push+dyn", both)):
@@ -227,12 +231,6 @@ def dynamics_scores(
         for j, k in enumerate(ks):
             out[f"wc[{label},k={k:g}]"] = values[:, j]
     return out
-
-
-def _pooled_sets(a: SampleSet, b: SampleSet) -> SampleSet:
-    """(C, n_a + n_b): both sample sets side by side; env slot j stays one bootstrap group."""
-    return SampleSet(psi=np.concatenate([a.psi, b.psi], axis=1), names=a.names,
-                     groups=np.concatenate([a.groups, b.groups]))  # fmt: skip
 
 
 def episode_scores(

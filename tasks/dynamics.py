@@ -69,7 +69,7 @@ class RobotDynamics:
         torso, _ = self.robot.find_bodies(TORSO)
         if len(torso) != 1:
             raise ValueError(f"expected one {TORSO!r} body in the robot; found {len(torso)}")
-        self._torso = torch.tensor(torso, dtype=torch.long)
+        self._torso = torch.tensor(torso, dtype=torch.long, device=self.robot.device)
         self._mass = data.body_mass.torch[:, torso].clone()
         self._inertia = data.body_inertia.torch[:, torso].clone()
         self._stiffness = data.joint_stiffness.torch.clone()
@@ -87,8 +87,8 @@ class RobotDynamics:
                 self._write(torch.ones(self.num_envs), torch.zeros(self.num_envs), None)
                 self.shifted = False
             return
+        self.shifted = True  # before the writes: a write that fails halfway is still undone
         self._write(draws.strength, draws.torso_mass_kg, draws.foot_friction)
-        self.shifted = True
 
     def _write(self, strength: torch.Tensor, added_kg: torch.Tensor, friction: torch.Tensor | None) -> None:
         ids = torch.arange(self.num_envs, device=self.robot.device)

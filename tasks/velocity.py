@@ -221,6 +221,10 @@ class G1BaseEnvCfg(LocomotionVelocityRoughEnvCfg):
         # scene
         self.scene.robot = g1.g1_articulation_cfg()
         self.scene.terrain = local_plane_terrain(self.scene.terrain)
+        # the ground at the foot range's low end: a foot friction draw (training's, or an
+        # evaluation's +dyn) is the contact's friction; the feet's own 1.0 holds otherwise
+        self.scene.terrain.physics_material.static_friction = GROUND_FRICTION
+        self.scene.terrain.physics_material.dynamic_friction = GROUND_FRICTION
         self.scene.height_scanner = None
         self.scene.sky_light = None
         self.observations.policy.height_scan = None
@@ -264,9 +268,6 @@ class G1FlatEnvCfg(G1BaseEnvCfg):
 
     def __post_init__(self):
         super().__post_init__()
-        # the ground at the foot range's low end: the feet's draw is the contact's friction
-        self.scene.terrain.physics_material.static_friction = GROUND_FRICTION
-        self.scene.terrain.physics_material.dynamic_friction = GROUND_FRICTION
         self._set_commands()
         self._set_events()
 

@@ -2,13 +2,15 @@
 from the MuJoCo-Warp solver, then put the nominal robot back and read again, as JSON.
 
 Run as a subprocess by test_dynamics.py (Isaac Lab keeps one simulation per process).
-4 envs in 2 groups of 2 slots: envs 0 and 2 are slot 0, envs 1 and 3 slot 1.
+Usage: probe_dynamics.py {flat,stand}. 4 envs in 2 groups of 2 slots: envs 0 and 2 are
+slot 0, envs 1 and 3 slot 1.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -47,7 +49,7 @@ def main() -> None:
     from postconv.tasks.velocity import make_eval_cfg
 
     joint = "left_knee_joint"
-    with open_env(make_eval_cfg("flat", NO_PUSH, num_envs=NUM_ENVS, seed=0), "cpu") as env:
+    with open_env(make_eval_cfg(sys.argv[1], NO_PUSH, num_envs=NUM_ENVS, seed=0), "cpu") as env:
         common = crn.attach(env, slots=SLOTS, seed=0)
         dynamics = RobotDynamics(env)
         zero = torch.zeros(env.num_envs, env.action_manager.total_action_dim)

@@ -16,9 +16,9 @@ from postconv.sample_store import ARRAYS, samples_root
 pytestmark = pytest.mark.needs_sim
 
 
-@pytest.fixture(scope="module")
-def probe():
-    return run_json_probe("probe_dynamics.py")
+@pytest.fixture(scope="module", params=["flat", "stand"])
+def probe(request):
+    return run_json_probe("probe_dynamics.py", request.param)
 
 
 def test_the_solver_holds_each_slots_draw_and_the_nominal_robot_again_after(probe):

@@ -65,6 +65,8 @@ def test_no_comparison_before_every_seed_is_in_then_one_row_per_seed_and_checkpo
     assert "wc[dyn,k=2]" in header
     assert "margin[latency]" in header
     assert "| `last` |" in paths["markdown"].read_text()
+    assert set(result["verdict"]["beats"]) == {"mean", "last"}
+    assert result["verdict"]["outcome"] in paths["markdown"].read_text()
 
 
 def test_an_unregistered_seed_is_refused():
@@ -76,3 +78,23 @@ def test_an_unregistered_seed_is_refused():
 
 def test_a_protocol_names_each_runs_folder_by_seed():
     assert Protocol(runs_root="x").run_dir(101).as_posix() == "x/stand_s101"
+
+
+@pytest.mark.parametrize(
+    ("p_mean", "p_last", "h1", "says"),
+    [
+        (0.01, 0.02, True, "H1 holds"),
+        (0.20, 0.02, False, "beats the last checkpoint but not the mean"),
+        (0.01, 0.30, False, "recommends the last checkpoint"),
+        (0.50, 0.50, False, "recommends the last checkpoint"),
+    ],
+)
+def test_the_verdict_needs_both_regret_comparisons(p_mean, p_last, h1, says):
+    from postconv.study.confirm import verdict
+
+    tests = [{"method": PROTOCOL.primary, "measure": "regret1", "against": "mean", "p": p_mean},
+             {"method": PROTOCOL.primary, "measure": "regret1", "against": "last", "p": p_last},
+             {"method": PROTOCOL.primary, "measure": "spearman", "against": "last", "p": 0.0}]  # fmt: skip
+    decision = verdict(PROTOCOL, tests)
+    assert decision["h1"] is h1
+    assert says in decision["outcome"]

@@ -198,3 +198,8 @@ def test_dyn_scenarios_score_apart_and_leave_the_nominal_scores_as_they_were(tmp
     np.testing.assert_allclose(sc["wc[dyn,k=2]"], worst_case(both.dyn.psi, k=2.0).value, atol=1e-9)
     assert np.all(sc["sim_falls[dyn]"] <= 0)
     assert "evidence[wc[dyn,k=2],p=0.9]" in evidence_picks(both.episodes, dyn=both.dyn)
+    # the stage, ranking every scenario, gives the same number
+    config = StageConfig(report=False, wandb=False, selection=SelectionConfig(k=(2.0,), n_boot=0))
+    staged = select_run(tmp_path / "b", config, Console(quiet=True)).pooled
+    for i, c in enumerate(staged.checkpoints):
+        assert sc["wc[push+dyn,k=2]"][i] == pytest.approx(c.worst_case[0], abs=1e-6)
