@@ -23,7 +23,7 @@ from rich.table import Table
 
 from postconv import __version__
 from postconv.samples_file import SampleSet, atomic_write
-from postconv.selection import bootstrap, rank, worst_case
+from postconv.selection import bootstrap, rank, share_beating, worst_case
 from postconv.selection._validate import DIVERGENCES
 from postconv.selection.source import SampleSource
 
@@ -84,6 +84,11 @@ class CheckpointResult:
     interval: list[list[float]] | None = None
     p_best: list[float] | None = None
     p_best_mean: float | None = None
+    p_beats_last: list[float] | None = None
+    """Per k: the share of paired replicates in which this checkpoint's worst case beats the
+    last checkpoint's (None for the last itself and without a bootstrap)."""
+    p_beats_last_mean: float | None = None
+    """The same for the plain mean."""
 
 
 @dataclass(frozen=True)
@@ -150,11 +155,16 @@ class SelectionResult:
         header = ["checkpoint", "mean", "mean_rank"]
         header += [f"worst_case_k{k:g}" for k in ks] + [f"rank_k{k:g}" for k in ks]
         header += [f"p_best_k{k:g}" for k in ks]
+        header += [f"p_beats_last_k{k:g}" for k in ks] + ["p_beats_last_mean"]
         writer = csv.writer(out)
         writer.writerow(header)
         for c in self.checkpoints:
             p_best = c.p_best if c.p_best is not None else [""] * len(ks)
-            writer.writerow([c.name, c.mean, c.mean_rank, *c.worst_case, *c.rank, *p_best])
+            beats = c.p_beats_last if c.p_beats_last is not None else [""] * len(ks)
+            beats_mean = "" if c.p_beats_last_mean is None else c.p_beats_last_mean
+            writer.writerow(
+                [c.name, c.mean, c.mean_rank, *c.worst_case, *c.rank, *p_best, *beats, beats_mean]
+            )
         return out.getvalue()
 
 
@@ -233,6 +243,11 @@ def _result(names, sense: str, samples: int, config: SelectionConfig, estimate, 
     ks = np.asarray(config.k, dtype=np.float64)
     ranking = rank(estimate)
     primary = int(np.flatnonzero(ks == config.primary_k)[0])
+    last = len(names) - 1  # the checkpoints come in training order
+    beats = beats_mean = None
+    if boot is not None and last > 0:
+        beats = share_beating(boot.replicates, last, sense)
+        beats_mean = share_beating(boot.mean_replicates[..., None], last, sense)[:, 0]
     rows = [
         CheckpointResult(
             name=name,
@@ -245,6 +260,8 @@ def _result(names, sense: str, samples: int, config: SelectionConfig, estimate, 
             else [[float(boot.value_low[i, j]), float(boot.value_high[i, j])] for j in range(ks.size)],
             p_best=None if boot is None else [float(p) for p in boot.p_best[i]],
             p_best_mean=None if boot is None else float(boot.p_best_mean[i]),
+            p_beats_last=None if beats is None or i == last else [float(p) for p in beats[i]],
+            p_beats_last_mean=None if beats_mean is None or i == last else float(beats_mean[i]),
         )
         for i, name in enumerate(names)
     ]
@@ -290,7 +307,8 @@ def ranking_table(result: SelectionResult) -> Table:
         caption=f"{result.samples_per_checkpoint:,} samples per checkpoint"
         + (f" over push scenarios {', '.join(result.scenarios)}" if result.scenarios else "")
         + (
-            f"; interval and P(best) at k = {ks[primary]:g} from {result.config.n_boot} group-bootstrap replicates"
+            f"; interval, P(best) and P(> last) (beats the last checkpoint) at k = {ks[primary]:g} from "
+            f"{result.config.n_boot} paired group-bootstrap replicates"
             if result.config.n_boot
             else "; no bootstrap (--n-boot 0)"
         )
@@ -336,8 +354,9 @@ def ranking_rows(result: SelectionResult) -> tuple[list[str], list[tuple[str, li
     ks = result.config.k
     primary = ks.index(result.config.primary_k)
     header = ["checkpoint", "mean", *(f"k={k:g}" for k in ks)]
+    beats = any(c.p_beats_last is not None for c in result.checkpoints)
     if result.checkpoints[0].interval is not None:
-        header += [f"{result.config.level:.0%} CI", "P(best)"]
+        header += [f"{result.config.level:.0%} CI", "P(best)"] + (["P(> last)"] if beats else [])
     rows = []
     for c in sorted(result.checkpoints, key=lambda c: c.rank[primary]):
         cells = [c.name, f"{c.mean:.3g} [{c.mean_rank}]"]
@@ -345,8 +364,24 @@ def ranking_rows(result: SelectionResult) -> tuple[list[str], list[tuple[str, li
         if c.interval is not None:
             lo, hi = c.interval[primary]
             cells += [f"{lo:.3g}..{hi:.3g}", f"{c.p_best[primary]:.2f}"]
+            if beats:
+                cells.append("last" if c.p_beats_last is None else f"{c.p_beats_last[primary]:.2f}")
         rows.append((c.name, cells))
     return header, rows
+
+
+def against_last(result: SelectionResult) -> str | None:
+    """How sure the bootstrap is that the chosen checkpoint beats the last one, in words
+    (None when the chosen one is the last or there is no bootstrap)."""
+    p = result.config.k.index(result.config.primary_k)
+    chosen = next(c for c in result.checkpoints if c.name == result.chosen)
+    if chosen.p_beats_last is None:
+        return None
+    last = result.checkpoints[-1].name
+    return (
+        f"{result.chosen} beats the last checkpoint {last} in {chosen.p_beats_last[p]:.0%} of the paired "
+        f"bootstrap replicates at k = {result.config.primary_k:g}"
+    )
 
 
 def print_summary(result: SelectionResult, paths: tuple[Path, ...], console: Console | None = None) -> None:
@@ -357,6 +392,8 @@ def print_summary(result: SelectionResult, paths: tuple[Path, ...], console: Con
     )
     if result.chosen_by_mean != result.chosen:
         console.print(f"the plain simulation mean would have chosen {result.chosen_by_mean}")
+    if (line := against_last(result)) is not None:
+        console.print(line)
     for name, why in result.skipped.items():
         console.print(f"[yellow]not ranked: {name}[/] ({why})")
     for p in paths:

@@ -134,6 +134,7 @@ def table_rows(
     columns = ["checkpoint", "iteration", "scenario", "status", "mean", "mean_rank"]
     columns += [f"worst_case_k{k:g}" for k in ks] + [f"rank_k{k:g}" for k in ks]
     columns += [f"ci_low_k{ks[p]:g}", f"ci_high_k{ks[p]:g}", f"p_best_k{ks[p]:g}", "p_best_mean"]
+    columns += [f"p_beats_last_k{ks[p]:g}", "p_beats_last_mean"]
     rows = []
     for scenario, result in [("pooled", pooled), *by_scenario.items()]:
         for c in result.checkpoints:
@@ -151,6 +152,8 @@ def table_rows(
                     *interval,
                     c.p_best[p] if c.p_best else None,
                     c.p_best_mean,
+                    c.p_beats_last[p] if c.p_beats_last else None,
+                    c.p_beats_last_mean,
                 ]
             )
     blank = [None] * (len(columns) - 4)
@@ -203,6 +206,8 @@ def iteration_series(
             row[f"{prefix}/ci_low_{primary}"], row[f"{prefix}/ci_high_{primary}"] = c.interval[p]
         if c.p_best is not None:
             row[f"{prefix}/p_best_{primary}"] = c.p_best[p]
+        if c.p_beats_last is not None:
+            row[f"{prefix}/p_beats_last_{primary}"] = c.p_beats_last[p]
         for scenario, result in by_scenario.items():
             if (same := next((x for x in result.checkpoints if x.name == c.name), None)) is not None:
                 row[f"{prefix}/{scenario}/mean"] = same.mean

@@ -13,7 +13,7 @@ Isaac Lab, a simulator or W&B: anyone with per-step performance samples can use 
 from postconv.selection.agreement import Agreement, BestK, agreement, best_k, kendall, regret_at, spearman
 from postconv.selection.discretize import Bins, discretize, quantile_edges
 from postconv.selection.estimators import SolverError, WorstCase, worst_case
-from postconv.selection.ranking import Bootstrap, Ranking, bootstrap, rank
+from postconv.selection.ranking import Bootstrap, Ranking, bootstrap, rank, share_beating
 
 __all__ = [
     "Agreement",
@@ -31,6 +31,7 @@ __all__ = [
     "quantile_edges",
     "rank",
     "regret_at",
+    "share_beating",
     "spearman",
     "worst_case",
 ]

@@ -110,6 +110,8 @@ class Bootstrap:
     """Coverage of the intervals, e.g. 0.9."""
     grouped: GroupedReplicates | None = None
     """How the grouped method went (passes, nodes, replicates off its grid); None when exact."""
+    mean_replicates: np.ndarray | None = None
+    """(R, B) plain means of every replicate."""
 
 
 BootstrapMethod = Literal["auto", "exact", "grouped"]
@@ -274,6 +276,7 @@ def _summary(values: np.ndarray, means: np.ndarray, level: float, sense: str, gr
         replicates=values,
         level=level,
         grouped=grouped,
+        mean_replicates=means,
     )
 
 
@@ -296,6 +299,24 @@ def _draw_counts(rng: np.random.Generator, live: np.ndarray, n_boot: int, paired
         size = int(row.sum())
         out[i][:, row] = rng.multinomial(size, np.full(size, 1.0 / size), size=n_boot)
     return out[0] if paired else out
+
+
+def share_beating(values: np.ndarray, reference: int, sense: str = "reward") -> np.ndarray:
+    """(R, B, K) replicate values -> (B, K): the share of replicates in which each checkpoint's
+    value is better than checkpoint ``reference``'s, ties counting half (the reference: 0.5).
+
+    With paired replicates (the same groups drawn for every checkpoint) this is the bootstrap
+    probability :math:`P(v_b > v_{ref})` that a user weighs before leaving, say, the last
+    checkpoint for another one."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 3 or not 0 <= reference < values.shape[1]:
+        raise ValueError(
+            f"values must be (replicates, checkpoints, radii) and reference a checkpoint index; got shape "
+            f"{values.shape} and reference {reference}"
+        )
+    signed = values if sense == "reward" else -values
+    ref = signed[:, reference : reference + 1]
+    return ((signed > ref) + 0.5 * (signed == ref)).mean(axis=0)
 
 
 def _share_best(values: np.ndarray, sense: str) -> np.ndarray:

@@ -38,7 +38,15 @@ def test_select_command_writes_results_and_prints_the_ranking(tmp_path, capsys):
     assert all(c["worst_case"][1] <= c["mean"] for c in result["checkpoints"])
     csv_lines = (tmp_path / "selection.csv").read_text().splitlines()
     assert csv_lines[0].startswith("checkpoint,mean,mean_rank,worst_case_k1,worst_case_k4")
+    assert csv_lines[0].endswith("p_beats_last_k1,p_beats_last_k4,p_beats_last_mean")
     assert len(csv_lines) == 7
+    # the last checkpoint is the reference: no share against itself; the others have one
+    *others, last = result["checkpoints"]
+    assert last["p_beats_last"] is None
+    assert all(0.0 <= c["p_beats_last"][1] <= 1.0 for c in others)
+    assert "P(> last)" in out
+    if result["chosen"] != last["name"]:
+        assert f"beats the last checkpoint {last['name']} in" in out
 
 
 def test_worst_case_selection_can_disagree_with_the_mean():

@@ -1,9 +1,11 @@
 """Rankings by worst case with mean tie-breaks, and the group bootstrap."""
 
+import re
+
 import numpy as np
 import pytest
 
-from postconv.selection import bootstrap, rank, worst_case
+from postconv.selection import bootstrap, rank, share_beating, worst_case
 
 
 def test_worst_case_can_reverse_the_mean_ranking():
@@ -109,3 +111,35 @@ def test_bootstrap_resamples_only_real_samples_of_ragged_checkpoints():
         ValueError, match="paired bootstrap needs every checkpoint to have samples of every group"
     ):
         bootstrap(psi, groups, k=0.5, weights=weights, n_boot=10, paired=True)
+
+
+def test_beating_a_reference_is_complementary_and_the_reference_ties_itself():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(200, 4, 2))
+    values[:, 1] = values[:, 3]  # a tie with the reference in every replicate
+    share = share_beating(values, reference=3)
+    np.testing.assert_allclose(share[3], 0.5)
+    np.testing.assert_allclose(share[1], 0.5)
+    for b in range(4):  # P(b beats ref) + P(ref beats b) = 1
+        np.testing.assert_allclose(share[b] + share_beating(values, reference=b)[3], 1.0)
+    np.testing.assert_allclose(share_beating(values, 3, sense="cost")[0], 1.0 - share[0])
+
+
+def test_a_clearly_better_checkpoint_beats_the_reference_in_almost_every_paired_replicate():
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(40), 25)
+    episode_effect = rng.normal(0, 1, 40)[groups]  # common random numbers: shared by both
+    psi = np.stack([episode_effect + 0.5, episode_effect]) + rng.normal(0, 0.3, (2, 1000))
+    bs = bootstrap(psi, groups, k=1.0, n_boot=200, paired=True, seed=0)
+    assert share_beating(bs.replicates, reference=1)[0, 0] > 0.99
+    assert bs.mean_replicates.shape == (200, 2)
+    assert share_beating(bs.mean_replicates[..., None], reference=1)[0, 0] > 0.99
+
+
+@pytest.mark.parametrize(
+    ("shape", "reference", "message"),
+    [((10, 3), 0, "values must be (replicates, checkpoints, radii)"), ((10, 3, 1), 3, "reference 3")],
+)
+def test_bad_reference_inputs_are_named(shape, reference, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        share_beating(np.zeros(shape), reference)
