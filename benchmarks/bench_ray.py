@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_ray.py --run logs/rsl_rl/g1_flat/<run> --workers 1 2 4 8
 
 The same evaluation (10 checkpoints x 2 scenarios, checkpoints_per_job of them per job) is
-run through ``postconv.stage.evaluate`` on a fresh copy of the run each time: on a local
+run through ``postconv.stage.run.evaluate`` on a fresh copy of the run each time: on a local
 Ray cluster with each worker count, then, as the baseline, in this process without Ray
 (after the Ray runs: this process then builds the one simulation it may hold). Every
 run's wall time includes building the env(s) and loading the checkpoints, as a user
@@ -29,7 +29,7 @@ from rich.table import Table
 
 
 def _timed_evaluation(run: Path, scratch: Path, config) -> tuple[float, object]:
-    from postconv.stage import evaluate
+    from postconv.stage.run import evaluate
 
     copy = scratch / f"run-{time.monotonic_ns()}"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("postconv"))
@@ -51,8 +51,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from postconv.ray_eval import connected
-    from postconv.stage import StageConfig
+    from postconv.evaluation.ray_eval import connected
+    from postconv.stage.config import StageConfig
 
     console = Console()
     if args.run is None:

@@ -12,8 +12,8 @@ evaluation. Times are the best of several runs in this process.
 ``--scale`` prints (4): the stage's selection (point estimates at 4 radii, then intervals
 and P(best) from 200 group-bootstrap replicates) on synthetic per-step samples written to
 disk in the sample store's layout, up to 30 checkpoints x 3 scenarios x 4096 envs x 1000
-steps; streamed from disk (:class:`postconv.store_source.StoreSource`; the same samples in
-one ``.npz``, :class:`postconv.file_source.NpzSource`, as ``postconv select FILE`` reads
+steps; streamed from disk (:class:`postconv.storage.store_source.StoreSource`; the same samples in
+one ``.npz``, :class:`postconv.storage.file_source.NpzSource`, as ``postconv select FILE`` reads
 them) against the samples stacked in memory with the per-sample bootstrap where that fits. Each cell runs in a
 process of its own, so its peak memory is its own.
 """
@@ -133,7 +133,7 @@ def write_store(root: Path, checkpoints: int, scenarios: int, envs: int, steps: 
 
 def write_npz(root: Path, checkpoints: int, scenarios: int, envs: int, steps: int) -> Path:
     """The store's samples as one uncompressed samples file, as a user's own would be: psi
-    (B, n) float32 in the order :class:`~postconv.store_source.StoreSource` reads them,
+    (B, n) float32 in the order :class:`~postconv.storage.store_source.StoreSource` reads them,
     groups the env slot. Written a folder at a time, never held whole."""
     path = root / "samples.npz"
     n = scenarios * envs * steps
@@ -151,7 +151,7 @@ def write_npz(root: Path, checkpoints: int, scenarios: int, envs: int, steps: in
 
 
 def _store_index(root: Path, checkpoints: int, scenarios: int, envs: int, steps: int):
-    from postconv.sample_store import SampleIndex
+    from postconv.storage.sample_store import SampleIndex
 
     units = [(f"scenario_{s}", f"model_{c}", 0) for c in range(checkpoints) for s in range(scenarios)]
     return SampleIndex(
@@ -168,10 +168,10 @@ def scale_cell(root: Path, size: tuple[int, int, int, int], mode: str, n_boot: i
     ``file`` (the same samples in one ``.npz``, as ``postconv select FILE`` streams it) or
     ``stacked`` (stacked in memory as the stage does below its streaming size, per-sample
     bootstrap of ``n_boot`` replicates). Reading the samples counts with the estimates."""
-    from postconv.file_source import NpzSource
-    from postconv.sample_store import complete_checkpoints, to_sample_set
     from postconv.selection import bootstrap, worst_case
-    from postconv.store_source import StoreSource
+    from postconv.storage.file_source import NpzSource
+    from postconv.storage.sample_store import complete_checkpoints, to_sample_set
+    from postconv.storage.store_source import StoreSource
 
     index = _store_index(root, *size)
     kept, _, units = complete_checkpoints(index)

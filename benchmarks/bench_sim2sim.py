@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from postconv.policy import DeterministicActor
-from postconv.rollout import GroupPolicy
+from postconv.evaluation.policy import DeterministicActor
+from postconv.evaluation.rollout import GroupPolicy
 
 CHECKPOINTS = 8
 EPISODE_S = 1.0
@@ -47,7 +47,7 @@ def group_policy(envs: int) -> GroupPolicy:
 
 def isaac_lab(envs: int, steps: int) -> float:
     """Env-steps/s of the flat eval env on the CPU, policy in the loop."""
-    from postconv.rollout import open_env
+    from postconv.evaluation.rollout import open_env
     from postconv.tasks.scenarios import NO_PUSH
     from postconv.tasks.velocity import make_eval_cfg
 
@@ -63,7 +63,8 @@ def isaac_lab(envs: int, steps: int) -> float:
 
 def sim2sim(envs: int, threads: int, min_seconds: float) -> tuple[float, float]:
     """Env-steps/s of a nominal-world batch of ``envs`` and the share of env-steps stepped (not fallen)."""
-    from postconv.sim2sim.batch import EpisodeSpec, WorldBatch, thread_pool
+    from postconv.sim2sim.batch import WorldBatch, thread_pool
+    from postconv.sim2sim.config import EpisodeSpec
     from postconv.sim2sim.worlds import parse_world, world_model
 
     world = parse_world("nominal")

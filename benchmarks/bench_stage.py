@@ -35,8 +35,8 @@ TASK = "PostConv-Velocity-Flat-G1"
 
 
 def _refs(run_dir: Path):
-    from postconv.checkpoints import open_run
-    from postconv.rollout import checkpoint_ref
+    from postconv.evaluation.rollout import checkpoint_ref
+    from postconv.storage.checkpoints import open_run
 
     run = open_run(run_dir)
     chosen = run.checkpoints[-CHECKPOINTS:]
@@ -49,7 +49,8 @@ def worker(mode: str, run_dir: Path, m: int, steps: int, out: Path) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from postconv.rollout import Evaluator, RolloutSpec, parse_scenario, plan_jobs
+    from postconv.evaluation.rollout import Evaluator, RolloutSpec, plan_jobs
+    from postconv.tasks.scenarios import parse_scenario
 
     run, refs = _refs(run_dir)
     per_job = CHECKPOINTS if mode in ("overhead", "grouped") else 1

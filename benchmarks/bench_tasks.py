@@ -30,11 +30,12 @@ def measure(task: str, num_envs: int, steps: int) -> dict:
     torch.set_num_threads(1)
     from isaaclab_tasks.utils import resolve_task_config
 
-    import postconv.tasks  # noqa: F401  (registers the tasks)
+    import postconv.tasks
+    import postconv.tasks.registry  # noqa: F401  (the tasks in gymnasium's registry)
 
     cfg, _ = resolve_task_config(task, "rsl_rl_cfg_entry_point", overrides=[])
     cfg.scene.num_envs = num_envs
-    from postconv.rollout import open_env
+    from postconv.evaluation.rollout import open_env
 
     with open_env(cfg, "cpu") as env:
         action = torch.zeros(env.num_envs, env.action_manager.total_action_dim)

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from postconv.rollout import feature_names
 from postconv.sim2sim.batch import RESET_VELOCITY, thread_pool
 from postconv.sim2sim.contract import ACT_DIM, OBS_DIM, TRAINING_NOISE, Contract, obs_slices
 from postconv.sim2sim.robot import DECIMATION, G1Model, build_g1
 from postconv.sim2sim.worlds import POLICY_DT
 from postconv.tasks import g1, stand
+from postconv.tasks.features import feature_names
 from postconv.tasks.scenarios import PushScenario
 
 STREAM_RESET, STREAM_PUSH, STREAM_NOISE = 0, 1, 2
@@ -148,7 +148,7 @@ def reward_terms(
 
 
 FEATURE_NAMES = feature_names()
-"""The state features the post-convergence stage records (:data:`postconv.rollout.FEATURES`), in its order."""
+"""The state features the post-convergence stage records (:data:`postconv.evaluation.rollout.FEATURES`), in its order."""
 
 
 def state_features(contract: Contract, states: np.ndarray) -> np.ndarray:

@@ -128,7 +128,7 @@ def _push_scale_at(run_dir: Path, iteration: int) -> float | None:
     """The curriculum's push scale at the start of ``iteration``: logged with it (the curriculum
     moves at the end of an iteration's steps, after its log), else the latest before; None if
     the run logged none."""
-    from postconv.checkpoints import open_run, training_curve
+    from postconv.storage.checkpoints import open_run, training_curve
 
     curve = training_curve(open_run(run_dir), tag="Curriculum/push_scale")
     if curve is None:

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-DIVERGENCES = ("kl", "chi2")
+from postconv.selection.divergences import DIVERGENCES  # noqa: F401  (checked here)
+
 SOLVERS = ("fast", "cvxpy")
 SENSES = ("reward", "cost")
 

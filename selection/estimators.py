@@ -40,9 +40,10 @@ import numpy as np
 import torch
 
 from postconv.selection import _validate
+from postconv.selection.divergences import Divergence
+from postconv.selection.errors import SolverError
 from postconv.selection.source import SampleSource
 
-Divergence = Literal["kl", "chi2"]
 Sense = Literal["reward", "cost"]
 Solver = Literal["fast", "cvxpy"]
 
@@ -51,10 +52,6 @@ INTERIOR, MEAN, MINIMUM = 0, 1, 2
 
 _CHUNK_ELEMENTS = 1 << 20  # elements of one (rows, radii, columns) work buffer
 _MAX_ITER = 100
-
-
-class SolverError(RuntimeError):
-    """A worst-case program was not solved to the stated accuracy (the message says which)."""
 
 
 _KEEP_BASIS_ELEMENTS = 1 << 22

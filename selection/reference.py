@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from postconv.selection.estimators import SolverError
+from postconv.selection.errors import SolverError
 
 
 class ReferenceSolverError(SolverError):

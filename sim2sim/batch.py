@@ -26,6 +26,7 @@ import torch
 from mujoco import rollout
 
 from postconv import interrupt
+from postconv.sim2sim.config import EpisodeSpec
 from postconv.sim2sim.contract import OBS_DIM, TRAINING_NOISE, Contract, obs_slices
 from postconv.sim2sim.robot import DECIMATION, G1Model
 from postconv.sim2sim.worlds import POLICY_DT, Command, World
@@ -37,30 +38,6 @@ the stand task keeps (the velocity tasks start from rest, so their worlds start 
 TRACKING_STD = 0.5
 """The tracking score's kernel width, exp(-error^2 / std^2): the stand task's, and the velocity
 tasks' linear one (their yaw-rate kernel is sqrt(0.5) wide and counts roll and pitch rates)."""
-
-
-@dataclass(frozen=True)
-class EpisodeSpec:
-    """How long and how many episodes each checkpoint runs per world."""
-
-    episodes: int = 32
-    """Episodes per checkpoint and world (slots; the same for every checkpoint)."""
-    seconds: float = 10.0
-    """Episode length (s of simulated time)."""
-    seed: int = 0
-    """Seed of the common random numbers."""
-
-    def __post_init__(self) -> None:
-        if self.episodes < 1 or not (math.isfinite(self.seconds) and self.seconds >= POLICY_DT):
-            raise ValueError(
-                f"episodes must be >= 1 and seconds >= {POLICY_DT} (one policy step); got {self.episodes}, {self.seconds}"
-            )
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0; got {self.seed}")
-
-    @property
-    def steps(self) -> int:
-        return round(self.seconds / POLICY_DT)
 
 
 @dataclass(frozen=True)

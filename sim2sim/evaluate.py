@@ -35,18 +35,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from postconv import __version__
-from postconv.checkpoints import open_run
-from postconv.policy import CheckpointError, load_actor
-from postconv.report import Pick, picks_of
-from postconv.rollout import TASK_KINDS, CheckpointRef, GroupPolicy, checkpoint_ref, env_steps_bar
-from postconv.sample_store import STAGE_DIR, atomic_write_text, config_hash
-from postconv.samples_file import atomic_write
-from postconv.sim2sim.batch import EpisodeOutcomes, EpisodeSpec, WorldBatch, thread_pool
+from postconv.evaluation.policy import CheckpointError, load_actor
+from postconv.evaluation.rollout import CheckpointRef, GroupPolicy, checkpoint_ref, env_steps_bar
+from postconv.review.report import Pick, picks_of
+from postconv.sim2sim.batch import EpisodeOutcomes, WorldBatch, thread_pool
+from postconv.sim2sim.config import EpisodeSpec, Sim2SimConfig
 from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
-from postconv.sim2sim.stress import Margins, StressConfig, print_margins, stress_test
+from postconv.sim2sim.stress import Margins, print_margins, stress_test
 from postconv.sim2sim.video import VIDEO_DIR, VideoResult, make_video, video_world
-from postconv.sim2sim.worlds import DEFAULT_WORLDS, Command, World, parse_worlds, world_model
-from postconv.tasks import STAND_TASK
+from postconv.sim2sim.worlds import Command, World, parse_worlds, world_model
+from postconv.storage.checkpoints import open_run
+from postconv.storage.sample_store import STAGE_DIR, atomic_write_text, config_hash
+from postconv.storage.samples_file import atomic_write
+from postconv.tasks import STAND_TASK, TASK_KINDS
 
 SIM2SIM_DIR = "sim2sim"
 STRESS_DIR = "stress"
@@ -55,41 +56,6 @@ VIDEO_SECONDS = 6.0
 """Length of the picks' video (s; at most the episodes')."""
 POOLED = "all"
 """The pseudo-world of metrics averaged over every world, per episode slot."""
-
-
-@dataclass(frozen=True)
-class Sim2SimConfig:
-    """Every option of ``postconv sim2sim``."""
-
-    worlds: tuple[str, ...] = DEFAULT_WORLDS
-    """Worlds to replay in (:func:`postconv.sim2sim.worlds.parse_world` grammar)."""
-    episodes: int = 32
-    """Episodes per checkpoint and world (identical for every checkpoint)."""
-    seconds: float = 10.0
-    """Episode length (s)."""
-    seed: int = 0
-    """Seed of the common random numbers."""
-    threads: int | None = None
-    """Physics threads (default: every core)."""
-    trust: bool = False
-    """Load checkpoints that need full unpickling (runs code from the file)."""
-    wandb: bool = True
-    """Add the judgement to the selection's W&B run."""
-    stress: StressConfig | None = None
-    """Also search each checkpoint's robustness margin per kind of shift (``--stress``)."""
-    video: bool = True
-    """Render the chosen checkpoint, the mean's pick and the last one side by side in a shifted
-    world (skipped, with a note, where no OpenGL backend loads)."""
-
-    def __post_init__(self) -> None:
-        parse_worlds(self.worlds)  # every world checked before any work
-        EpisodeSpec(self.episodes, self.seconds, self.seed)
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1; got {self.threads}")
-
-    @property
-    def spec(self) -> EpisodeSpec:
-        return EpisodeSpec(self.episodes, self.seconds, self.seed)
 
 
 @dataclass
@@ -228,7 +194,8 @@ class Replayer:
 
 def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | None = None) -> Sim2SimResult:
     """Replay the selection's checkpoints of ``run_dir`` in every world; write and judge the outcomes."""
-    from postconv.report import SelectionResult, wide_console
+    from postconv.console import wide_console
+    from postconv.review.report import SelectionResult
 
     console = console or wide_console()
     run = open_run(run_dir)

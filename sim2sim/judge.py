@@ -1,7 +1,7 @@
 """The sim-to-sim outcomes judge the selection: per world, how well each predictor ranked.
 
 The per-episode outcomes become ``outcomes.csv`` (:mod:`postconv.sim2sim.evaluate`);
-:func:`postconv.outcomes.judge` scores the selection's plain mean and its worst case at
+:func:`postconv.review.outcomes.judge` scores the selection's plain mean and its worst case at
 every k against each ``metric[world]`` column, as it does for real-robot outcomes. Here
 the judgement is shown compactly: one row per world, the Spearman correlation of each
 predictor with the world's outcome (``tracking_return`` by default: it counts a fall as
@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from postconv.outcomes import Judgement
+from postconv.review.outcomes import Judgement
 from postconv.sim2sim.evaluate import POOLED
 
 JUDGED_METRIC = "tracking_return"
@@ -60,7 +60,7 @@ def print_per_world(judgement: Judgement, console: Console, metric: str = JUDGED
 
 def spearman_chart(judgement: Judgement, path: Path, metric: str = JUDGED_METRIC) -> Path:
     """Rank correlation against k per world (the mean drawn at k = 0)."""
-    from postconv.figures import pyplot, save_figure
+    from postconv.review.figures import pyplot, save_figure
 
     worlds, predictors, table = per_world(judgement, metric)
     ks = [0.0 if p == "mean" else float(p.removeprefix("k=")) for p in predictors]
@@ -82,7 +82,7 @@ def spearman_chart(judgement: Judgement, path: Path, metric: str = JUDGED_METRIC
 def run_and_judge(run_dir: str | Path, config, console: Console | None = None) -> Judgement:
     """``postconv sim2sim``: replay (:func:`~postconv.sim2sim.evaluate.run_sim2sim`), then judge the
     selection by the outcomes, print it, chart it and add it to the report and W&B."""
-    from postconv.report import wide_console
+    from postconv.console import wide_console
     from postconv.sim2sim.evaluate import run_sim2sim
 
     console = console or wide_console()
@@ -92,10 +92,10 @@ def run_and_judge(run_dir: str | Path, config, console: Console | None = None) -
 
 def judge_and_publish(run_dir: str | Path, result, config, console: Console) -> Judgement:
     """Judge the selection of ``run_dir`` by a sim2sim result; print, chart, report and log it."""
-    from postconv import outcomes as oc
-    from postconv.sample_store import STAGE_DIR
+    from postconv.review import outcomes as oc
     from postconv.sim2sim.evaluate import lower_is_better, outcome_columns
     from postconv.sim2sim.stress import margins_heatmap
+    from postconv.storage.sample_store import STAGE_DIR
 
     run_dir = Path(run_dir)
     columns = outcome_columns(result)
@@ -118,7 +118,7 @@ def judge_and_publish(run_dir: str | Path, result, config, console: Console) -> 
 
 def _video_section(report: Path, video) -> None:
     """The picks' video as a section of every later rewrite of the report (removed when there is none)."""
-    from postconv.html_report import SECTIONS_DIR, video_html
+    from postconv.review.html_report import SECTIONS_DIR, video_html
 
     path = report / SECTIONS_DIR / "sim2sim_video.html"
     if video is None:

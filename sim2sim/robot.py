@@ -31,14 +31,11 @@ import mujoco
 import numpy as np
 
 from postconv.tasks import g1
+from postconv.tasks.g1 import DECIMATION, PHYSICS_DT  # noqa: F401  (the twin steps as the tasks do)
 
 G1_MJCF = Path(g1.__file__).resolve().parent / "assets" / "g1" / "mjcf" / "g1.xml"
 """mjlab 1.6.0's 29-DoF G1 (Apache-2.0, see ``assets/g1/LICENSE-mjlab``)."""
 
-PHYSICS_DT = 0.005
-"""Physics step (s): the tasks' ``sim.dt``."""
-DECIMATION = 4
-"""Physics steps per policy step: the tasks' ``decimation`` (policy at 50 Hz)."""
 GROUND_FRICTION = 1.0
 """The tasks' terrain material (static and dynamic friction 1.0)."""
 FOOT_BODIES = ("left_ankle_roll_link", "right_ankle_roll_link")

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from postconv.report import Pick
-from postconv.sim2sim.batch import EpisodeSpec, WorldBatch
+from postconv.review.report import Pick
+from postconv.sim2sim.batch import WorldBatch
+from postconv.sim2sim.config import EpisodeSpec
 from postconv.sim2sim.worlds import POLICY_DT, Command, parse_world, world_model
 
 VIDEO_DIR = "video"
@@ -63,7 +64,7 @@ def video_world(result, picks: list[Pick]) -> str:
     share of its searched range), at the middle of their margins, so that one pick tends to
     stand where another falls. Without: the fixed world whose survival rates among the picks
     spread widest."""
-    from postconv.sim2sim.stress import KINDS
+    from postconv.sim2sim.config import KINDS
 
     names = [p.name for p in picks]
     if result.margins is not None and result.margins.kinds:
@@ -84,7 +85,7 @@ def record(world_text: str, command: Command | None, actors: list, spec: Episode
     """Run every pick on the same episodes of the world; keep the states of the episode where they differ most.
 
     Returns the ``(P, T + 1, nstate)`` states of that episode, its index and each pick's fall time."""
-    from postconv.rollout import GroupPolicy
+    from postconv.evaluation.rollout import GroupPolicy
 
     world = parse_world(world_text, command)
     robot = world_model(world)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-from postconv.sim2sim.robot import DECIMATION, PHYSICS_DT
+from postconv.tasks.g1 import DECIMATION, PHYSICS_DT
 from postconv.tasks.scenarios import PushScenario
 
 POLICY_DT = PHYSICS_DT * DECIMATION
@@ -156,7 +156,7 @@ def _ms(text: str) -> float:
 
 
 def _push(text: str) -> PushScenario:
-    from postconv.rollout import parse_scenario  # the stage's grammar, one source
+    from postconv.tasks.scenarios import parse_scenario
 
     return parse_scenario(text)
 

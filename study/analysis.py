@@ -142,6 +142,19 @@ def all_scores(
     return scores
 
 
+def after_plateau(run) -> tuple:
+    """The run's checkpoints from the start of its reward plateau
+    (:func:`postconv.storage.checkpoints.converged_from` as the stage used it when the study ran,
+    looking only below the plateau; the stage now also looks above it and reports a run still
+    drifting at its end as not converged, which two of the study's three runs are: the push
+    curriculum keeps moving their reward)."""
+    from postconv.storage.checkpoints import converged_from, training_curve
+
+    curve = training_curve(run)
+    start = run.checkpoints[0].iteration if curve is None else converged_from(*curve, from_above=False)
+    return tuple(c for c in run.checkpoints if c.iteration >= start)
+
+
 def curve_at(
     iterations: np.ndarray, curve: tuple[np.ndarray, np.ndarray] | None, window: int = 10
 ) -> np.ndarray | None:

@@ -47,13 +47,14 @@ def fall_rates(
     run_dir: Path, worlds: tuple[str, ...], checkpoints: int = 4, episodes: int = 64, seconds: float = 8.0
 ) -> tuple[list[str], dict[str, list[float]]]:
     """(candidates used, world -> fall rate per candidate) over ``checkpoints`` post-convergence candidates."""
-    from postconv.checkpoints import open_run
-    from postconv.policy import load_actor
-    from postconv.rollout import GroupPolicy
-    from postconv.sim2sim.batch import EpisodeSpec, WorldBatch, thread_pool
+    from postconv.evaluation.policy import load_actor
+    from postconv.evaluation.rollout import GroupPolicy
+    from postconv.sim2sim.batch import WorldBatch, thread_pool
+    from postconv.sim2sim.config import EpisodeSpec
     from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
     from postconv.sim2sim.worlds import Command, parse_worlds, world_model
-    from postconv.study.run import after_plateau
+    from postconv.storage.checkpoints import open_run
+    from postconv.study.analysis import after_plateau
 
     run = open_run(run_dir)
     after = after_plateau(run)

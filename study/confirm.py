@@ -172,7 +172,7 @@ def run_seed(p: Protocol, seed: int, console: Console) -> None:
 
 def seed_rows(p: Protocol, seed: int) -> tuple[list[dict], list[dict]]:
     """(per-candidate rows, per-kind measure rows) of one judged seed."""
-    from postconv.checkpoints import open_run, training_curve
+    from postconv.storage.checkpoints import open_run, training_curve
     from postconv.study.analysis import curve_at
 
     run = p.run_dir(seed)

@@ -1,7 +1,7 @@
 r"""Exploration for the confirmation study: which selection method deserves a pre-registered test?
 
 Everything here scores the candidates from **exactly the samples the post-convergence stage
-ranks** (:func:`postconv.sample_store.to_sample_set`: one sample per env slot's recording in
+ranks** (:func:`postconv.storage.sample_store.to_sample_set`: one sample per env slot's recording in
 one scenario, the per-step value averaged over its settled steps, burn-in after respawns left
 out, falls counted) and judges the scores against **robustness margins**
 (``postconv sim2sim --stress``): each candidate's largest survivable magnitude per kind of
@@ -49,17 +49,17 @@ from rich.markup import escape
 from rich.table import Table
 from scipy.stats import rankdata
 
-from postconv.sample_store import (
+from postconv.selection import agreement, bootstrap, worst_case
+from postconv.storage.sample import per_unit
+from postconv.storage.sample_store import (
     STAGE_DIR,
     SampleIndex,
     find_samples,
-    per_unit,
     read_meta,
     settled,
     to_sample_set,
 )
-from postconv.samples_file import SampleSet
-from postconv.selection import agreement, bootstrap, worst_case
+from postconv.storage.samples_file import SampleSet
 from postconv.study.samples import SelectionSamples
 from postconv.tasks.scenarios import scenario_text
 
@@ -174,7 +174,7 @@ def stage_samples(run_dir: Path) -> StageSamples:
 
 def episode_samples(x: SelectionSamples, slots: np.ndarray | None = None) -> SampleSet:
     """(C, S x m) per-episode task reward of study samples (Isaac Lab's or the twin's), as the
-    stage defines a sample (:func:`postconv.sample_store.per_unit` over the settled steps),
+    stage defines a sample (:func:`postconv.storage.sample_store.per_unit` over the settled steps),
     scenario after scenario; ``slots``: only these env slots of each scenario (a smaller
     evaluation of the same episodes). Env slot j is one bootstrap group in every scenario."""
     if x.settled is None:
@@ -470,7 +470,7 @@ def explore(
 ) -> dict[str, Path]:
     """Score every seed's candidates, judge them on their margins, write the CSVs, print the
     table; with ``twin_envs``, also the sample-size curve from the twin's samples."""
-    from postconv.checkpoints import open_run, training_curve
+    from postconv.storage.checkpoints import open_run, training_curve
     from postconv.study.analysis import curve_at
 
     console = console or Console()

@@ -27,9 +27,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from postconv.sample_store import file_sha256
 from postconv.sim2sim.evaluate import POOLED  # the pseudo-world of outcomes averaged over the worlds
-from postconv.study.analysis import BASELINES, DEFAULT_K, VARIANTS, all_scores, curve_at, judge
+from postconv.storage.sample_store import file_sha256
+from postconv.study.analysis import BASELINES, DEFAULT_K, VARIANTS, after_plateau, all_scores, curve_at, judge
 from postconv.study.samples import SelectionSamples, from_stage, from_twin
 
 TWIN_SAMPLES_VERSION = 2
@@ -117,13 +117,15 @@ class RunData:
 
 def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     """Everything one seed needs, computed or read back from ``work_dir``."""
-    from postconv.checkpoints import open_run, training_curve
     from postconv.cputrain.env import StandEnvConfig
     from postconv.cputrain.train import TrainConfig, is_trained, train
-    from postconv.report import SelectionConfig
-    from postconv.sim2sim.evaluate import Sim2SimConfig, run_sim2sim
+    from postconv.review.config import SelectionConfig
+    from postconv.sim2sim.config import Sim2SimConfig
+    from postconv.sim2sim.evaluate import run_sim2sim
     from postconv.sim2sim.judge import judge_and_publish
-    from postconv.stage import StageConfig, select_run
+    from postconv.stage.config import StageConfig
+    from postconv.stage.run import select_run
+    from postconv.storage.checkpoints import open_run, training_curve
 
     timings: dict[str, float] = {}
     run_dir = config.run_dir(seed)
@@ -198,19 +200,6 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     outcomes[POOLED] = np.mean([outcomes[w] for w in result.worlds], axis=0)
     train_reward = curve_at(isaac.iterations, training_curve(run))
     return RunData(seed, {"isaaclab": isaac, "mujoco": twin}, train_reward, outcomes, timings)
-
-
-def after_plateau(run) -> tuple:
-    """The run's checkpoints from the start of its reward plateau
-    (:func:`postconv.checkpoints.converged_from` as the stage used it when the study ran,
-    looking only below the plateau; the stage now also looks above it and reports a run still
-    drifting at its end as not converged, which two of the study's three runs are: the push
-    curriculum keeps moving their reward)."""
-    from postconv.checkpoints import converged_from, training_curve
-
-    curve = training_curve(run)
-    start = run.checkpoints[0].iteration if curve is None else converged_from(*curve, from_above=False)
-    return tuple(c for c in run.checkpoints if c.iteration >= start)
 
 
 def evaluate_in_subprocess(run_dir: Path, stage) -> None:
@@ -298,7 +287,7 @@ def write_results(config: StudyConfig, rows: list[dict], summary: list[dict], ex
 
 def plot(summary: list[dict], config: StudyConfig, path: Path) -> Path:
     """Spearman against k per world (Isaac Lab samples, default psi; k = 0 is the mean), baselines dashed."""
-    from postconv.figures import pyplot, save_figure
+    from postconv.review.figures import pyplot, save_figure
 
     plt = pyplot()
     worlds = [*config.worlds, POOLED]
@@ -458,7 +447,7 @@ def rewrite_results(results_dir: Path, console: Console) -> dict[str, Path]:
 
 
 def run_study(config: StudyConfig, console: Console | None = None) -> dict[str, Path]:
-    from postconv.report import wide_console
+    from postconv.console import wide_console
 
     console = console or wide_console()
     rows, timings, survival = [], {}, {}
@@ -500,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.calibrate is not None:
-        from postconv.report import wide_console
+        from postconv.console import wide_console
         from postconv.study.calibrate import calibrate
 
         full = StudyConfig()
@@ -514,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
                                  ("work_dir", args.work_dir), ("results_dir", args.results_dir)) if v is not None}  # fmt: skip
     config = replace(config, **changes)
     if args.rewrite:
-        from postconv.report import wide_console
+        from postconv.console import wide_console
 
         rewrite_results(config.results_dir, wide_console())
     else:

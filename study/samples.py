@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from postconv.policy import load_actor
-from postconv.rollout import parse_scenario
-from postconv.sample_store import STAGE_DIR, find_samples, samples_root, settled
+from postconv.evaluation.policy import load_actor
+from postconv.storage.sample_store import STAGE_DIR, find_samples, samples_root, settled
+from postconv.tasks.scenarios import parse_scenario
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,12 @@ class SelectionSamples:
     """(C, S, T, m, R) weighted reward terms times the step: their sum over R is the reward."""
     term_names: tuple[str, ...]
     features: np.ndarray
-    """(C, S, T, m, F) state features (:data:`postconv.rollout.FEATURES` components)."""
+    """(C, S, T, m, F) state features (:data:`postconv.evaluation.rollout.FEATURES` components)."""
     feature_names: tuple[str, ...]
     terminated: np.ndarray
     """(C, S, T, m) the step ended in a fall."""
     settled: np.ndarray | None = None
-    """(C, S, T, m) the steps the stage counts (:func:`postconv.sample_store.settled`: at
+    """(C, S, T, m) the steps the stage counts (:func:`postconv.storage.sample_store.settled`: at
     least the burn-in after the env's start or respawn, and every fall); None: not known."""
 
     @property
@@ -137,10 +137,10 @@ def from_twin(
     sequence of resets and pushes for every candidate (one random stream per env and kind),
     no observation noise, the scenario's pushes at full strength.
     """
-    from postconv.checkpoints import open_run
     from postconv.cputrain.env import FEATURE_NAMES, StandEnv, StandEnvConfig
     from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
     from postconv.sim2sim.robot import build_g1
+    from postconv.storage.checkpoints import open_run
     from postconv.tasks import stand
 
     dynamic = [s for s in scenarios if parse_scenario(s).dynamics is not None]

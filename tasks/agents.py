@@ -7,7 +7,7 @@ from dataclasses import field
 from isaaclab.utils import configclass
 from isaaclab_rl.rsl_rl import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
 
-from postconv.hook import LoggerSpec, logger_from_flag, logger_spec
+from postconv.tasks.logger import LoggerSpec, logger_from_flag, logger_spec
 
 INIT_STD = 0.5
 """Initial action noise: half mjlab's 1.0 (rl_cfg.py:21). At 1.0 the action-rate penalty of the

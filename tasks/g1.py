@@ -14,6 +14,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+PHYSICS_DT = 0.005
+"""Physics step (s): the tasks' ``sim.dt``."""
+DECIMATION = 4
+"""Physics steps per policy step: the tasks' ``decimation`` (policy at 50 Hz)."""
+
 G1_USD = Path(__file__).resolve().parent / "assets" / "g1" / "g1_29dof.usd"
 """The flattened 29-DoF G1 (see ``postconv.tasks.assets.build_g1``)."""
 

@@ -7,6 +7,7 @@ heavier, slipperier or slower to act than the nominal one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -93,6 +94,37 @@ class PushScenario:
 NO_PUSH = PushScenario("no_push", None)
 
 
+def parse_scenario(text: str) -> PushScenario:
+    """``none`` or ``VELOCITY@LOW-HIGH`` (m/s kicks every LOW to HIGH s), e.g. ``0.5@1-3``;
+    a ``+dyn`` suffix adds per-env dynamics draws (:data:`~postconv.tasks.scenarios.MILD_DYNAMICS`:
+    weaker actuators, a heavier torso, lower foot friction, a one-step action delay)."""
+    base, plus, suffix = text.partition("+")
+    if plus and suffix != "dyn":
+        raise ValueError(
+            f"scenario {text!r}: the only suffix is '+dyn' (per-env dynamics draws), e.g. 0.5@1-3+dyn"
+        )
+    if base in ("none", NO_PUSH.name):
+        scenario = NO_PUSH
+    else:
+        try:
+            velocity, interval = base.split("@")
+            low, high = (float(x) for x in interval.split("-"))
+            kick = float(velocity)
+        except ValueError as err:
+            raise ValueError(
+                f"scenario {text!r}: write 'none' or VELOCITY@LOW-HIGH, e.g. 0.5@1-3 (0.5 m/s kicks every 1 to 3 s), "
+                "optionally with '+dyn'"
+            ) from err
+        scenario = PushScenario(f"push_{kick:g}_{low:g}-{high:g}s", (low, high), kick)
+    if not plus:
+        return scenario
+    return dataclasses.replace(scenario, name=f"{scenario.name}_dyn", dynamics=MILD_DYNAMICS)
+
+
+DEFAULT_SCENARIOS = ("none", "0.5@1-3", "1@2-4")
+"""No pushes, the disturbed task's training pushes, and stronger ones less often."""
+
+
 def scenario_text(record: dict) -> str:
     """The scenario grammar (``none``, ``V@LOW-HIGH``, either with ``+dyn``) of a record."""
     if record.get("interval_s") is None:
@@ -113,4 +145,12 @@ def scenario_text(record: dict) -> str:
     return f"{text}+dyn"
 
 
-__all__ = ["MILD_DYNAMICS", "NO_PUSH", "DynamicsDraw", "PushScenario", "scenario_text"]
+__all__ = [
+    "DEFAULT_SCENARIOS",
+    "MILD_DYNAMICS",
+    "NO_PUSH",
+    "DynamicsDraw",
+    "PushScenario",
+    "parse_scenario",
+    "scenario_text",
+]

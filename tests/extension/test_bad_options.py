@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from postconv import cli
+from postconv.cli import commands as cli
+from postconv.cli import options
 
 BAD = [
     (["--k", "-1"], "--k: radii must be finite numbers >= 0"),
@@ -110,9 +111,9 @@ def test_train_refuses_a_task_the_stage_cannot_evaluate_before_training(capsys, 
 )
 def test_the_hooks_stage_args_are_parsed_as_postconv_run_would(extra, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        cli.parse_stage_args(extra)
+        options.parse_stage_args(extra)
 
 
 def test_good_stage_args_give_the_stage_config_the_hook_will_run():
-    config = cli.parse_stage_args(["--num_envs", "32", "--envs-per-checkpoint", "8", "--k", "2", "4"])
+    config = options.parse_stage_args(["--num_envs", "32", "--envs-per-checkpoint", "8", "--k", "2", "4"])
     assert (config.num_envs, config.envs_per_checkpoint, config.selection.k) == (32, 8, (2.0, 4.0))

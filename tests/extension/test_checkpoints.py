@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from postconv.checkpoints import (
+from postconv.storage.checkpoints import (
     RunError,
     choose_candidates,
     converged_from,
@@ -183,7 +183,7 @@ def test_a_run_that_never_converged_offers_its_last_fifth_and_says_so(tmp_path):
 
 
 def test_the_report_flags_a_run_that_never_converged():
-    from postconv.html_report import _candidates
+    from postconv.review.html_report import _candidates
 
     assert "color:#b35c00" in _candidates("not converged: the reward fell by 23% of its range ...")
     assert "color" not in _candidates("after convergence at iteration 850 (...)")

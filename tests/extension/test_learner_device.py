@@ -4,7 +4,7 @@
 import pytest
 from rich.console import Console
 
-from postconv.cli import with_learner_device
+from postconv.cli.commands import with_learner_device
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,11 @@ import shutil
 import numpy as np
 import pytest
 
-from postconv import figures
-from postconv.demo import demo_samples
-from postconv.html_report import write_html_report
-from postconv.report import SelectionConfig, select
+from postconv.review import figures
+from postconv.review.config import SelectionConfig
+from postconv.review.html_report import write_html_report
+from postconv.review.report import select
+from postconv.storage.demo import demo_samples
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and os.environ.get("POSTCONV_REQUIRE_BROWSER") == "1":
@@ -77,7 +78,7 @@ def test_a_browser_shows_the_ranking_the_choice_and_every_chart(tmp_path):
 def test_at_fifty_candidates_every_checkpoint_gets_a_readable_row_and_the_picks_stand_out(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from postconv.samples_file import SampleSet
+    from postconv.storage.samples_file import SampleSet
 
     rng = np.random.default_rng(0)
     psi = rng.normal(size=(50, 200)) + 0.2 * rng.normal(size=(50, 1))

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from postconv.cli import main
-from postconv.run_lock import RunBusyError, run_lock
-from postconv.sample_store import SampleWriter, is_complete, remove_partials, sample_dir
+from postconv.storage.run_lock import RunBusyError, run_lock
+from postconv.storage.sample_store import SampleWriter, is_complete, remove_partials, sample_dir
 
 HOLD = textwrap.dedent(
     """
     import sys, time
-    from postconv.run_lock import run_lock
+    from postconv.storage.run_lock import run_lock
     with run_lock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(120)

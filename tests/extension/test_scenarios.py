@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from postconv.rollout import CheckpointRef, EvalJob, RolloutSpec, parse_scenario
-from postconv.tasks.scenarios import MILD_DYNAMICS, DynamicsDraw, scenario_text
+from postconv.evaluation.rollout import CheckpointRef, EvalJob, RolloutSpec
+from postconv.tasks.scenarios import MILD_DYNAMICS, DynamicsDraw, parse_scenario, scenario_text
 
 
 @pytest.mark.parametrize(
@@ -67,9 +67,9 @@ def test_nominal_scenarios_keep_the_sample_identity_they_had_before_dynamics_dra
 def test_every_commands_help_renders_with_the_scenario_grammar():
     import argparse
 
-    from postconv.cli import _parser
+    from postconv.cli.options import build_parser
 
-    parser = _parser()
+    parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     for name, sub in commands.items():
         text = sub.format_help()  # argparse's %-formatting of every help string

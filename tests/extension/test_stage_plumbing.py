@@ -12,20 +12,23 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from postconv.checkpoints import RunError
-from postconv.cli import _parser, stage_config
-from postconv.report import SelectionConfig, select
-from postconv.rollout import CheckpointRef, EvalJob, RolloutSpec, parse_scenario, plan_jobs
-from postconv.sample_store import (
+from postconv.cli.options import build_parser, stage_config
+from postconv.evaluation.rollout import CheckpointRef, EvalJob, RolloutSpec, plan_jobs
+from postconv.review.config import SelectionConfig
+from postconv.review.report import select
+from postconv.stage.config import StageConfig
+from postconv.stage.run import evaluate, select_run
+from postconv.storage.checkpoints import RunError
+from postconv.storage.sample import steps_since_reset
+from postconv.storage.sample_store import (
     SampleWriter,
     find_samples,
     is_complete,
     sample_dir,
     settled,
-    steps_since_reset,
     to_sample_set,
 )
-from postconv.stage import StageConfig, evaluate, select_run
+from postconv.tasks.scenarios import parse_scenario
 
 TASK = "PostConv-Velocity-Flat-G1"
 
@@ -91,7 +94,7 @@ def test_bad_stage_options_are_named(kwargs, message):
 
 
 def test_cli_flags_map_onto_the_stage_config():
-    args = _parser().parse_args(
+    args = build_parser().parse_args(
         ["run", "RUN", "--num_envs", "32", "--envs-per-checkpoint", "8", "--scenarios", "none", "1@2-4",
          "--psi", "track_linear_velocity=1", "foot_slip=-0.5", "--from-iter", "100", "--k", "2", "4", "--seed", "3"]
     )  # fmt: skip
@@ -117,7 +120,7 @@ def test_cli_flags_map_onto_the_stage_config():
     ],
 )
 def test_ray_flags_map_onto_the_stage_config(flags, ray, workers, ship):
-    config = stage_config(_parser().parse_args(["evaluate", "RUN", *flags]))
+    config = stage_config(build_parser().parse_args(["evaluate", "RUN", *flags]))
     assert (config.ray, config.ray_workers, config.ray_ship, config.ray_retries) == (ray, workers, ship, 2)
 
 
@@ -131,7 +134,7 @@ def test_ray_asked_for_but_not_installed_says_what_to_install(tmp_path, monkeypa
 
 
 def test_train_passes_isaaclab_arguments_through_and_keeps_its_own():
-    args, rest = _parser().parse_known_args(
+    args, rest = build_parser().parse_known_args(
         [
             "train",
             "--task",
@@ -202,7 +205,7 @@ def test_a_job_redoes_only_folders_that_are_missing_or_made_another_way(tmp_path
 
 
 def test_a_rerun_says_which_setting_differs_before_it_recomputes(tmp_path):
-    import postconv.rollout as rollout
+    import postconv.evaluation.rollout as rollout
 
     spec = RolloutSpec(task=TASK, envs_per_checkpoint=2, steps=3, burn_in_steps=0)
     ref = CheckpointRef("/x/a.pt", "a", 0, "0" * 64)
@@ -229,13 +232,13 @@ def test_the_eval_env_config_is_the_same_in_every_process_and_follows_the_task_c
     import subprocess
     import sys
 
-    from postconv.rollout import eval_env_config
-    from postconv.sample_store import config_hash
+    from postconv.evaluation.rollout import eval_env_config
+    from postconv.storage.sample_store import config_hash
 
     spec = RolloutSpec(task="PostConv-Stand-G1", envs_per_checkpoint=2, num_envs=4)
     here = config_hash(eval_env_config(spec))
     code = (
-        "from postconv.rollout import RolloutSpec, eval_env_config; from postconv.sample_store import config_hash;"
+        "from postconv.evaluation.rollout import RolloutSpec, eval_env_config; from postconv.storage.sample_store import config_hash;"
         "print(config_hash(eval_env_config(RolloutSpec(task='PostConv-Stand-G1', envs_per_checkpoint=2, num_envs=4))))"
     )
     there = subprocess.run(
@@ -271,7 +274,7 @@ def _interrupt_on_call(real, n: int):
 def test_ctrl_c_while_a_writer_is_made_or_finished_leaves_no_partial_folder(
     tmp_path, monkeypatch, where, owner, name, call
 ):
-    import postconv.sample_store as store
+    import postconv.storage.sample_store as store
 
     owner = store if owner == "store" else owner
     monkeypatch.setattr(owner, name, _interrupt_on_call(getattr(owner, name), call))
@@ -286,7 +289,7 @@ def test_ctrl_c_while_a_writer_is_made_or_finished_leaves_no_partial_folder(
 def test_ctrl_c_while_a_set_is_published_over_a_complete_one_keeps_the_old_one(tmp_path, monkeypatch, call):
     import os
 
-    import postconv.sample_store as store
+    import postconv.storage.sample_store as store
 
     folder = sample_dir(tmp_path, "no_push", "a", 0)
     SampleWriter(folder, 3, 2, 2, 1).finish({"checkpoint": "old"})
@@ -302,7 +305,7 @@ def test_ctrl_c_while_a_set_is_published_over_a_complete_one_keeps_the_old_one(t
 def test_a_second_ctrl_c_while_the_old_set_is_put_back_leaves_it_for_the_next_clean_up(tmp_path, monkeypatch):
     import os
 
-    import postconv.sample_store as store
+    import postconv.storage.sample_store as store
 
     folder = sample_dir(tmp_path, "no_push", "a", 0)
     SampleWriter(folder, 3, 2, 2, 1).finish({"checkpoint": "old"})
@@ -472,7 +475,7 @@ def test_selecting_a_run_never_evaluated_says_what_to_run(tmp_path):
 
 
 def _fast_selection():
-    from postconv.report import SelectionConfig
+    from postconv.review.config import SelectionConfig
 
     return SelectionConfig(n_boot=10)
 

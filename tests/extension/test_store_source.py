@@ -11,10 +11,13 @@ import pytest
 import torch
 from rich.console import Console
 
-import postconv.report
-import postconv.store_source
-from postconv.report import SelectionConfig, select, select_source
-from postconv.sample_store import (
+import postconv.review.report
+import postconv.storage.store_source
+from postconv.review.config import SelectionConfig
+from postconv.review.report import select, select_source
+from postconv.stage.config import StageConfig
+from postconv.stage.run import select_run
+from postconv.storage.sample_store import (
     SampleWriter,
     checkpoint_columns,
     complete_checkpoints,
@@ -23,8 +26,7 @@ from postconv.sample_store import (
     settled,
     to_sample_set,
 )
-from postconv.stage import StageConfig, select_run
-from postconv.store_source import StoreSource, _bits, settled_rows
+from postconv.storage.store_source import StoreSource, _bits, settled_rows
 
 
 def _episodes(rng, steps: int, envs: int) -> np.ndarray:
@@ -71,7 +73,7 @@ def _streamed(source):
 @pytest.mark.parametrize("term_weights", [None, {"alive": 2.0, "effort": 1.0}])
 def test_streamed_samples_equal_the_stacked_ones_chunk_by_chunk(tmp_path, monkeypatch, columns, term_weights):
     index = _store(tmp_path)
-    monkeypatch.setattr("postconv.store_source.COLUMNS", columns)
+    monkeypatch.setattr("postconv.storage.store_source.COLUMNS", columns)
     kept, _, units = complete_checkpoints(index)
     stacked, _ = to_sample_set(index, term_weights=term_weights, unit="step")
     with StoreSource(index, kept, units, term_weights) as source:
@@ -116,14 +118,14 @@ def test_the_stage_streams_large_per_step_sets_and_says_so(tmp_path, monkeypatch
     config = StageConfig(unit="step", report=False, selection=SelectionConfig(n_boot=20))
     console = Console(record=True, width=200)
     in_memory = select_run(tmp_path, config, console)
-    monkeypatch.setattr(postconv.report, "STREAM_SAMPLES", 100)
+    monkeypatch.setattr(postconv.review.report, "STREAM_SAMPLES", 100)
     masked = []  # the real settled_rows, counted: each folder's mask is made once for all pools
 
     def counted(folder, rows):
         masked.append(folder)
         return settled_rows(folder, rows)
 
-    monkeypatch.setattr(postconv.store_source, "settled_rows", counted)
+    monkeypatch.setattr(postconv.storage.store_source, "settled_rows", counted)
     streamed = select_run(tmp_path, config, console)
     assert len(masked) == len(set(masked)) == 3 * 2 * 2  # checkpoints x scenarios x seeds
     text = console.export_text()

@@ -42,7 +42,7 @@ def _solver_state(env, torso: int, joint: str) -> dict:
 
 
 def main() -> None:
-    from postconv.rollout import open_env
+    from postconv.evaluation.rollout import open_env
     from postconv.tasks import crn
     from postconv.tasks.dynamics import RobotDynamics, draw
     from postconv.tasks.scenarios import MILD_DYNAMICS, NO_PUSH

@@ -20,6 +20,7 @@ torch.set_num_threads(1)
 def _config(kind: str, num_envs: int):
     from isaaclab_tasks.utils import resolve_task_config
 
+    import postconv.tasks.registry  # noqa: F401  (the tasks in gymnasium's registry)
     from postconv.tasks import DISTURBED_TASK, FLAT_TASK
     from postconv.tasks.scenarios import NO_PUSH, PushScenario
     from postconv.tasks.velocity import make_eval_cfg
@@ -52,7 +53,7 @@ def _push_params(env) -> dict | None:
 def main() -> None:
     kind, num_envs, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     cfg = _config(kind, num_envs)
-    from postconv.rollout import open_env
+    from postconv.evaluation.rollout import open_env
 
     # not quiet: the overflow check reads everything the simulator prints
     with open_env(cfg, "cpu", quiet=False) as env:

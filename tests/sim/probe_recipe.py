@@ -36,6 +36,7 @@ KNEEL_HEIGHT = 0.4
 def _config(kind: str):
     from isaaclab_tasks.utils import resolve_task_config
 
+    import postconv.tasks.registry  # noqa: F401  (the tasks in gymnasium's registry)
     from postconv.tasks import FLAT_TASK
     from postconv.tasks.scenarios import NO_PUSH
     from postconv.tasks.velocity import make_eval_cfg
@@ -110,7 +111,7 @@ def _foot_contacts(env) -> dict:
 
 def main() -> None:
     kind = sys.argv[1]
-    from postconv.rollout import open_env
+    from postconv.evaluation.rollout import open_env
 
     with open_env(_config(kind), "cpu") as env:
         env.reset()

@@ -36,14 +36,14 @@ def snapshot(env) -> dict:
 def main() -> None:
     num_envs, warmup, replay = (int(x) for x in sys.argv[1:4])
     checkpoint = sys.argv[4] if len(sys.argv) > 4 else None
-    from postconv.rollout import open_env
+    from postconv.evaluation.rollout import open_env
     from postconv.tasks.scenarios import NO_PUSH
     from postconv.tasks.velocity import make_eval_cfg
 
     cfg = make_eval_cfg("flat", NO_PUSH, num_envs=num_envs, seed=0)
     actor = None
     if checkpoint:
-        from postconv.policy import load_actor
+        from postconv.evaluation.policy import load_actor
 
         actor = load_actor(checkpoint, {"actor": {"activation": "elu"}})
     gen = torch.Generator().manual_seed(0)

@@ -25,7 +25,7 @@ from probe_sim2sim import snapshot  # noqa: E402
 
 def main() -> None:
     num_envs, steps = (int(x) for x in sys.argv[1:3])
-    from postconv.rollout import open_env
+    from postconv.evaluation.rollout import open_env
     from postconv.tasks.scenarios import NO_PUSH
     from postconv.tasks.velocity import make_eval_cfg
 

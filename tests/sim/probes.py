@@ -122,7 +122,7 @@ def copy_run(trained_run: Path, dest: Path, duplicate_last: bool = True) -> Path
 
 def samples_of(run: Path) -> dict[tuple[str, ...], dict[str, np.ndarray]]:
     """Every sample folder's arrays, by (scenario, checkpoint, seed folder)."""
-    from postconv.sample_store import ARRAYS, samples_root
+    from postconv.storage.sample_store import ARRAYS, samples_root
 
     root = samples_root(run)
     return {
@@ -152,7 +152,7 @@ def start_evaluation(run: Path, args: list[str]) -> subprocess.Popen:
 
 def finished_sets(run: Path) -> dict[Path, int]:
     """Complete sample folders of a run, with their meta.json's mtime (to tell if one is redone)."""
-    from postconv.sample_store import samples_root
+    from postconv.storage.sample_store import samples_root
 
     return {f.parent: f.stat().st_mtime_ns for f in samples_root(run).glob("*/*/seed_*/meta.json")}
 

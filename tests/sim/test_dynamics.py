@@ -11,7 +11,7 @@ from probes import GROUPED, assert_ok, copy_run, postconv, run_json_probe, sampl
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
-from postconv.sample_store import ARRAYS, samples_root
+from postconv.storage.sample_store import ARRAYS, samples_root
 
 pytestmark = pytest.mark.needs_sim
 

@@ -9,8 +9,8 @@ from conftest import HAS_SIM
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
-from postconv.checkpoints import open_run
-from postconv.policy import CheckpointError, load_actor
+from postconv.evaluation.policy import CheckpointError, load_actor
+from postconv.storage.checkpoints import open_run
 
 OBS, ACT = 99, 29
 pytestmark = pytest.mark.needs_sim

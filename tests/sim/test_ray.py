@@ -27,8 +27,9 @@ from probes import (
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
-from postconv.sample_store import samples_root
-from postconv.stage import StageConfig, select_run
+from postconv.stage.config import StageConfig
+from postconv.stage.run import select_run
+from postconv.storage.sample_store import samples_root
 
 pytestmark = pytest.mark.needs_sim
 # 6 jobs (3 checkpoints x 2 scenarios) for 2 workers, each worker with an env of the
@@ -52,7 +53,7 @@ def _pids_titled(title: str) -> list[int]:
 def test_workers_fit_the_clusters_slots_and_the_jobs():
     import ray
 
-    from postconv.ray_eval import worker_slots
+    from postconv.evaluation.ray_eval import worker_slots
 
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:

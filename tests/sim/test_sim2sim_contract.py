@@ -15,10 +15,10 @@ from probes import mujoco_states, run_json_probe
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
-from postconv.checkpoints import open_run
-from postconv.policy import load_actor
+from postconv.evaluation.policy import load_actor
 from postconv.sim2sim.contract import OBS_TERMS, Contract, obs_slices
 from postconv.sim2sim.robot import DECIMATION, build_g1
+from postconv.storage.checkpoints import open_run
 
 pytestmark = pytest.mark.needs_sim
 PROBE = "probe_sim2sim.py"

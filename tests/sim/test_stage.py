@@ -28,8 +28,8 @@ from probes import (
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
-from postconv.sample_store import ARRAYS, find_samples, samples_root, to_sample_set
 from postconv.selection import worst_case
+from postconv.storage.sample_store import ARRAYS, find_samples, samples_root, to_sample_set
 
 pytestmark = pytest.mark.needs_sim
 
@@ -164,8 +164,8 @@ def test_the_review_holds_charts_a_report_the_exported_policy_and_an_offline_wan
     )
     assert f"A sample: {sample['description']}".replace("'", "&#x27;") in page
     # the exported policy (normalizer inside) computes the checkpoint's actions
-    from postconv.checkpoints import open_run
-    from postconv.policy import load_actor
+    from postconv.evaluation.policy import load_actor
+    from postconv.storage.checkpoints import open_run
 
     run = open_run(trained_run)
     actor = load_actor(trained_run / f"{chosen}.pt", run.agent_cfg)

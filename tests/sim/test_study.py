@@ -77,7 +77,7 @@ def test_calibration_grades_worlds_by_fall_rate_alone(tiny):
 
 
 def test_the_tables_and_plot_are_rebuilt_from_the_judgements_alone(tiny):
-    from postconv.report import wide_console
+    from postconv.console import wide_console
     from postconv.study.run import rewrite_results
 
     config, paths = tiny

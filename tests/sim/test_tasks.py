@@ -11,7 +11,7 @@ from probes import run_probe, train
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
-from postconv.checkpoints import open_run, training_curve
+from postconv.storage.checkpoints import open_run, training_curve
 from postconv.tasks import DISTURBED_TASK, FLAT_TASK, STAND_TASK, g1
 
 pytestmark = pytest.mark.needs_sim

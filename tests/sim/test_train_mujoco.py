@@ -14,8 +14,8 @@ if not HAS_SIM:
 
 from probes import assert_ok, postconv
 
-from postconv.checkpoints import open_run
-from postconv.policy import load_actor
+from postconv.evaluation.policy import load_actor
+from postconv.storage.checkpoints import open_run
 from postconv.tasks import STAND_TASK
 
 pytestmark = pytest.mark.needs_sim

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import torch
 
-from postconv.report import SelectionConfig, select
-from postconv.samples_file import SampleSet
+from postconv.review.config import SelectionConfig
+from postconv.review.report import select
+from postconv.storage.samples_file import SampleSet
 
 NAMES = ["model_10", "model_20", "model_30", "model_40"]
 

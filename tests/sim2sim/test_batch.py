@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from postconv.policy import DeterministicActor
-from postconv.rollout import GroupPolicy
-from postconv.sim2sim.batch import EpisodeSpec, WorldBatch, draw_episodes, substep_lags, thread_pool
+from postconv.evaluation.policy import DeterministicActor
+from postconv.evaluation.rollout import GroupPolicy
+from postconv.sim2sim.batch import WorldBatch, draw_episodes, substep_lags, thread_pool
+from postconv.sim2sim.config import EpisodeSpec
 from postconv.sim2sim.contract import TRAINING_NOISE, obs_slices
 from postconv.sim2sim.worlds import POLICY_DT, Command, parse_world, world_model
 

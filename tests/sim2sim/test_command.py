@@ -11,7 +11,7 @@ import pytest
 from fake_runs import NAMES
 
 from postconv.cli import main
-from postconv.outcomes import read_outcomes
+from postconv.review.outcomes import read_outcomes
 
 WORLDS = ["--worlds", "nominal", "strength=0.7"]
 QUIET = ["--no-wandb", "--no-video"]

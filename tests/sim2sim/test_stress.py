@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postconv.cli import main
-from postconv.outcomes import read_outcomes
-from postconv.sim2sim.stress import KINDS, StressConfig, _search_kind, margin_from_shares
+from postconv.review.outcomes import read_outcomes
+from postconv.sim2sim.config import KINDS, StressConfig
+from postconv.sim2sim.stress import _search_kind, margin_from_shares
 from postconv.sim2sim.worlds import Command
 
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from postconv.report import SelectionConfig
-from postconv.sample_store import SampleWriter, sample_dir
-from postconv.stage import StageConfig, select_run
+from postconv.review.config import SelectionConfig
+from postconv.stage.config import StageConfig
+from postconv.stage.run import select_run
+from postconv.storage.sample_store import SampleWriter, sample_dir
 from postconv.study.explore import (
     MarginOutcomes,
     episode_samples,

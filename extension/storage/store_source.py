@@ -4,7 +4,7 @@ On a GPU the stage records millions of steps per checkpoint (4096 envs x 1000 st
 scenarios is 12 million), more than the selection should hold: this source hands them to
 the solvers a block of consecutive steps of one sample folder at a time, for every
 checkpoint at once, read with plain file reads (no memory map, so the process keeps only
-the block). The samples are those :func:`~postconv.sample_store.to_sample_set` would
+the block). The samples are those :func:`~postconv.storage.sample_store.to_sample_set` would
 stack for ``unit="step"``, in the same order, with the same weights (1 on settled steps, 0
 on a respawn's burn-in) and the same bootstrap groups (seed, env slot). The settled masks
 are computed once, streaming, and kept packed (one bit a step) in a temporary folder.
@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from postconv.sample_store import SampleIndex, read_meta, steps_since_reset, term_vector
 from postconv.selection.source import Chunk
+from postconv.storage.sample import steps_since_reset, term_vector
+from postconv.storage.sample_store import SampleIndex, read_meta
 
 COLUMNS = 1 << 16
 """Samples per chunk and checkpoint (whole steps of a folder: about this many)."""
@@ -77,7 +78,7 @@ class NpyRows:
 
 
 def settled_rows(folder: Path, rows: int) -> Iterator[np.ndarray]:
-    """:func:`~postconv.sample_store.settled` of a folder, ``rows`` steps at a time.
+    """:func:`~postconv.storage.sample_store.settled` of a folder, ``rows`` steps at a time.
 
     The steps since the last reset carry over from block to block (an env's last reset and
     the previous step's episode index), so the result equals the whole-folder one."""
@@ -121,7 +122,7 @@ class StoreSource:
     """The per-step samples of ``checkpoints`` over ``scenarios`` as a sample source.
 
     Args:
-        index: the run's sample folders (:func:`~postconv.sample_store.find_samples`).
+        index: the run's sample folders (:func:`~postconv.storage.sample_store.find_samples`).
         checkpoints: the checkpoints to rank, in order; each must have a folder for every
             (scenario, seed) ``units`` lists.
         units: the (scenario, seed) pairs pooled, in the order of the samples.

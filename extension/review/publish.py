@@ -12,10 +12,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from postconv import figures
-from postconv.checkpoints import open_run, training_curve
-from postconv.report import SelectionResult
-from postconv.sample_store import STAGE_DIR, SampleIndex, checkpoint_columns
+from postconv.review import figures
+from postconv.review.report import SelectionResult
+from postconv.storage.checkpoints import open_run, training_curve
+from postconv.storage.sample_store import STAGE_DIR, SampleIndex, checkpoint_columns
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def review(
     stage_config,
     console: Console,
 ) -> ReviewFiles:
-    from postconv.html_report import write_html_report
+    from postconv.review.html_report import write_html_report
 
     out = run_dir / STAGE_DIR / "report"
     run = open_run(run_dir)
@@ -56,7 +56,7 @@ def review(
     k = pooled.config.primary_k
     tilt = figures.tilt_of(psi, columns, names, k, pooled.config.divergence, pooled.sense)
     made.append(figures.tilt_chart(tilt, pooled.chosen, k, out / "tilt.png"))
-    from postconv.stage import read_evaluation
+    from postconv.storage.evaluation_record import read_evaluation
 
     evaluation = read_evaluation(run_dir) or {}
     html = write_html_report(
@@ -78,8 +78,8 @@ def review(
 
 
 def _export_chosen(run, chosen: str, out: Path, trust: bool, console: Console) -> dict[str, Path]:
-    from postconv.export import export_policy
-    from postconv.policy import load_actor
+    from postconv.evaluation.policy import load_actor
+    from postconv.review.export import export_policy
 
     checkpoint = next(c for c in run.checkpoints if c.name == chosen)
     try:
@@ -96,7 +96,7 @@ def _export_chosen(run, chosen: str, out: Path, trust: bool, console: Console) -
 
 def _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy, console, evaluation: dict):
     try:
-        from postconv.wandb_log import log_selection
+        from postconv.review.wandb_log import log_selection
     except ImportError:
         console.print("[yellow]W&B skipped[/]: the wandb package is not installed (pip install wandb)")
         return None

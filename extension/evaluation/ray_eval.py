@@ -1,8 +1,8 @@
 """The evaluation jobs of a run on a Ray cluster: one worker per GPU (or CPU slot), one simulation each.
 
-A worker is a Ray actor holding one :class:`~postconv.rollout.Evaluator` (Isaac Lab keeps one
+A worker is a Ray actor holding one :class:`~postconv.evaluation.rollout.Evaluator` (Isaac Lab keeps one
 simulation per process, so the env is built once per worker and reused for all its jobs).
-The driver hands each idle worker the next :class:`~postconv.rollout.EvalJob`; a job's
+The driver hands each idle worker the next :class:`~postconv.evaluation.rollout.EvalJob`; a job's
 result is its sample folders, written by the worker where the single-machine path writes
 them, so the selection that follows cannot tell the difference: same seeds, same common
 random numbers, same numbers (every worker's env has the same size).
@@ -36,8 +36,8 @@ from pathlib import Path
 from rich.console import Console
 
 from postconv import interrupt
-from postconv.rollout import EvalJob, JobResult, env_steps_bar
-from postconv.sample_store import folder_files, publish_folder
+from postconv.evaluation.rollout import EvalJob, JobResult, env_steps_bar
+from postconv.storage.sample_store import folder_files, publish_folder
 
 INSTALL_HINT = "install Ray for --ray: pip install 'postconv[ray]' (or pip install ray)"
 PROGRESS_EVERY_S = 0.5
@@ -133,7 +133,7 @@ def _remote_classes():
         """One simulation, evaluating the jobs it is handed."""
 
         def __init__(self, buffer_bytes: int, progress):
-            from postconv.rollout import Evaluator
+            from postconv.evaluation.rollout import Evaluator
 
             self.evaluator = Evaluator(buffer_bytes=buffer_bytes)
             self.progress = progress

@@ -6,8 +6,8 @@ import base64
 import html
 from pathlib import Path
 
-from postconv.report import SelectionResult, few_samples_note, ranking_rows
-from postconv.sample_store import atomic_write_text
+from postconv.review.report import SelectionResult, few_samples_note, ranking_rows
+from postconv.storage.sample_store import atomic_write_text
 
 
 def rows_table(header: list[str], rows: list[list[str]]) -> str:

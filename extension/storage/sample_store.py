@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from postconv.samples_file import SampleSet, atomic_write
+from postconv.storage.sample import UNITS, per_unit, settled_steps, term_vector
+from postconv.storage.samples_file import SampleSet, atomic_write
 
 STAGE_DIR = "postconv"
 """Everything postconv writes inside a run folder goes under this subfolder."""
@@ -318,30 +319,8 @@ def psi_of(folder: Path, term_weights: dict[str, float] | None, term_names: tupl
     return np.load(folder / "terms.npy", mmap_mode="r") @ term_vector(term_weights, term_names)
 
 
-def term_vector(term_weights: dict[str, float], term_names: tuple[str, ...]) -> np.ndarray:
-    """(R,) float32 weights of the run's reward terms, in their stored order."""
-    unknown = sorted(set(term_weights) - set(term_names))
-    if unknown:
-        raise ValueError(f"unknown reward terms {unknown} in psi; the run's terms are {list(term_names)}")
-    return np.array([term_weights.get(n, 0.0) for n in term_names], dtype=np.float32)
-
-
 COLUMN_STEPS = 1 << 21
 """Env-steps of one checkpoint the report's charts read at most (:func:`checkpoint_columns`)."""
-
-UNITS = ("episode", "step")
-"""What one sample of the selection is: an env slot's whole recording (its per-step reward
-averaged over its settled steps, falls included) or every settled step."""
-
-
-def steps_since_reset(episode: np.ndarray, age_at_start: np.ndarray | int) -> np.ndarray:
-    """(T, m) steps since each env's last reset, from ``episode.npy`` (an env's episode index
-    rises by one at the step after a termination or time-out) and each env's age at the first
-    recorded step (``meta.json`` ``age_at_start``: the burn-in, less if the env reset during it)."""
-    steps = np.arange(len(episode))[:, None]
-    began = np.vstack([np.zeros((1, episode.shape[1]), bool), episode[1:] != episode[:-1]])
-    last = np.maximum.accumulate(np.where(began, steps, -1), axis=0)
-    return np.where(last < 0, steps + np.asarray(age_at_start), steps - last)
 
 
 def settled(folder: Path) -> np.ndarray:
@@ -351,23 +330,8 @@ def settled(folder: Path) -> np.ndarray:
     (a fall is always counted, once)."""
     meta = read_meta(folder) or {}
     burn_in = int(meta.get("spec", {}).get("burn_in_steps", 0))
-    episode = np.load(folder / "episode.npy")
-    age = np.asarray(meta.get("age_at_start", burn_in))  # folders before it was recorded: the burn-in
-    return (steps_since_reset(episode, age) >= burn_in) | np.load(folder / "terminated.npy")
-
-
-def per_unit(x: np.ndarray, unit: str, keep: np.ndarray | None = None) -> np.ndarray:
-    """(T, m, ...) per-step values -> samples: (T * m, ...) per step (only the ``keep`` ones
-    when given), or (m, ...) per episode (each env slot's mean over its ``keep`` steps)."""
-    if unit == "step":
-        flat = x.reshape(-1, *x.shape[2:])
-        return flat if keep is None else flat[keep.reshape(-1)]
-    if unit == "episode":
-        if keep is None:
-            return x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        w = keep.reshape(*keep.shape, *([1] * (x.ndim - 2))).astype(np.float64)
-        return ((x * w).sum(axis=0) / np.maximum(w.sum(axis=0), 1.0)).astype(np.float32)
-    raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+    age = meta.get("age_at_start", burn_in)  # folders before it was recorded: the burn-in
+    return settled_steps(np.load(folder / "episode.npy"), np.load(folder / "terminated.npy"), age, burn_in)
 
 
 def complete_checkpoints(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from postconv.policy import DeterministicActor
+from postconv.evaluation.policy import DeterministicActor
 
 
 def export_policy(actor: DeterministicActor, out_dir: Path, stem: str = "policy") -> dict[str, Path]:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from postconv.report import SelectionResult
-from postconv.sample_store import STAGE_DIR, atomic_write_text
+from postconv.review.report import SelectionResult
 from postconv.selection import agreement, best_k
+from postconv.storage.sample_store import STAGE_DIR, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def judge(
 
 def report_section(run_dir: Path) -> str:
     """HTML of every judgement on disk (real outcomes, sim-to-sim), for the report."""
-    from postconv.html_report import rows_table
+    from postconv.review.html_report import rows_table
 
     parts = []
     for source in SOURCES.values():
@@ -259,7 +259,7 @@ def publish(
         console.print(f"wrote {p}")
     rewrite_report(run_dir)
     if wandb:
-        from postconv.wandb_log import log_outcomes
+        from postconv.review.wandb_log import log_outcomes
 
         summary = {f"{source.wandb_prefix}/best_k/{m}": c["k"] for m, c in judgement.best.items()}
         try:
@@ -287,7 +287,7 @@ def publish(
 
 def rewrite_report(run_dir: Path) -> None:
     """Rewrite report.html with the judgements on disk added (charts and scenario tables as before)."""
-    from postconv.html_report import write_html_report
+    from postconv.review.html_report import write_html_report
 
     out = run_dir / STAGE_DIR
     report = out / "report"

@@ -4,7 +4,7 @@
 samples) must not hold them all: an ``.npz`` written by ``numpy.savez`` stores its arrays
 uncompressed, so psi and the weights can be read a block of columns at a time straight
 from the file, with plain reads (as the run's sample store is,
-:mod:`postconv.store_source`). A compressed file (``numpy.savez_compressed``) cannot be
+:mod:`postconv.storage.store_source`). A compressed file (``numpy.savez_compressed``) cannot be
 read that way; :class:`NotStreamable` says so and the caller loads it whole.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from postconv.samples_file import check_layout, check_numeric, open_npz, read_names, read_sense
 from postconv.selection.source import Chunk
-from postconv.store_source import COLUMNS, NpyRows, npy_header, with_progress
+from postconv.storage.samples_file import check_layout, check_numeric, open_npz, read_names, read_sense
+from postconv.storage.store_source import COLUMNS, NpyRows, npy_header, with_progress
 
 _LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra field
 
@@ -74,7 +74,7 @@ def _reader(path: Path, data: np.lib.npyio.NpzFile, key: str, numeric: bool = Tr
 
 
 class NpzSource:
-    """The samples of an uncompressed samples file (:mod:`postconv.samples_file`) as a source.
+    """The samples of an uncompressed samples file (:mod:`postconv.storage.samples_file`) as a source.
 
     psi, the weights and the groups are read ``columns`` samples of every checkpoint at a
     time; only the names, the sense and the distinct group labels are held. float32 psi

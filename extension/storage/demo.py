@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from postconv.samples_file import SampleSet
+from postconv.storage.samples_file import SampleSet
 
 EPISODES = 64
 STEPS_PER_EPISODE = 40

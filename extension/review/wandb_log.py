@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from postconv import __version__
-from postconv.report import SelectionResult
-from postconv.sample_store import atomic_write_text
+from postconv.review.report import SelectionResult
+from postconv.storage.sample_store import atomic_write_text
 
 JOB_TYPE = "postconv-selection"
 RUN_RECORD = "wandb_run.json"

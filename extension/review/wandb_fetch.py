@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from postconv.checkpoints import REWARD_TAG
-from postconv.sample_store import atomic_write_text
-from postconv.wandb_log import SOURCE_RECORD
+from postconv.review.wandb_log import SOURCE_RECORD
+from postconv.storage.checkpoints import REWARD_TAG
+from postconv.storage.sample_store import atomic_write_text
 
 DEFAULT_ROOT = Path("logs/rsl_rl")
 _RUN_FILES = re.compile(r"model_\d+\.pt|params/(agent|env)\.yaml|run\.json")

@@ -15,7 +15,6 @@ for each group in one batched forward pass.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import io
 import json
@@ -28,8 +27,8 @@ from pathlib import Path
 import torch
 
 from postconv import __version__, interrupt
-from postconv.policy import CheckpointError, DeterministicActor, load_actor
-from postconv.sample_store import (
+from postconv.evaluation.policy import CheckpointError, DeterministicActor, load_actor
+from postconv.storage.sample_store import (
     SampleWriter,
     config_hash,
     discard_partials,
@@ -37,55 +36,9 @@ from postconv.sample_store import (
     is_complete,
     sample_dir,
 )
-from postconv.tasks import DISTURBED_TASK, FLAT_TASK, STAND_TASK
-from postconv.tasks.scenarios import MILD_DYNAMICS, NO_PUSH, PushScenario
-
-TASK_KINDS = {FLAT_TASK: "flat", DISTURBED_TASK: "disturbed", STAND_TASK: "stand"}
-
-
-def parse_scenario(text: str) -> PushScenario:
-    """``none`` or ``VELOCITY@LOW-HIGH`` (m/s kicks every LOW to HIGH s), e.g. ``0.5@1-3``;
-    a ``+dyn`` suffix adds per-env dynamics draws (:data:`~postconv.tasks.scenarios.MILD_DYNAMICS`:
-    weaker actuators, a heavier torso, lower foot friction, a one-step action delay)."""
-    base, plus, suffix = text.partition("+")
-    if plus and suffix != "dyn":
-        raise ValueError(
-            f"scenario {text!r}: the only suffix is '+dyn' (per-env dynamics draws), e.g. 0.5@1-3+dyn"
-        )
-    if base in ("none", NO_PUSH.name):
-        scenario = NO_PUSH
-    else:
-        try:
-            velocity, interval = base.split("@")
-            low, high = (float(x) for x in interval.split("-"))
-            kick = float(velocity)
-        except ValueError as err:
-            raise ValueError(
-                f"scenario {text!r}: write 'none' or VELOCITY@LOW-HIGH, e.g. 0.5@1-3 (0.5 m/s kicks every 1 to 3 s), "
-                "optionally with '+dyn'"
-            ) from err
-        scenario = PushScenario(f"push_{kick:g}_{low:g}-{high:g}s", (low, high), kick)
-    if not plus:
-        return scenario
-    return dataclasses.replace(scenario, name=f"{scenario.name}_dyn", dynamics=MILD_DYNAMICS)
-
-
-DEFAULT_SCENARIOS = ("none", "0.5@1-3", "1@2-4")
-"""No pushes, the disturbed task's training pushes, and stronger ones less often."""
-
-FEATURES: dict[str, tuple[str, ...]] = {
-    "base_lin_vel": ("x", "y", "z"),
-    "base_ang_vel": ("x", "y", "z"),
-    "projected_gravity": ("x", "y", "z"),
-    "base_height": ("z",),
-    "command": ("vx", "vy", "wz"),
-}
-"""State features that can be recorded, with their components."""
-
-
-def feature_names(features: tuple[str, ...] = tuple(FEATURES)) -> tuple[str, ...]:
-    """Column names of the recorded features, e.g. ``base_lin_vel.x``."""
-    return tuple(f"{f}.{c}" for f in features for c in FEATURES[f])
+from postconv.tasks import TASK_KINDS
+from postconv.tasks.features import FEATURES, feature_names
+from postconv.tasks.scenarios import NO_PUSH, PushScenario
 
 
 def read_feature(env, name: str) -> torch.Tensor:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postconv.report import SelectionResult
+from postconv.review.report import SelectionResult
 
 
 @dataclass(frozen=True)
