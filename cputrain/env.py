@@ -148,7 +148,7 @@ def reward_terms(
 
 
 FEATURE_NAMES = feature_names()
-"""The state features the post-convergence stage records (:data:`postconv.evaluation.rollout.FEATURES`), in its order."""
+"""The state features the post-convergence stage records (:data:`postconv.tasks.features.FEATURES`), in its order."""
 
 
 def state_features(contract: Contract, states: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """postconv: post-convergence policy selection for Isaac Lab.
 
-The package is laid out the way data flows: ``postconv.selection`` (pure math over
-samples), ``postconv.tasks`` (Isaac Lab task configs), and this package (checkpoints,
-rollouts, sample store, CLI, reports).
+The package is laid out the way data flows, in rooms that import only downwards (README,
+Layout): ``tasks`` and ``selection`` (plain data, task configs, pure math), ``storage``
+(samples and runs on disk), ``evaluation`` (rollouts), ``review`` (selection service, reports,
+W&B), ``sim2sim``, ``stage``, ``cputrain``, ``study``, and ``cli`` with the training ``hook``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from postconv.selection.estimators import (
+from postconv.selection._dual import (
     _FLOAT32_CHUNK,
     _WARM_SAMPLES,
     _chunk_columns,
@@ -70,7 +70,7 @@ def checked_chunks(source: SampleSource, purpose: str) -> Iterator[Chunk]:
 
 class StreamedSamples:
     """The ``x`` of a streamed problem's :class:`_Rows`: signed samples, shifted by each row's
-    minimum on the fly. :func:`~postconv.selection.estimators._moments` calls :meth:`moments`."""
+    minimum on the fly. :func:`~postconv.selection._dual._moments` calls :meth:`moments`."""
 
     def __init__(
         self, source: SampleSource, sign: float, dtype: torch.dtype, low: np.ndarray, mass: np.ndarray
@@ -98,7 +98,7 @@ class StreamedSamples:
             yield x, w / mass.to(device=w.device, dtype=self.dtype)[:, None]
 
     def moments(self, rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tuple[np.ndarray, ...]:
-        """:func:`~postconv.selection.estimators._moments` over the source's chunks."""
+        """:func:`~postconv.selection._dual._moments` over the source's chunks."""
         self.passes += 1
         r, kk = params.shape
         m, dt = (4 if kind == "kl" else 1), self.dtype
@@ -134,7 +134,7 @@ class StreamedSamples:
 
 
 class StreamedProblem:
-    """A signed problem (see :class:`~postconv.selection.estimators._Problem`) read from a source."""
+    """A signed problem (see :class:`~postconv.selection._dual._Problem`) read from a source."""
 
     def __init__(self, source: SampleSource, sense: str, dtype: torch.dtype | None = None):
         self.source = source

@@ -38,8 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from postconv.selection._dual import _FLOAT32_MIN_K
 from postconv.selection._streamed import checked_chunks
-from postconv.selection.estimators import _FLOAT32_MIN_K, INTERIOR, WorstCase, worst_case
+from postconv.selection.estimators import INTERIOR, WorstCase, worst_case
 from postconv.selection.source import Chunk, SampleSource
 
 SPACING = 0.1

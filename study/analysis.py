@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 from postconv.selection import agreement, discretize, worst_case
+from postconv.storage.sample import per_unit
 from postconv.study.samples import SelectionSamples
 
 WINDOW_STEPS = 50
@@ -87,31 +88,34 @@ def _psi(samples: SelectionSamples, kind: str) -> np.ndarray:
     raise ValueError(f"unknown psi {kind!r}; choose reward, shaping, upright or height")
 
 
-def _rows(x: np.ndarray, unit: str) -> np.ndarray:
-    """(C, n) samples per candidate from (C, S, T, m) steps."""
-    if unit == "step":
-        return x.reshape(len(x), -1)
+def _rows(x: np.ndarray, unit: str, keep: np.ndarray | None = None) -> np.ndarray:
+    """(C, n) samples per candidate from (C, S, T, m) steps: per ``step`` and per ``episode`` as
+    the stage defines them (:func:`postconv.storage.sample.per_unit`, over the ``keep`` (settled)
+    steps when the samples carry them), or per 1 s ``window`` (a sum; the study's own unit)."""
+    if unit in ("step", "episode"):
+        return np.stack([
+            np.concatenate([per_unit(x[c, s], unit, None if keep is None else keep[c, s]) for s in range(x.shape[1])])
+            for c in range(x.shape[0])
+        ])  # fmt: skip
     if unit == "window":
         C, S, T, m = x.shape
         w = T // WINDOW_STEPS
         if w == 0:
             raise ValueError(f"window samples need >= {WINDOW_STEPS} recorded steps; got {T}")
         return x[:, :, : w * WINDOW_STEPS].reshape(C, S, w, WINDOW_STEPS, m).sum(axis=3).reshape(C, -1)
-    if unit == "episode":
-        return x.sum(axis=2).reshape(len(x), -1)
     raise ValueError(f"unknown unit {unit!r}; choose step, window or episode")
 
 
 def worst_case_scores(samples: SelectionSamples, variant: Variant, ks: tuple[float, ...]) -> np.ndarray:
     """(C, 1 + K) the variant's value at k = 0 (its plain mean) and at each radius."""
-    psi = _rows(_psi(samples, variant.psi), variant.unit)
+    psi = _rows(_psi(samples, variant.psi), variant.unit, samples.settled)
     grid = np.array((0.0, *ks))
     if variant.bins is None:
         return worst_case(psi, k=grid, divergence=variant.divergence).value
     if len(variant.bins) == 1:
         binned = discretize(psi, on=("psi",), bins=variant.bins[0])
     else:
-        tilt = _rows(-(1.0 + samples.feature("projected_gravity.z")), variant.unit)
+        tilt = _rows(-(1.0 + samples.feature("projected_gravity.z")), variant.unit, samples.settled)
         binned = discretize(psi, tilt[..., None], on=("psi", 0), bins=variant.bins)
     return worst_case(binned.psi, weights=binned.q, k=grid, divergence=variant.divergence).value
 

@@ -174,7 +174,7 @@ def stage_samples(run_dir: Path) -> StageSamples:
 
 def episode_samples(x: SelectionSamples, slots: np.ndarray | None = None) -> SampleSet:
     """(C, S x m) per-episode task reward of study samples (Isaac Lab's or the twin's), as the
-    stage defines a sample (:func:`postconv.storage.sample_store.per_unit` over the settled steps),
+    stage defines a sample (:func:`postconv.storage.sample.per_unit` over the settled steps),
     scenario after scenario; ``slots``: only these env slots of each scenario (a smaller
     evaluation of the same episodes). Env slot j is one bootstrap group in every scenario."""
     if x.settled is None:

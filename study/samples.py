@@ -33,7 +33,7 @@ class SelectionSamples:
     """(C, S, T, m, R) weighted reward terms times the step: their sum over R is the reward."""
     term_names: tuple[str, ...]
     features: np.ndarray
-    """(C, S, T, m, F) state features (:data:`postconv.evaluation.rollout.FEATURES` components)."""
+    """(C, S, T, m, F) state features (:data:`postconv.tasks.features.FEATURES` components)."""
     feature_names: tuple[str, ...]
     terminated: np.ndarray
     """(C, S, T, m) the step ended in a fall."""

@@ -26,11 +26,17 @@ from pathlib import Path
 from rich.console import Console
 
 from postconv import interrupt
-from postconv.cli.options import DEMO_DIR, DEMO_TRAIN, build_parser, sim2sim_config, stage_config
+from postconv.cli.options import (
+    DEMO_DIR,
+    DEMO_TRAIN,
+    build_parser,
+    selection_config,
+    sim2sim_config,
+    stage_config,
+)
 
 
 def _select(args: argparse.Namespace, console: Console) -> int:
-    from postconv.review.config import SelectionConfig
     from postconv.review.report import print_summary, write_results
     from postconv.storage.demo import demo_samples
     from postconv.storage.samples_file import save_samples
@@ -53,14 +59,7 @@ def _select(args: argparse.Namespace, console: Console) -> int:
         )
     else:
         path = args.samples
-    config = SelectionConfig(
-        k=tuple(args.k),
-        primary_k=args.primary_k,
-        divergence=args.divergence,
-        n_boot=args.n_boot,
-        level=args.level,
-        seed=args.seed,
-    )
+    config = selection_config(args)
     result = _select_file(path, config, console)
     paths = write_results(result, args.out or path.parent)
     print_summary(result, paths, console)

@@ -196,6 +196,8 @@ def sim2sim_config(args: argparse.Namespace):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from postconv.sim2sim.worlds import SHIFTS
+
     parser = argparse.ArgumentParser(
         prog="postconv", description="Post-convergence policy selection for Isaac Lab."
     )
@@ -299,8 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         "noise) in each world: the nominal G1 in plain C MuJoCo and shifted copies of it. Survival, time to fall, "
         "tracking errors and return per episode go to RUN_DIR/postconv/sim2sim/outcomes.csv, which then judges the "
         "ranking as `postconv outcomes` does. A world: nominal, or comma-joined KEY=VALUE shifts with KEY one of "
-        "strength, latency, obs_delay, joint_friction, joint_damping, friction, mass, com_x, com_y, noise, gyro_bias, "
-        "tilt, encoder_bias, push, command (e.g. strength=0.8,latency=20ms push=1@2-4 command=turn:1).",
+        f"{', '.join(SHIFTS)} (e.g. strength=0.8,latency=20ms push=1@2-4 command=turn:1).",
     )
     s2s.add_argument("run_dir", type=Path, help="a run folder with a selection (postconv run)")
     _sim2sim_options(s2s)
@@ -331,12 +332,11 @@ def _psi_terms(items: list[str] | None) -> dict[str, float] | None:
     return terms
 
 
-def stage_config(args: argparse.Namespace):
-    """The :class:`~postconv.stage.run.StageConfig` of parsed CLI arguments."""
+def selection_config(args: argparse.Namespace):
+    """The :class:`~postconv.review.config.SelectionConfig` of parsed CLI arguments (a command
+    without selection options, ``evaluate``, keeps the defaults)."""
     from postconv.review.config import SelectionConfig
-    from postconv.stage.config import StageConfig
 
-    # `evaluate` has no selection options: the defaults stand
     chosen = {
         name: getattr(args, name)
         for name in ("primary_k", "divergence", "n_boot", "level")
@@ -344,7 +344,14 @@ def stage_config(args: argparse.Namespace):
     }
     if hasattr(args, "k"):
         chosen["k"] = tuple(args.k)
-    selection = SelectionConfig(**chosen, seed=args.seed)
+    return SelectionConfig(**chosen, seed=args.seed)
+
+
+def stage_config(args: argparse.Namespace):
+    """The :class:`~postconv.stage.config.StageConfig` of parsed CLI arguments."""
+    from postconv.stage.config import StageConfig
+
+    selection = selection_config(args)
     given = {
         f.name: getattr(args, f.name) for f in fields(StageConfig) if getattr(args, f.name, None) is not None
     }
@@ -362,7 +369,7 @@ def stage_config(args: argparse.Namespace):
 
 
 def parse_stage_args(extra: list[str]):
-    """The :class:`~postconv.stage.run.StageConfig` that ``postconv run RUN_DIR *extra`` would use,
+    """The :class:`~postconv.stage.config.StageConfig` that ``postconv run RUN_DIR *extra`` would use,
     or a ValueError naming the bad option (how the training hook checks its stage args early)."""
     import contextlib
     import io

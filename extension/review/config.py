@@ -28,6 +28,11 @@ class SelectionConfig:
     seed: int = 0
     """Seed of the bootstrap's resampling."""
 
+    @property
+    def primary_index(self) -> int:
+        """Position of ``primary_k`` in the k sweep: the column every table and chart leads with."""
+        return self.k.index(self.primary_k)
+
     def __post_init__(self) -> None:
         ks = list(self.k)
         if not ks or not all(math.isfinite(k) and k >= 0 for k in ks):

@@ -90,7 +90,7 @@ def estimates_chart(result: SelectionResult, path: Path) -> Path:
     primary k with its interval; the chosen one, the mean's pick and the last one in colour."""
     plt = pyplot()
     ks = result.config.k
-    p = ks.index(result.config.primary_k)
+    p = result.config.primary_index
     rows = result.checkpoints
     roles = _roles(result)
     y = np.arange(len(rows))
@@ -144,7 +144,7 @@ def worst_case_vs_k_chart(result: SelectionResult, path: Path) -> Path:
 
 def rank_change_chart(result: SelectionResult, path: Path) -> Path:
     plt = pyplot()
-    p = result.config.k.index(result.config.primary_k)
+    p = result.config.primary_index
     roles = _roles(result)
     fig, ax = plt.subplots(figsize=(6, _row_height(len(result.checkpoints))))
     for c in result.checkpoints:

@@ -198,7 +198,7 @@ def streamed_summary(result: SelectionResult, where: str) -> str:
 def _result(names, sense: str, samples: int, config: SelectionConfig, estimate, boot) -> SelectionResult:
     ks = np.asarray(config.k, dtype=np.float64)
     ranking = rank(estimate)
-    primary = int(np.flatnonzero(ks == config.primary_k)[0])
+    primary = config.primary_index
     last = len(names) - 1  # the checkpoints come in training order
     beats = beats_mean = None
     if boot is not None and last > 0:
@@ -249,7 +249,7 @@ def write_results(result: SelectionResult, out_dir: str | Path, stem: str = "sel
 def ranking_table(result: SelectionResult) -> Table:
     """The ranking as a rich table, checkpoints ordered by the primary k."""
     ks = result.config.k
-    primary = ks.index(result.config.primary_k)
+    primary = result.config.primary_index
     better = "higher" if result.sense == "reward" else "lower"
     table = Table(
         title=f"Checkpoints ranked by worst-case {result.config.divergence.upper()} value at k = {ks[primary]:g} "
@@ -302,7 +302,7 @@ def ranking_rows(result: SelectionResult) -> tuple[list[str], list[tuple[str, li
     """Header and (checkpoint, cells) rows of the ranking, ordered by the primary k: the
     printed table and the HTML report show the same cells."""
     ks = result.config.k
-    primary = ks.index(result.config.primary_k)
+    primary = result.config.primary_index
     header = ["checkpoint", "mean", *(f"k={k:g}" for k in ks)]
     beats = any(c.p_beats_last is not None for c in result.checkpoints)
     if result.checkpoints[0].interval is not None:
@@ -323,7 +323,7 @@ def ranking_rows(result: SelectionResult) -> tuple[list[str], list[tuple[str, li
 def against_last(result: SelectionResult) -> str | None:
     """How sure the bootstrap is that the chosen checkpoint beats the last one, in words
     (None when the chosen one is the last or there is no bootstrap)."""
-    p = result.config.k.index(result.config.primary_k)
+    p = result.config.primary_index
     chosen = next(c for c in result.checkpoints if c.name == result.chosen)
     if chosen.p_beats_last is None:
         return None

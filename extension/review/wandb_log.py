@@ -130,7 +130,7 @@ def table_rows(
     """Columns and rows of the W&B table: one row per checkpoint and scenario ("pooled" too),
     skipped checkpoints with their reason."""
     ks = pooled.config.k
-    p = ks.index(pooled.config.primary_k)
+    p = pooled.config.primary_index
     columns = ["checkpoint", "iteration", "scenario", "status", "mean", "mean_rank"]
     columns += [f"worst_case_k{k:g}" for k in ks] + [f"rank_k{k:g}" for k in ks]
     columns += [f"ci_low_k{ks[p]:g}", f"ci_high_k{ks[p]:g}", f"p_best_k{ks[p]:g}", "p_best_mean"]
@@ -190,7 +190,7 @@ def iteration_series(
     k, the chosen checkpoint as a 0/1 series, and per scenario the mean and primary worst
     case, so that W&B draws them as native line panels against the training iteration."""
     ks = pooled.config.k
-    p = ks.index(pooled.config.primary_k)
+    p = pooled.config.primary_index
     primary = f"k{ks[p]:g}"
     rows = []
     for c in sorted(pooled.checkpoints, key=lambda c: iterations.get(c.name, -1)):
@@ -314,7 +314,7 @@ def log_selection(
         # W&B draws itself (zoom, hover) from the pooled table; the PNGs above are extras
         _log_series(run, "selection", ITERATION, iteration_series(pooled, by_scenario, iterations))
         primary = f"worst_case_k{pooled.config.primary_k:g}"
-        p = pooled.config.k.index(pooled.config.primary_k)
+        p = pooled.config.primary_index
         points = wandb.Table(
             columns=["checkpoint", "iteration", "mean", primary],
             data=[[c.name, iterations.get(c.name), c.mean, c.worst_case[p]] for c in pooled.checkpoints],
@@ -349,7 +349,7 @@ def log_selection(
                 "iteration": iterations.get(pooled.chosen),
                 "k": pooled.config.primary_k,
                 "divergence": pooled.config.divergence,
-                "worst_case": chosen.worst_case[pooled.config.k.index(pooled.config.primary_k)],
+                "worst_case": chosen.worst_case[pooled.config.primary_index],
                 "mean": chosen.mean,
                 "training_run": str(run_dir.resolve()),
                 **({"training_wandb_run": run_path(trained)} if trained else {}),
@@ -381,9 +381,7 @@ def log_selection(
         {
             f"{TRAINING_PREFIX}/chosen_checkpoint": pooled.chosen,  # not .../chosen, the 0/1 series
             f"{TRAINING_PREFIX}/chosen_iteration": iterations.get(pooled.chosen),
-            f"{TRAINING_PREFIX}/chosen_worst_case": chosen.worst_case[
-                pooled.config.k.index(pooled.config.primary_k)
-            ],
+            f"{TRAINING_PREFIX}/chosen_worst_case": chosen.worst_case[pooled.config.primary_index],
             f"{TRAINING_PREFIX}/selection_run": selection_path,
         },
     )

@@ -80,7 +80,7 @@ def test_trials_are_averaged_and_lower_is_better_metrics_flipped(tmp_path):
 
 def test_outcomes_that_follow_the_worst_case_score_it_above_the_mean(selection, tmp_path):
     # the robot rewards steadiness: the real order is the worst-case order at the primary k
-    p = selection.config.k.index(selection.config.primary_k)
+    p = selection.config.primary_index
     order = sorted(selection.checkpoints, key=lambda c: c.worst_case[p])
     text = "checkpoint,success\n" + "".join(f"{c.name},{i}\n" for i, c in enumerate(order))
     rows, best = score(selection, read_outcomes(_csv(tmp_path, text), NAMES))

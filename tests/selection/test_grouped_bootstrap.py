@@ -165,8 +165,8 @@ class _Counting(ArraySource):
 
 @pytest.mark.parametrize("sense", ["reward", "cost"])
 def test_the_streamed_statistics_take_one_pass_and_equal_the_in_memory_ones(sense):
+    from postconv.selection._dual import _Problem
     from postconv.selection._streamed import StreamedProblem
-    from postconv.selection.estimators import _Problem
 
     psi = stage_like(3, 30, 100, seed=4).astype(np.float64) + 100.0  # far from 0: the moments move far
     weights = np.ones_like(psi)

@@ -75,12 +75,13 @@ def test_window_samples_are_one_second_sums_of_one_env():
     assert not np.allclose(per_step * 50, windowed)
 
 
-def test_episode_samples_are_one_envs_whole_recording_per_scenario():
+def test_episode_samples_are_the_stages_one_per_env_recording_per_scenario():
     samples = _samples(T=120, fall_every=(0, 30, 0, 0))
     values = worst_case_scores(samples, Variant("e", unit="episode"), (1.0,))
-    sums = samples.reward.sum(axis=2).reshape(4, -1)  # (C, S x m) trajectories
-    np.testing.assert_allclose(values[:, 0], sums.mean(axis=1), rtol=1e-6)
-    np.testing.assert_allclose(values[:, 1], worst_case(sums, k=1.0).value, rtol=1e-6)
+    # the stage's sample (postconv.storage.sample.per_unit): each env's mean over its steps
+    means = samples.reward.mean(axis=2).reshape(4, -1)  # (C, S x m) trajectories
+    np.testing.assert_allclose(values[:, 0], means.mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(values[:, 1], worst_case(means, k=1.0).value, rtol=1e-5)
 
 
 def test_the_worst_case_of_a_candidate_that_falls_sits_below_one_that_does_not():
