@@ -68,10 +68,11 @@ class Protocol:
     envs_per_checkpoint: int = 16
     steps: int = 250
     burn_in: int = 50
-    primary: str = "wc[episode,k=2]"
+    primary: str = "wc[push+dyn,k=2]"
     """The method under test (a score of :func:`postconv.study.explore.scores` or a rule of
-    :func:`postconv.study.explore.evidence_picks`)."""
-    secondary: tuple[str, ...] = ("evidence[wc[episode,k=2],p=0.9]", "wc[push+dyn,k=2]")
+    :func:`postconv.study.explore.evidence_picks`): since amendment 2, the worst case at k = 2
+    over all four scenarios' per-episode samples."""
+    secondary: tuple[str, ...] = ("evidence[wc[episode,k=2],p=0.9]", "wc[episode,k=2]")
     """At most two more methods, tested and reported the same way, not for the decision."""
     baselines: tuple[str, ...] = ("last", "mean", "sim_falls", "train_reward")
     """Reported beside every method."""
@@ -244,7 +245,7 @@ def verdict(p: Protocol, tests: list[dict]) -> dict:
     regret = {t["against"]: t for t in tests if t["method"] == p.primary and t["measure"] == "regret1"}
     beats = {base: regret[base]["p"] < p.alpha for base in p.against}
     if all(beats.values()):
-        outcome = "H1 holds: the stage keeps the worst case at k = 2 as its recommendation"
+        outcome = f"H1 holds: {p.primary} becomes the stage's recommendation (its default scenarios gain +dyn)"
     elif beats.get("last"):
         outcome = "the primary beats the last checkpoint but not the mean: the recommendation stays, said so"
     else:
