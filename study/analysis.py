@@ -40,9 +40,10 @@ class Variant:
     termination terms: what the policy does while up, falls left out), ``upright`` (minus
     the pelvis tilt, 1 + g_z) or ``height`` (the pelvis height)."""
     unit: str = "step"
-    """``step`` (every step a sample), ``window`` (psi summed over 1 s of one env) or
-    ``episode`` (psi summed over one env's whole recording in one scenario: a trajectory,
-    falls and respawns included, so the ball reweights trajectories instead of steps)."""
+    """``step`` (every recorded step a sample), ``window`` (psi summed over 1 s of one env) or
+    ``episode`` (one env's recording in one scenario as the stage defines it: psi averaged over
+    its settled steps, falls included, so the ball reweights trajectories instead of steps; the
+    committed study results were made when an episode was the sum over every recorded step)."""
     bins: tuple[int, ...] | None = None
     """None, ``(J,)`` quantile bins of psi, or ``(J, J2)`` bins of psi x tilt (the paper's
     reward-state binning)."""
@@ -89,14 +90,17 @@ def _psi(samples: SelectionSamples, kind: str) -> np.ndarray:
 
 
 def _rows(x: np.ndarray, unit: str, keep: np.ndarray | None = None) -> np.ndarray:
-    """(C, n) samples per candidate from (C, S, T, m) steps: per ``step`` and per ``episode`` as
-    the stage defines them (:func:`postconv.storage.sample.per_unit`, over the ``keep`` (settled)
-    steps when the samples carry them), or per 1 s ``window`` (a sum; the study's own unit)."""
-    if unit in ("step", "episode"):
+    """(C, n) samples per candidate from (C, S, T, m) steps: per ``episode`` as the stage defines
+    it (:func:`postconv.storage.sample.per_unit` over the ``keep`` (settled) steps when the
+    samples carry them), per recorded ``step`` (every step: candidates keep equal sample counts
+    here, where the stage weights unsettled steps out), or per 1 s ``window`` (a sum)."""
+    if unit == "episode":
         return np.stack([
             np.concatenate([per_unit(x[c, s], unit, None if keep is None else keep[c, s]) for s in range(x.shape[1])])
             for c in range(x.shape[0])
         ])  # fmt: skip
+    if unit == "step":
+        return x.reshape(len(x), -1)
     if unit == "window":
         C, S, T, m = x.shape
         w = T // WINDOW_STEPS

@@ -245,7 +245,9 @@ def verdict(p: Protocol, tests: list[dict]) -> dict:
     regret = {t["against"]: t for t in tests if t["method"] == p.primary and t["measure"] == "regret1"}
     beats = {base: regret[base]["p"] < p.alpha for base in p.against}
     if all(beats.values()):
-        outcome = f"H1 holds: {p.primary} becomes the stage's recommendation (its default scenarios gain +dyn)"
+        outcome = (
+            f"H1 holds: {p.primary} becomes the stage's recommendation (its default scenarios gain +dyn)"
+        )
     elif beats.get("last"):
         outcome = "the primary beats the last checkpoint but not the mean: the recommendation stays, said so"
     else:

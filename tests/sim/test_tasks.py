@@ -46,12 +46,14 @@ def test_gains_follow_from_the_motors():
 def test_tasks_are_registered_for_gymnasium_and_isaaclab_train():
     import gymnasium as gym
 
+    for entry_point in importlib.metadata.entry_points(group="isaaclab.tasks"):
+        entry_point.load()  # as `isaaclab train` finds the tasks (isaaclab.cli.load_external_tasks)
     for task in (FLAT_TASK, DISTURBED_TASK, STAND_TASK):
         spec = gym.spec(task)
         assert spec.kwargs["env_cfg_entry_point"].startswith("postconv.tasks.velocity:")
         assert spec.kwargs["rsl_rl_cfg_entry_point"].startswith("postconv.tasks.agents:")
     names = [ep.value for ep in importlib.metadata.entry_points(group="isaaclab.tasks")]
-    assert "postconv.tasks" in names
+    assert "postconv.tasks.registry" in names
 
 
 def test_flat_task_has_the_configured_sizes_and_29_dof_names(flat):

@@ -6,6 +6,8 @@ Samples are synthetic arrays shaped as the stage stores them: the arithmetic is 
 the simulators elsewhere.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -158,3 +160,17 @@ def test_shaping_leaves_out_the_alive_and_fall_terms():
     samples = _samples(fall_every=(0, 0, 5, 0))
     shaping = worst_case_scores(samples, Variant("s", psi="shaping"), (0.5,))
     np.testing.assert_allclose(shaping[:, 0], samples.terms[..., 2].reshape(4, -1).mean(axis=1), rtol=1e-6)
+
+
+def test_every_variant_scores_samples_whose_settled_steps_differ_between_candidates():
+    samples = _samples(T=120, fall_every=(0, 30, 0, 0))
+    keep = np.ones_like(samples.terminated, dtype=bool)
+    keep[0, :, :3] = False  # candidate 0's first steps unsettled: ragged per-step counts
+    ragged = dataclasses.replace(samples, settled=keep)
+    for variant in VARIANTS:
+        values = worst_case_scores(ragged, variant, (1.0,))
+        assert values.shape == (4, 2)
+        assert np.isfinite(values).all(), variant.name
+    episode = worst_case_scores(ragged, Variant("e", unit="episode"), (1.0,))
+    means = np.stack([(samples.reward[c] * keep[c]).sum(axis=1) / keep[c].sum(axis=1) for c in range(4)])
+    np.testing.assert_allclose(episode[:, 0], means.reshape(4, -1).mean(axis=1), rtol=1e-5)
