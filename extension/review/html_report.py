@@ -41,11 +41,11 @@ def _bootstrap_note(result: SelectionResult) -> str:
     if not n:
         return "No bootstrap (intervals off)."
     if not how:  # written before the method was recorded: resampled per sample
-        return f"Intervals and P(best) from {n} group-bootstrap replicates."
+        return f"Intervals, P(best) and P(> last) (the share in which a checkpoint beats the last one) from {n} group-bootstrap replicates."
     if how["method"] == "exact":
-        return f"Intervals and P(best) from {n} group-bootstrap replicates, each solved over the samples."
+        return f"Intervals, P(best) and P(> last) (the share in which a checkpoint beats the last one) from {n} group-bootstrap replicates, each solved over the samples."
     return (
-        f"Intervals and P(best) from {n} group-bootstrap replicates found from per-group sums in "
+        f"Intervals, P(best) and P(> last) (the share in which a checkpoint beats the last one) from {n} group-bootstrap replicates found from per-group sums in "
         f"{how['passes']} passes over the samples; every replicate value is certified within "
         f"{how['max_gap']:.2g} of its exact optimum ({how['solved_exactly']} solved over the samples)."
     )

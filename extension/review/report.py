@@ -258,7 +258,7 @@ def ranking_table(result: SelectionResult) -> Table:
         + (f" over push scenarios {', '.join(result.scenarios)}" if result.scenarios else "")
         + (
             f"; interval, P(best) and P(> last) (beats the last checkpoint) at k = {ks[primary]:g} from "
-            f"{result.config.n_boot} paired group-bootstrap replicates"
+            f"{result.config.n_boot} group-bootstrap replicates"
             if result.config.n_boot
             else "; no bootstrap (--n-boot 0)"
         )
@@ -329,8 +329,8 @@ def against_last(result: SelectionResult) -> str | None:
         return None
     last = result.checkpoints[-1].name
     return (
-        f"{result.chosen} beats the last checkpoint {last} in {chosen.p_beats_last[p]:.0%} of the paired "
-        f"bootstrap replicates at k = {result.config.primary_k:g}"
+        f"{result.chosen} beats the last checkpoint {last} in a share {chosen.p_beats_last[p]:.2f} of the "
+        f"bootstrap replicates at k = {result.config.primary_k:g} (P(> last) in the table)"
     )
 
 
