@@ -9,11 +9,13 @@ warm start. :mod:`postconv.selection._streamed` feeds it from a sample source.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from postconv.selection.errors import SolverError
+if TYPE_CHECKING:
+    from postconv.selection.divergences.base import Divergence
 
 # Solution status of one (checkpoint, k) pair.
 INTERIOR, MEAN, MINIMUM = 0, 1, 2
@@ -105,7 +107,9 @@ def _rows_from_sums(x, q, low, s1, s2, s3, top, q_min, basis=None) -> _Rows:
     )
 
 
-def _moments(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tuple[np.ndarray, ...]:
+def _moments(
+    rows: _Rows, idx: np.ndarray, params: np.ndarray, divergence: Divergence
+) -> tuple[np.ndarray, ...]:
     """One streaming pass over the samples of rows ``idx`` for K parameters each.
 
     KL (params = 1/lambda, shape (R, K)): returns sums of q*e*x^j, j = 0..3, with
@@ -115,9 +119,9 @@ def _moments(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tup
     Shapes (R, K).
     """
     if isinstance(rows.x, np.ndarray):
-        return _moments_small(rows, idx, params, kind)
+        return _moments_small(rows, idx, params, divergence)
     if not isinstance(rows.x, torch.Tensor):  # streamed from a sample source
-        return rows.x.moments(rows, idx, params, kind)
+        return rows.x.moments(rows, idx, params, divergence)
     x_all, q_all = rows.x, rows.q
     r, kk = params.shape
     n = x_all.shape[-1]
@@ -125,8 +129,8 @@ def _moments(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tup
     p = torch.as_tensor(params, dtype=dt, device=dev)[:, :, None]
     all_rows = len(idx) == x_all.shape[0]
     idx_t = torch.as_tensor(idx, device=dev)
-    m = 4 if kind == "kl" else 1
-    total = torch.zeros((r, kk, 4 if kind == "kl" else 3), dtype=torch.float64, device=dev)
+    m = divergence.powers
+    total = torch.zeros((r, kk, divergence.sums), dtype=torch.float64, device=dev)
     # The same chunks in every pass, however many rows are still to do: a chunk's sum rounds
     # in the samples' dtype, and a row's moments must not change with its neighbours' progress
     # (near the KL ball's edge that made f jump across its root and the solver stall). In
@@ -156,32 +160,11 @@ def _moments(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tup
                 basis[:, 0].copy_(qc.expand_as(xc))
             for j in range(1, m):
                 torch.mul(basis[:, j - 1], xc, out=basis[:, j])
-        _reduce(basis, xc, p, buf[..., :w], total, kind)
+        divergence.reduce(basis, xc, p, buf[..., :w], total)
     if q_all is None:
         total /= n
     out = total.cpu().numpy()
-    return tuple(out[..., i] for i in range(4 if kind == "kl" else 3))
-
-
-def _reduce(
-    basis: torch.Tensor, xc: torch.Tensor, p: torch.Tensor, e: torch.Tensor, total: torch.Tensor, kind: str
-) -> None:
-    """Add one chunk's moments to ``total`` (R, K, 4 or 3): basis (R, m, c) = q * x^j,
-    xc (R, c) the shifted samples, p (R, K, 1) the parameters, e (R, K, c) scratch."""
-    xb = xc[:, None, :]
-    # Reductions as (R, m, c) @ (R, c, K) products: with the long axis contiguous in
-    # both operands this runs about 3x faster than the (R, K, c) @ (R, c, m) layout.
-    if kind == "kl":
-        torch.mul(xb, -p, out=e)
-        e.exp_()
-        total += torch.bmm(basis, e.transpose(1, 2)).transpose(1, 2)
-    else:
-        torch.sub(p, xb, out=e)
-        e.clamp_min_(0.0)
-        total[..., 0] += torch.bmm(basis, e.transpose(1, 2))[:, 0]
-        total[..., 2] += torch.bmm(basis, torch.sign(e).transpose(1, 2))[:, 0]
-        e.square_()
-        total[..., 1] += torch.bmm(basis, e.transpose(1, 2))[:, 0]
+    return tuple(out[..., i] for i in range(divergence.sums))
 
 
 def _kept_basis(rows: _Rows, m: int) -> torch.Tensor | None:
@@ -247,34 +230,31 @@ def _row_stats_small(signed: np.ndarray, q: np.ndarray | None) -> _Rows:
     return _rows_from_sums(x, q, low, sums[:, 1], sums[:, 2], sums[:, 3], top, q_min, basis)
 
 
-def _moments_small(rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tuple[np.ndarray, ...]:
+def _moments_small(
+    rows: _Rows, idx: np.ndarray, params: np.ndarray, divergence: Divergence
+) -> tuple[np.ndarray, ...]:
     """:func:`_moments` on numpy arrays, for small problems."""
     x = rows.x[idx][:, None, :]  # (R, 1, n)
     p = params.astype(x.dtype)[:, :, None]  # (R, K, 1)
     scale = 1.0 / x.shape[-1] if rows.q is None else 1.0
-    if kind == "kl":
-        e = torch.exp(torch.from_numpy(x * -p)).numpy()
-        total = np.matmul(rows.basis[idx], e.transpose(0, 2, 1)).transpose(0, 2, 1)  # (R, K, 4)
-        return tuple(total[..., j].astype(np.float64) * scale for j in range(4))
-    d = np.maximum(p - x, 0)
-    weight = rows.basis[idx][:, :1]  # (R, 1, n): q, or ones
-    sums = [np.matmul(weight, a.transpose(0, 2, 1))[:, 0] for a in (d, d * d, np.sign(d))]
-    return tuple(v.astype(np.float64) * scale for v in sums)
+    return divergence.moments_small(rows.basis[idx], x, p, scale)
 
 
-def _pass(rows: _Rows, todo: np.ndarray, params: np.ndarray, kind: str) -> tuple[np.ndarray, ...]:
+def _pass(
+    rows: _Rows, todo: np.ndarray, params: np.ndarray, divergence: Divergence
+) -> tuple[np.ndarray, ...]:
     """Moments for all (B, K) pairs, computed only for checkpoints with a pair still to do.
 
     Rows not computed get neutral values (1 for the first moment, else 0 or 1) that the
     callers mask out, so the Newton updates run on whole (B, K) arrays without indexing.
     """
     idx = np.nonzero(todo.any(axis=1))[0]
-    sums = _moments(rows, idx, params[idx], kind)
+    sums = _moments(rows, idx, params[idx], divergence)
     if idx.size == todo.shape[0]:
         return sums
     full = []
     for j, part in enumerate(sums):
-        out = np.full(todo.shape, 1.0 if (j == 0 or kind == "chi2") else 0.0)
+        out = np.full(todo.shape, divergence.neutral(j))
         out[idx] = part
         full.append(out)
     return tuple(full)
@@ -284,12 +264,9 @@ def _tolerance(rows: _Rows, rtol: float) -> np.ndarray:
     return rtol * np.maximum(rows.top, np.finfo(np.float64).tiny)
 
 
-def _classify(rows: _Rows, kgrid: np.ndarray, divergence: str) -> np.ndarray:
+def _classify(rows: _Rows, kgrid: np.ndarray, divergence: Divergence) -> np.ndarray:
     """Status per (checkpoint, k): MEAN, MINIMUM (closed forms) or INTERIOR (solve)."""
-    if divergence == "kl":
-        at_min = kgrid >= -np.log(np.maximum(rows.q_min, 1e-300))[:, None]
-    else:
-        at_min = (1.0 + 2.0 * kgrid) * rows.q_min[:, None] >= 1.0
+    at_min = divergence.at_edge(rows.q_min[:, None], kgrid)
     at_mean = (kgrid == 0) | (rows.top[:, None] == 0)
     return np.where(at_mean, MEAN, np.where(at_min, MINIMUM, INTERIOR))
 
@@ -298,7 +275,7 @@ _WARM_SAMPLES = 1 << 14  # below 8x this many samples per checkpoint, no warm st
 
 
 def _warm_start(
-    signed: torch.Tensor, q: torch.Tensor | None, rows: _Rows, kgrid: np.ndarray, divergence: str
+    signed: torch.Tensor, q: torch.Tensor | None, rows: _Rows, kgrid: np.ndarray, divergence: Divergence
 ) -> np.ndarray | None:
     """Multipliers solved on an evenly strided eighth of the samples, to start near the root.
 
@@ -314,7 +291,11 @@ def _warm_start(
 
 
 def rough_multipliers(
-    sub_signed: torch.Tensor, sub_q: torch.Tensor | None, low: np.ndarray, kgrid: np.ndarray, divergence: str
+    sub_signed: torch.Tensor,
+    sub_q: torch.Tensor | None,
+    low: np.ndarray,
+    kgrid: np.ndarray,
+    divergence: Divergence,
 ) -> np.ndarray | None:
     """Multipliers (B, K) solved to 1e-5 on a subsample of the signed samples (weights need
     not be normalized), NaN where the subsample's solution is not interior; None if none is.
@@ -329,11 +310,9 @@ def rough_multipliers(
     if not active.any():
         return None
     start = _warm_start(sub_signed, sub_q, sub, kgrid, divergence)
-    solve = _newton_kl if divergence == "kl" else _newton_chi2
     with np.errstate(all="ignore"):
-        _, mult = solve(sub, kgrid, active, _tolerance(sub, 1e-5), start)
-    if divergence == "chi2":
-        mult = mult + (sub.low - low)[:, None]  # the subsample's minimum is higher
+        _, mult = divergence.solve(sub, kgrid, active, _tolerance(sub, 1e-5), start)
+    mult = divergence.rebase(mult, (sub.low - low)[:, None])  # the subsample's minimum is higher
     return np.where(active, mult, np.nan)
 
 
@@ -350,7 +329,7 @@ class _Problem:
         """Per-row statistics; the rows' ``x`` is what :func:`_moments` passes over."""
         return _rows(self.signed, self.q, radii)
 
-    def warm_start(self, rows: _Rows, kgrid: np.ndarray, divergence: str) -> np.ndarray | None:
+    def warm_start(self, rows: _Rows, kgrid: np.ndarray, divergence: Divergence) -> np.ndarray | None:
         return _warm_start(self.signed, self.q, rows, kgrid, divergence)
 
     def in_float64(self) -> _Problem:
@@ -367,7 +346,7 @@ class _Problem:
 
 
 def _solve_fast_any_precision(
-    problem: _Problem, ks: np.ndarray, divergence: str
+    problem: _Problem, ks: np.ndarray, divergence: Divergence
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_solve_fast`, with radii too small for float32 sums redone in float64.
 
@@ -400,7 +379,7 @@ def _values_in_float64(
     value: np.ndarray,
     mult: np.ndarray,
     status: np.ndarray,
-    divergence: str,
+    divergence: Divergence,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r"""The mean and the dual objective at the solver's multipliers, summed in float64.
 
@@ -420,8 +399,7 @@ def _values_in_float64(
     low_t = torch.as_tensor(low, dtype=f64, device=dev)
     interior = torch.as_tensor(status == INTERIOR, device=dev)
     params = torch.where(interior, torch.as_tensor(mult, dtype=f64, device=dev), 1.0)  # (B, K)
-    if divergence == "chi2":
-        params = params - low_t[:, None]  # eta above the minimum
+    params = divergence.dual_params(params, low_t[:, None])
     total = torch.zeros((b, ks.size), dtype=f64, device=dev)
     first = torch.zeros(b, dtype=f64, device=dev)
     mass = torch.zeros(b, dtype=f64, device=dev)
@@ -429,10 +407,7 @@ def _values_in_float64(
         x = x - low_t[:, None]
         if w is not None:  # off the support a sample may lie below the minimum: no terms
             x = torch.where(w > 0, x, 0.0)
-        if divergence == "kl":
-            term = torch.exp(-x[:, None, :] / params[:, :, None])
-        else:
-            term = torch.clamp(params[:, :, None] - x[:, None, :], min=0.0) ** 2
+        term = divergence.dual_term(x[:, None, :], params[:, :, None])
         if w is None:
             total += term.sum(-1)
             first += x.sum(-1)
@@ -443,10 +418,7 @@ def _values_in_float64(
             mass += w.sum(-1)
     total, first = total / mass[:, None], first / mass
     kk = torch.as_tensor(ks, dtype=f64, device=dev)[None, :]
-    if divergence == "kl":
-        dual = low_t[:, None] - params * torch.log(total) - params * kk
-    else:
-        dual = params + low_t[:, None] - torch.sqrt(1.0 + 2.0 * kk) * torch.sqrt(total)
+    dual = divergence.dual_value(low_t[:, None], params, total, kk)
     mean = (low_t + first).cpu().numpy()
     value = np.where(status == INTERIOR, dual.cpu().numpy(), value)
     value = np.where(status == MEAN, mean[:, None], value)
@@ -454,7 +426,7 @@ def _values_in_float64(
 
 
 def _solve_fast(
-    problem: _Problem, ks: np.ndarray, divergence: str
+    problem: _Problem, ks: np.ndarray, divergence: Divergence
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Values, multipliers, status (B, K), means and minima (B,) of the signed samples."""
     rows = problem.rows(ks.size)
@@ -466,163 +438,16 @@ def _solve_fast(
     interior = status == INTERIOR
     if interior.any():
         start = problem.warm_start(rows, kgrid, divergence)
-        solve = _newton_kl if divergence == "kl" else _newton_chi2
         rtol = 1e-10 if problem.dtype == torch.float64 else 1e-6
         # inf/nan from flat or empty regions are caught by the bracket safeguards
         with np.errstate(all="ignore"):
-            v, m = solve(rows, kgrid, interior, _tolerance(rows, rtol), start)
+            v, m = divergence.solve(rows, kgrid, interior, _tolerance(rows, rtol), start)
         value = np.where(interior, v, value)
         mult = np.where(interior, m, mult)
     value = value + rows.low[:, None]
     mean = rows.mean + rows.low
-    if divergence == "chi2":
-        # eta in psi's units; rho = q at k = 0 means an infinite threshold, and the
-        # minimum's threshold is the minimum itself.
-        mult = np.where(interior, mult + rows.low[:, None], mult)
-        mult = np.where(status == MINIMUM, rows.low[:, None], mult)
+    mult = divergence.to_psi_units(mult, rows.low[:, None], status)
     return value, mult, status.astype(np.int8), mean, rows.low
-
-
-def _newton_kl(
-    rows: _Rows, kgrid: np.ndarray, active: np.ndarray, tol: np.ndarray, start: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Root of f(u) = KL(rho_lambda || q) - k in u = log(lambda): safeguarded Halley steps.
-
-    With t = 1/lambda and kappa_j the cumulants of x under the tilt rho_lambda,
-    KL = -t kappa_1 - log M, f' = -t^2 kappa_2 and f'' = 2 t^2 kappa_2 - t^3 kappa_3
-    (derivatives in u). Halley's cubic convergence matters here: every step is a pass over
-    all samples. The reported value is the dual h(lambda) = -lambda log M - lambda k, a
-    lower bound on V_k for every lambda and equal to it at the root.
-    """
-    b, kk = kgrid.shape
-    sd = np.sqrt(np.maximum(rows.var, 1e-300))[:, None]
-    u = -np.log(_skew_aware_start(rows, kgrid))
-    if start is not None:
-        u = np.where(np.isfinite(start) & (start > 0), np.log(np.where(start > 0, start, 1.0)), u)
-    lo = np.full((b, kk), -np.inf)
-    # KL(rho_lambda) = int_0^t s Var_s ds <= t^2 top^2 / 8 (Var of x in [0, top] is at most
-    # top^2 / 4), so lambda = top / sqrt(8k) has KL <= k: the root lies below it.
-    hi = np.log(rows.top[:, None] / np.sqrt(8.0 * np.maximum(kgrid, 1e-300)))
-    u = np.minimum(u, hi)
-    # Below _TINY_K the dual cannot resolve KL = k in floating point (log M has absolute
-    # error ~eps); there V_k = mean - sd * sqrt(2k) + O(k), exact to well below tolerance.
-    tiny = active & (kgrid <= _TINY_K)
-    value = np.where(tiny, rows.mean[:, None] - sd * np.sqrt(2.0 * kgrid), 0.0)
-    u = np.where(tiny, np.log(np.broadcast_to(sd, (b, kk)) / np.sqrt(2.0 * np.maximum(kgrid, 1e-300))), u)
-    eps = _eps(rows)
-    reach = np.full((b, kk), 4.0)
-    prev_f = np.full((b, kk), np.inf)
-    todo = active & ~tiny
-    for _ in range(_MAX_ITER):
-        if not todo.any():
-            break
-        lam = np.exp(u)
-        t = 1.0 / lam
-        m0, m1, m2, m3 = _pass(rows, todo, t, "kl")
-        e1, e2, e3 = m1 / m0, m2 / m0, m3 / m0
-        k2 = np.maximum(e2 - e1**2, 0.0)
-        k3 = e3 - 3.0 * e1 * e2 + 2.0 * e1**3
-        log_m = np.log(m0)
-        f = -t * e1 - log_m - kgrid  # KL(rho_lambda || q) - k
-        # KL is a difference of terms of size t*E[x] and log M: it cannot be resolved
-        # below their rounding error. Converged: the tilt is on the ball (up to rounding)
-        # and attains the dual value; the first test matters as lambda -> 0, where the
-        # primal-dual gap lambda * |f| vanishes off the ball.
-        kl_error = _ROUNDING * eps * (1.0 + t * e1 + np.abs(log_m))
-        # Where that rounding, scaled by a large lambda (small k), swamps the tolerance the
-        # dual value is noise: report the tilt's own expectation, which is attained.
-        dual = -lam * log_m - lam * kgrid
-        value = np.where(todo, np.where(lam * kl_error > tol[:, None], e1, dual), value)
-        done = (np.abs(f) <= kl_error + 1e-9 * kgrid) & (lam * np.abs(f) <= tol[:, None] + lam * kl_error)
-        lo = np.where(todo & (f > 0), u, lo)
-        hi = np.where(todo & (f < 0), u, hi)
-        d1 = -(t**2) * k2
-        d2 = 2.0 * t**2 * k2 - t**3 * k3
-        step = np.minimum(np.maximum(-2.0 * f * d1 / (2.0 * d1**2 - f * d2), -4.0), 4.0)
-        # Bisect when the last step did not halve |f| (Halley can stall where KL is flat).
-        nxt = np.where(np.abs(f) > 0.5 * prev_f, np.nan, u + step)
-        prev_f = np.where(todo, np.abs(f), prev_f)
-        move = todo & ~done
-        u = np.where(move, _keep_in_bracket(nxt, lo, hi, reach, move), u)
-        todo = move
-    if todo.any():
-        raise SolverError(_no_convergence("kl", todo))
-    return value, np.exp(u)
-
-
-def _skew_aware_start(rows: _Rows, kgrid: np.ndarray) -> np.ndarray:
-    """A starting t = 1/lambda from the cumulant expansion KL(t) = t^2 k2 / 2 - t^3 k3 / 3 + O(t^4).
-
-    The Gaussian answer t = sqrt(2k / k2) ignores skew, which per-step rewards with a bad
-    tail have plenty of; a few scalar Newton steps on the cubic save passes over the data.
-    Where the cubic has no root (k past its maximum) the Gaussian answer stands.
-    """
-    k2 = np.maximum(rows.var, 1e-300)[:, None]
-    k3 = rows.third[:, None]
-    gauss = np.sqrt(2.0 * np.maximum(kgrid, 1e-300) / k2)
-    t = gauss
-    for _ in range(4):
-        f = t**2 * k2 / 2.0 - t**3 * k3 / 3.0 - kgrid
-        t = t - f / (t * k2 - t**2 * k3)
-    ok = np.isfinite(t) & (t > 0) & (t < k2 / np.maximum(k3, 1e-300))  # left of the cubic's maximum
-    return np.where(ok, t, gauss)
-
-
-def _newton_chi2(
-    rows: _Rows, kgrid: np.ndarray, active: np.ndarray, tol: np.ndarray, start: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Maximizer of g(eta) = eta - r * sqrt(E_q[(eta - x)_+^2]), r = sqrt(1 + 2k).
-
-    g is concave: g' = 1 - r A / sqrt(B) with A = E_q[(eta - x)_+], B = E_q[(eta - x)_+^2],
-    g'' = -r (Q B - A^2) / B^1.5 with Q = q(x < eta). While eta >= max x the root has the
-    closed form eta = mean + sd / sqrt(2k), value mean - sd * sqrt(2k).
-    """
-    b, kk = kgrid.shape
-    r = np.sqrt(1.0 + 2.0 * kgrid)
-    sd = np.sqrt(rows.var)[:, None]
-    top = np.broadcast_to(rows.top[:, None], (b, kk))
-    closed_eta = rows.mean[:, None] + sd / np.sqrt(2.0 * np.maximum(kgrid, 1e-300))
-    closed = active & (closed_eta >= top)
-    value = np.where(closed, rows.mean[:, None] - sd * np.sqrt(2.0 * kgrid), 0.0)
-    eta = np.where(closed, closed_eta, np.minimum(closed_eta, top))
-    if start is not None:
-        eta = np.where(~closed & np.isfinite(start) & (start > 0) & (start < top), start, eta)
-    lo = np.zeros((b, kk))
-    hi = top.copy()
-    eps = _eps(rows)
-    prev_d1 = np.full((b, kk), np.inf)
-    todo = active & ~closed
-    for _ in range(_MAX_ITER):
-        if not todo.any():
-            break
-        a, bb, mass = _pass(rows, todo, eta, "chi2")
-        root_b = np.sqrt(bb)
-        ratio = root_b / a  # sqrt(B)/A; equals r at the optimum
-        valid = bb > 0
-        value = np.where(todo & valid, eta - r * root_b, value)
-        gap = np.abs(root_b * (r - ratio))  # E_rho[x] - g(eta) for rho ~ q (eta - x)_+
-        off_ball = np.abs(0.5 * (ratio**2 - 1.0) - kgrid)  # chi2(rho) - k
-        done = valid & (gap <= tol[:, None]) & (off_ball <= _ROUNDING * eps * (1.0 + ratio**2) + 1e-9 * kgrid)
-        d1 = 1.0 - r * a / root_b
-        d2 = -r * (mass * bb - a**2) / bb**1.5
-        lo = np.where(todo & (~valid | (d1 > 0)), eta, lo)
-        hi = np.where(todo & valid & (d1 < 0), eta, hi)
-        # A pass reads eta in the samples' dtype: once the bracket is a few of its steps wide
-        # (large k puts the root near the top sample, where float32 steps are ~5e-7 and the
-        # gap jumps across tol between neighbours), no pass can narrow it. g is concave with
-        # its maximum inside the bracket, so the dual there is within sup|g''| (hi - lo)^2 of
-        # the optimum (~1e-10 measured); a lower bound either way.
-        resolved = valid & (hi - lo <= 4.0 * eps * np.maximum(np.abs(eta), 1e-300))
-        done = done | resolved
-        stalled = np.abs(d1) > 0.5 * prev_d1
-        prev_d1 = np.where(todo, np.where(valid, np.abs(d1), np.inf), prev_d1)
-        nxt = np.where(valid & ~stalled, eta - d1 / d2, np.nan)
-        move = todo & ~done
-        eta = np.where(move, _keep_in_bracket(nxt, lo, hi), eta)
-        todo = move
-    if todo.any():
-        raise SolverError(_no_convergence("chi2", todo))
-    return value, eta
 
 
 def _keep_in_bracket(
@@ -647,9 +472,9 @@ def _keep_in_bracket(
     return np.where(inside, nxt, mid)
 
 
-def _no_convergence(divergence: str, todo: np.ndarray) -> str:
+def _no_convergence(name: str, todo: np.ndarray) -> str:
     pairs = [tuple(int(i) for i in p) for p in np.argwhere(todo)[:5]]
     return (
-        f"the {divergence} worst-case solver did not converge in {_MAX_ITER} iterations for "
+        f"the {name} worst-case solver did not converge in {_MAX_ITER} iterations for "
         f"(checkpoint, k) pairs {pairs}; please report this with the samples, or use solver='cvxpy'"
     )

@@ -22,7 +22,6 @@ from postconv.selection._dual import (
     _FLOAT32_CHUNK,
     _WARM_SAMPLES,
     _chunk_columns,
-    _reduce,
     _Rows,
     _rows_from_sums,
     rough_multipliers,
@@ -97,11 +96,11 @@ class StreamedSamples:
             x = torch.where(w > 0, signed - lo, torch.zeros((), dtype=self.dtype, device=signed.device))
             yield x, w / mass.to(device=w.device, dtype=self.dtype)[:, None]
 
-    def moments(self, rows: _Rows, idx: np.ndarray, params: np.ndarray, kind: str) -> tuple[np.ndarray, ...]:
+    def moments(self, rows: _Rows, idx: np.ndarray, params: np.ndarray, divergence) -> tuple[np.ndarray, ...]:
         """:func:`~postconv.selection._dual._moments` over the source's chunks."""
         self.passes += 1
         r, kk = params.shape
-        m, dt = (4 if kind == "kl" else 1), self.dtype
+        m, dt = divergence.powers, self.dtype
         # as in memory: the same sub-chunks in every pass, whatever rows remain to do
         step = _chunk_columns(self.source.shape[0], kk, 1 << 62)
         if dt == torch.float32:
@@ -111,7 +110,7 @@ class StreamedSamples:
         for x, q in self.shifted(f"solving: pass {self.passes}", idx):
             if total is None:
                 dev = x.device
-                total = torch.zeros((r, kk, 4 if kind == "kl" else 3), dtype=torch.float64, device=dev)
+                total = torch.zeros((r, kk, divergence.sums), dtype=torch.float64, device=dev)
                 p = torch.as_tensor(params, dtype=dt, device=dev)[:, :, None]
                 buf = torch.empty((r, kk, step), dtype=dt, device=dev)
                 powers = torch.empty((r, m, step), dtype=dt, device=dev)
@@ -126,11 +125,11 @@ class StreamedSamples:
                     basis[:, 0].copy_(q[:, start : start + step])
                 for j in range(1, m):
                     torch.mul(basis[:, j - 1], xc, out=basis[:, j])
-                _reduce(basis, xc, p, buf[..., :w], total, kind)
+                divergence.reduce(basis, xc, p, buf[..., :w], total)
         if uniform:
             total /= self.source.shape[1]
         out = total.cpu().numpy()
-        return tuple(out[..., i] for i in range(4 if kind == "kl" else 3))
+        return tuple(out[..., i] for i in range(divergence.sums))
 
 
 class StreamedProblem:

@@ -11,8 +11,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from postconv.selection.divergences import DIVERGENCES  # noqa: F401  (checked here)
-
 SOLVERS = ("fast", "cvxpy")
 SENSES = ("reward", "cost")
 

@@ -5,7 +5,8 @@ distribution of a policy in simulation), the worst case within radius :math:`k` 
 
 .. math::  V_k = \min_{\rho \in \Delta,\ D(\rho\,\|\,q) \le k} \sum_j \rho_j \psi_j .
 
-Two divergences are supported, each solved exactly through a one-dimensional concave dual:
+The divergences live in :mod:`postconv.selection.divergences` (one class each, a registry of
+names); two come with postconv, each solved exactly through a one-dimensional concave dual:
 
 ``"kl"``  (Hu and Hong, 2012)
     :math:`V_k = \max_{\lambda>0} -\lambda \log \sum_j q_j e^{-\psi_j/\lambda} - \lambda k`.
@@ -39,9 +40,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from postconv.selection import _validate
+from postconv.selection import _validate, divergences
 from postconv.selection._dual import INTERIOR, MEAN, MINIMUM, _Problem, _solve_fast_any_precision
-from postconv.selection.divergences import Divergence
 from postconv.selection.source import SampleSource
 
 Sense = Literal["reward", "cost"]
@@ -107,15 +107,7 @@ class WorstCase:
         x = torch.where(support, signed - low, 0.0)  # (B, n), >= 0 on the support
         mult = torch.as_tensor(_unsqueeze(self.multiplier, self), dtype=torch.float64, device=psi.device)
         status = torch.as_tensor(_unsqueeze(self.status, self), device=psi.device)
-        if self.divergence == "kl":
-            t = torch.where(status == INTERIOR, 1.0 / mult, 0.0)
-            logits = torch.log(q)[:, None, :] - t[..., None] * x[:, None, :]
-            rho = torch.softmax(logits, dim=-1)
-        else:
-            eta = mult if self.sense == "reward" else -mult
-            eta = torch.where(status == INTERIOR, eta - low, 0.0)
-            rho = q[:, None, :] * torch.clamp_min(eta[..., None] - x[:, None, :], 0.0)
-            rho = rho / rho.sum(-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+        rho = divergences.get(self.divergence).tilt(q, x, mult, low, status == INTERIOR, self.sense)
         at_min = (x == 0) & support
         rho_min = q * at_min
         rho_min = rho_min / rho_min.sum(-1, keepdim=True)
@@ -142,7 +134,7 @@ def worst_case(
     psi,
     weights=None,
     k=2.0,
-    divergence: Divergence = "kl",
+    divergence: str = "kl",
     sense: Sense = "reward",
     solver: Solver = "fast",
 ) -> WorstCase:
@@ -168,11 +160,12 @@ def worst_case(
         ValueError: on NaN/inf in psi, k < 0 or NaN, negative or all-zero weights, shape
             mismatches, or an unknown divergence, sense or solver.
     """
-    _validate.choice("divergence", divergence, _validate.DIVERGENCES)
+    _validate.choice("divergence", divergence, divergences.names())
+    div = divergences.get(divergence)
     _validate.choice("sense", sense, _validate.SENSES, " (reward: larger is better; cost: smaller is better)")
     _validate.choice("solver", solver, _validate.SOLVERS)
     if isinstance(psi, SampleSource):
-        return _worst_case_streamed(psi, weights, k, divergence, sense, solver)
+        return _worst_case_streamed(psi, weights, k, div, sense, solver)
     x = _validate.samples(psi)
     q = _validate.weights(weights, x)
     ks = _validate.radii(k)
@@ -185,15 +178,14 @@ def worst_case(
     if solver == "cvxpy":
         from postconv.selection.reference import solve_cvxpy
 
-        value, mult, status, mean, rho = solve_cvxpy(signed, q2, ks, divergence)
+        value, mult, status, mean, rho = solve_cvxpy(signed, q2, ks, div)
         support = torch.ones_like(signed, dtype=torch.bool) if q2 is None else q2.expand_as(signed) > 0
         low = torch.where(support, signed, torch.inf).amin(-1).double().cpu().numpy()
     else:
-        value, mult, status, mean, low = _solve_fast_any_precision(_Problem(signed, q2), ks, divergence)
+        value, mult, status, mean, low = _solve_fast_any_precision(_Problem(signed, q2), ks, div)
     if sense == "cost":
         value, mean, low = -value, -mean, -low
-        if divergence == "chi2":
-            mult = -mult
+        mult = div.for_cost(mult)
 
     def shape(a: np.ndarray, has_k: bool = True) -> np.ndarray:
         if has_k and squeeze_k:
@@ -207,7 +199,7 @@ def worst_case(
         multiplier=shape(mult),
         status=shape(status),
         k=ks,
-        divergence=divergence,
+        divergence=div.name,
         sense=sense,
         _psi=x2,
         _q=q2,
@@ -217,9 +209,7 @@ def worst_case(
     )
 
 
-def _worst_case_streamed(
-    source: SampleSource, weights, k, divergence: str, sense: str, solver: str
-) -> WorstCase:
+def _worst_case_streamed(source: SampleSource, weights, k, div, sense: str, solver: str) -> WorstCase:
     """:func:`worst_case` on a sample source: a few streaming passes, memory of one chunk."""
     from postconv.selection._streamed import StreamedProblem
 
@@ -228,15 +218,14 @@ def _worst_case_streamed(
     if solver != "fast":
         raise ValueError("solver='cvxpy' needs the samples in memory; use solver='fast' with a sample source")
     ks = _validate.radii(k)
-    value, mult, status, mean, low = _solve_fast_any_precision(StreamedProblem(source, sense), ks, divergence)
+    value, mult, status, mean, low = _solve_fast_any_precision(StreamedProblem(source, sense), ks, div)
     if sense == "cost":
         value, mean, low = -value, -mean, -low
-        if divergence == "chi2":
-            mult = -mult
+        mult = div.for_cost(mult)
     squeeze_k = np.ndim(k) == 0
     if squeeze_k:
         value, mult, status = value[:, 0], mult[:, 0], status[:, 0]
     return WorstCase(
-        value=value, mean=mean, extreme=low, multiplier=mult, status=status, k=ks, divergence=divergence, sense=sense,
+        value=value, mean=mean, extreme=low, multiplier=mult, status=status, k=ks, divergence=div.name, sense=sense,
         _psi=None, _q=None, _squeeze_batch=False, _squeeze_k=squeeze_k,
     )  # fmt: skip

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from postconv.selection import divergences
 from postconv.selection._dual import _FLOAT32_MIN_K
 from postconv.selection._streamed import checked_chunks
 from postconv.selection.estimators import INTERIOR, WorstCase, worst_case
@@ -181,8 +182,8 @@ def _sum_nodes(
             part1 = torch.zeros_like(part0)
             buf = torch.empty((b, lnodes, step), dtype=dt)
             extra = torch.empty_like(buf)
-            scale = (-1.0 / param if divergence == "kl" else param).to(dt)
-        if divergence == "kl":  # from each group's minimum: the terms are at most 1
+            scale = divergence.node_scale(param).to(dt)
+        if divergence.from_group_minimum:  # from each group's minimum: the terms are at most 1
             shift = minimum[:, g].to(x.dtype)
             x = x - shift if on is None else torch.where(on, x - shift, 0.0)
         for start in range(0, x.shape[1], step):
@@ -190,20 +191,9 @@ def _sum_nodes(
             xc, gc = x[:, None, cols], g[cols]
             w = xc.shape[-1]
             e, f = buf[..., :w], extra[..., :w]
-            if divergence == "kl":
-                torch.mul(xc, scale, out=e).exp_()  # e^(-x/lambda)
-                if q is not None:
-                    e.mul_(q[:, None, cols])
-                part0.index_add_(2, gc, e)
-                part1.index_add_(2, gc, e.mul_(xc))
-            else:
-                torch.sub(scale, xc, out=e).clamp_min_(0.0)  # (eta - x)_+
-                torch.mul(e, e, out=f)
-                if q is not None:
-                    e.mul_(q[:, None, cols])
-                    f.mul_(q[:, None, cols])
-                part0.index_add_(2, gc, e)
-                part1.index_add_(2, gc, f)
+            t0, t1 = divergence.node_terms(xc, scale, None if q is None else q[:, None, cols], e, f)
+            part0.index_add_(2, gc, t0)
+            part1.index_add_(2, gc, t1)
             pending += w
             if pending >= _TERMS_PER_PARTIAL * n_groups:  # however few the groups
                 total0 += part0
@@ -246,7 +236,7 @@ def grouped_replicates(
     """
     b, _ = source.shape
     ks = np.atleast_1d(estimate.k)
-    divergence, sense = estimate.divergence, estimate.sense
+    divergence, sense = divergences.get(estimate.divergence), estimate.sense
     sign = 1.0 if sense == "reward" else -1.0
     low = sign * np.asarray(estimate.extreme, dtype=np.float64).reshape(b)
     groups = _sum_groups(source, sense, low)
@@ -258,10 +248,7 @@ def grouped_replicates(
     # closed forms: k = 0 or a constant replicate gives the mean; past the edge, the minimum
     kk = ks[None, None, :]
     at_mean = (kk == 0) | (mean_x[..., None] == edge_x[..., None])
-    if divergence == "kl":
-        at_edge = kk >= -np.log(np.maximum(edge_mass / mass, 1e-300))[..., None]
-    else:
-        at_edge = (1.0 + 2.0 * kk) * (edge_mass / mass)[..., None] >= 1.0
+    at_edge = divergence.at_edge((edge_mass / mass)[..., None], kk)
     interior = ~at_mean & ~at_edge
     tol = TOLERANCE * np.maximum(groups.top.numpy(), np.finfo(np.float64).tiny)[:, None, None]
     replicates = _Replicates(c, mass, mean_x, edge_x, groups)
@@ -287,7 +274,7 @@ def grouped_replicates(
     fallback = np.argwhere(loose.any(-1))  # (P, 2): (checkpoint, replicate) pairs
     if fallback.size:  # solved over the samples, as the per-sample bootstrap would
         reweighted = _Reweighted(source, fallback, c)
-        again = worst_case(reweighted, k=ks, divergence=divergence, sense=sense)
+        again = worst_case(reweighted, k=ks, divergence=divergence.name, sense=sense)
         exact = sign * np.asarray(again.value).reshape(len(fallback), ks.size) - low[fallback[:, 0], None]
         value = value.copy()
         value[fallback[:, 0], fallback[:, 1]] = exact
@@ -408,19 +395,16 @@ class _Replicates:
         s1 = np.empty((b, r, lnodes))
         for i in range(b):
             g0, g1 = sums.s0[i].numpy().T, sums.s1[i].numpy().T  # (G, L)
-            if divergence != "kl":
+            if not divergence.from_group_minimum:
                 s0[i], s1[i] = self.c[i] @ g0, self.c[i] @ g1
                 continue
-            lam = np.exp(sums.nodes[i])[None, :]  # (1, L)
+            param = np.exp(sums.nodes[i])[None, :]  # (1, L)
             m = self.minimum[i][:, None]  # (G, 1); inf for a group without weight (its sums are 0)
-            for a in np.unique(self.edge_x[i]):
+            for a in np.unique(self.edge_x[i]):  # each replicate's sums from its own minimum a
                 rows = self.edge_x[i] == a
-                with np.errstate(over="ignore", invalid="ignore"):
-                    # groups below a are not drawn; groups without weight add nothing (not inf * 0)
-                    scale = np.where((m >= a) & np.isfinite(m), np.exp(-(m - a) / lam), 0.0)
-                    m = np.where(np.isfinite(m), m, a)
-                s0[i, rows] = self.c[i, rows] @ (scale * g0)
-                s1[i, rows] = self.c[i, rows] @ (scale * (g1 + (m - a) * g0))  # x - a = (x - m) + (m - a)
+                r0, r1 = divergence.regroup(g0, g1, m, a, param)
+                s0[i, rows] = self.c[i, rows] @ r0
+                s1[i, rows] = self.c[i, rows] @ r1
         self.parts.append((sums.nodes, s0 / self.mass[..., None], s1 / self.mass[..., None]))
 
 
@@ -445,8 +429,7 @@ def _initial_nodes(estimate: WorstCase, low: np.ndarray, b: int, kk: int) -> np.
     row (a start; extensions move from there)."""
     mult = np.asarray(estimate.multiplier, dtype=np.float64).reshape(b, kk)
     status = np.asarray(estimate.status).reshape(b, kk)
-    if estimate.divergence == "chi2":  # eta above the minimum, in signed units
-        mult = (mult if estimate.sense == "reward" else -mult) - low[:, None]
+    mult = divergences.get(estimate.divergence).node_multiplier(mult, estimate.sense, low)
     ok = (status == INTERIOR) & np.isfinite(mult) & (mult > 0)
     centre = np.full((b, kk), np.nan)
     centre[ok] = np.log(mult[ok]) / SPACING
@@ -572,16 +555,7 @@ def _node_duals(
     kk = ks[None, None, :, None]
     s0, s1 = s0[:, :, None, :], s1[:, :, None, :]
     with np.errstate(all="ignore"):
-        if divergence == "kl":
-            log_m = np.log(s0)
-            kl = -(s1 / s0) / param - log_m
-            h = edge_x[..., None, None] - param * log_m - param * kk
-            d = param * (kl - kk)
-        else:
-            r = np.sqrt(1.0 + 2.0 * kk)
-            root_b = np.sqrt(s1)
-            h = param - r * root_b
-            d = param * (1.0 - r * s0 / root_b)
+        h, d = divergence.node_duals(param, s0, s1, kk, edge_x)
     bad = ~(np.isfinite(h) & np.isfinite(d)) | (s0 <= 0)
     return np.where(bad, -np.inf, h), np.where(bad, np.inf, d)
 

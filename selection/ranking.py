@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from postconv.selection import _validate
-from postconv.selection.estimators import Divergence, Sense, WorstCase, worst_case
+from postconv.selection.estimators import Sense, WorstCase, worst_case
 from postconv.selection.grouped import GroupedReplicates, grouped_replicates
 from postconv.selection.source import ArraySource, SampleSource
 
@@ -129,7 +129,7 @@ def bootstrap(
     psi,
     groups=None,
     k=2.0,
-    divergence: Divergence = "kl",
+    divergence: str = "kl",
     sense: Sense = "reward",
     weights=None,
     n_boot: int = 200,

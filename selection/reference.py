@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from postconv.selection import divergences
 from postconv.selection.errors import SolverError
 
 
@@ -21,24 +22,25 @@ class ReferenceSolverError(SolverError):
     """cvxpy did not return an optimal solution it vouches for."""
 
 
-def _formulations(ps: np.ndarray, qs: np.ndarray, k: float, divergence: str):
-    """Yield (problem, rho-expression) pairs of the same worst-case program."""
+def _formulations(ps: np.ndarray, qs: np.ndarray, k: float, divergence):
+    """Yield (problem, rho-expression) pairs of the same worst-case program: over the density
+    ratio w = rho / q first (weights of order 1 keep the conic solver well scaled), then any
+    the divergence adds."""
     import cvxpy as cp
 
     n = ps.size
-    scaled = n * qs  # weights of order 1 keep the conic solver well scaled
+    scaled = n * qs
     w = cp.Variable(n, nonneg=True)
-    ball = scaled @ cp.entr(w) >= -k * n if divergence == "kl" else scaled @ cp.square(w - 1.0) <= 2.0 * k * n
+    ball = divergence.cvxpy_ball(scaled, w, k, n)
     yield cp.Problem(cp.Minimize((scaled * ps) @ w / n), [scaled @ w == n, ball]), lambda: qs * w.value
-    if divergence == "kl":
-        rho = cp.Variable(n, nonneg=True)
-        problem = cp.Problem(cp.Minimize(ps @ rho), [cp.sum(rho) == 1, cp.sum(cp.rel_entr(rho, qs)) <= k])
-        yield problem, lambda: rho.value
+    yield from divergence.cvxpy_more(ps, qs, k)
 
 
-def solve_one(psi: np.ndarray, q: np.ndarray, k: float, divergence: str) -> tuple[float, np.ndarray]:
+def solve_one(psi: np.ndarray, q: np.ndarray, k: float, divergence) -> tuple[float, np.ndarray]:
     """Minimize E_rho[psi] over distributions rho with D(rho || q) <= k. Returns (value, rho)."""
     import cvxpy as cp
+
+    divergence = divergences.get(divergence)
 
     support = q > 0
     ps, qs = psi[support], q[support] / q[support].sum()
@@ -62,26 +64,20 @@ def solve_one(psi: np.ndarray, q: np.ndarray, k: float, divergence: str) -> tupl
             return float(rho[support] @ ps), rho
         statuses.append(problem.status)
     raise ReferenceSolverError(
-        f"cvxpy/Clarabel found no optimal solution for a {divergence} problem with {ps.size} atoms "
+        f"cvxpy/Clarabel found no optimal solution for a {divergence.name} problem with {ps.size} atoms "
         f"and k = {k} (statuses: {', '.join(statuses)}); use solver='fast', which is exact here"
     )
 
 
-def _in_ball(rho: np.ndarray, q: np.ndarray, k: float, divergence: str) -> bool:
+def _in_ball(rho: np.ndarray, q: np.ndarray, k: float, divergence) -> bool:
     """Check an "inaccurate" answer ourselves: a distribution, within the ball to 1e-6."""
     if rho is None or np.any(rho < -1e-9) or abs(rho.sum() - 1.0) > 1e-7:
         return False
-    r = np.clip(rho, 0.0, None)
-    if divergence == "kl":
-        pos = r > 0
-        d = float(np.sum(r[pos] * np.log(r[pos] / q[pos])))
-    else:
-        d = float(0.5 * np.sum((r - q) ** 2 / q))
-    return d <= k + 1e-6 * max(1.0, k)
+    return divergence.of(np.clip(rho, 0.0, None), q) <= k + 1e-6 * max(1.0, k)
 
 
 def solve_cvxpy(
-    signed: torch.Tensor, q: torch.Tensor | None, ks: np.ndarray, divergence: str
+    signed: torch.Tensor, q: torch.Tensor | None, ks: np.ndarray, divergence
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Batched front end: (value, multiplier, status, mean) as the fast solver, and rho (B, K, n).
 

@@ -12,6 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from postconv import __version__
+from postconv.selection import divergences
 
 DEMO_DIR = Path("outputs/demo")
 # the main job on a 2-core CPU: 30 PPO iterations on 16 envs (a checkpoint every 3), then the
@@ -37,7 +38,7 @@ def _selection_options(parser: argparse.ArgumentParser, stage: bool = False) -> 
         )  # fmt: skip
     g.add_argument("--k", type=float, nargs="+", default=[1.0, 2.0, 4.0, 6.0], help="radii to report")
     g.add_argument("--primary-k", type=float, default=2.0, help="the radius that picks the checkpoint")
-    g.add_argument("--divergence", choices=["kl", "chi2"], default="kl")
+    g.add_argument("--divergence", choices=list(divergences.names()), default="kl")
     g.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (0: no intervals)")
     g.add_argument("--level", type=float, default=0.9, help="interval coverage")
     g.add_argument(

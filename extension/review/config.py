@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from postconv.selection.divergences import DIVERGENCES
+from postconv.selection import divergences
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,10 @@ class SelectionConfig:
             raise ValueError(
                 f"--primary-k {self.primary_k:g} is not in the k sweep {ks}; add it to --k or pick one of them"
             )
-        if self.divergence not in DIVERGENCES:
-            raise ValueError(f"--divergence {self.divergence!r}: choose one of {', '.join(DIVERGENCES)}")
+        if self.divergence not in divergences.names():
+            raise ValueError(
+                f"--divergence {self.divergence!r}: choose one of {', '.join(divergences.names())}"
+            )
         if (
             isinstance(self.n_boot, bool)
             or not isinstance(self.n_boot, int)
