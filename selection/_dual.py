@@ -1,9 +1,11 @@
 r"""The fast solver of the worst-case duals (:mod:`postconv.selection.estimators` states the math).
 
 Everything here works on "signed" psi (a reward: smaller is worse), shifted so that each
-row's minimum over its support is 0: per-row statistics, streaming passes of moments,
-safeguarded Halley (KL) and Newton (chi2) iterations, the float32 / float64 split, the
-warm start. :mod:`postconv.selection._streamed` feeds it from a sample source.
+row's minimum over its support is 0: per-row statistics, streaming passes of the sums a
+divergence asks for, the classification into closed forms and interior pairs, the float32 /
+float64 split, the dual at the found multipliers, the warm start. Each divergence's own
+iterations and sums live in :mod:`postconv.selection.divergences`;
+:mod:`postconv.selection._streamed` feeds the passes from a sample source.
 """
 
 from __future__ import annotations
@@ -112,10 +114,10 @@ def _moments(
 ) -> tuple[np.ndarray, ...]:
     """One streaming pass over the samples of rows ``idx`` for K parameters each.
 
-    KL (params = 1/lambda, shape (R, K)): returns sums of q*e*x^j, j = 0..3, with
-    e = exp(-x/lambda). chi2 (params = eta, (R, K)): sums of q*d, q*d^2, q*[d > 0] with
-    d = (eta - x)_+. Each chunk is reduced by a batched matrix product with the basis
-    [q, q*x, q*x^2, q*x^3] in the samples' dtype; chunk sums are accumulated in float64.
+    The divergence says what is summed (:meth:`~postconv.selection.divergences.base.Divergence.reduce`;
+    KL, params = 1/lambda: q*e*x^j, j = 0..3, with e = exp(-x/lambda); chi2, params = eta: q*d,
+    q*d^2, q*[d > 0] with d = (eta - x)_+). Each chunk is reduced by a batched matrix product
+    with the basis [q, q*x, ...] in the samples' dtype; chunk sums are accumulated in float64.
     Shapes (R, K).
     """
     if isinstance(rows.x, np.ndarray):

@@ -223,7 +223,7 @@ class StreamedProblem:
         stats = StreamedSamples(self.source, self.sign, self.dtype, low, mass)
         return _rows_from_sums(stats, None, low, s1, s2, s3, high - low, at_low.cpu().numpy() / mass)
 
-    def warm_start(self, rows: _Rows, kgrid: np.ndarray, divergence: str) -> np.ndarray | None:
+    def warm_start(self, rows: _Rows, kgrid: np.ndarray, divergence) -> np.ndarray | None:
         if self._sub is None:
             return None
         return rough_multipliers(*self._sub, rows.low, kgrid, divergence)

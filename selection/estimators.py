@@ -146,7 +146,8 @@ def worst_case(
         weights: q up to normalization, shape (n,) (shared) or psi's shape; uniform when
             None. Zero-weight atoms are outside the support (used to pad ragged batches).
         k: radius, a scalar or a 1-D sweep (K,), each >= 0.
-        divergence: ``"kl"`` (exact KL) or ``"chi2"`` (the paper's QCLP form).
+        divergence: a registered name (:func:`postconv.selection.divergences.names`):
+            ``"kl"`` (exact KL) or ``"chi2"`` (the paper's QCLP form) come with postconv.
         sense: ``"reward"`` (larger is better; the worst case is the minimum expectation)
             or ``"cost"`` (smaller is better; the worst case is the maximum).
         solver: ``"fast"`` (the exact 1-D duals, batched) or ``"cvxpy"`` (the paper's
@@ -165,7 +166,7 @@ def worst_case(
     _validate.choice("sense", sense, _validate.SENSES, " (reward: larger is better; cost: smaller is better)")
     _validate.choice("solver", solver, _validate.SOLVERS)
     if isinstance(psi, SampleSource):
-        return _worst_case_streamed(psi, weights, k, div, sense, solver)
+        return _worst_case_streamed(psi, weights, k, divergence, sense, solver)
     x = _validate.samples(psi)
     q = _validate.weights(weights, x)
     ks = _validate.radii(k)
@@ -199,7 +200,7 @@ def worst_case(
         multiplier=shape(mult),
         status=shape(status),
         k=ks,
-        divergence=div.name,
+        divergence=divergence,
         sense=sense,
         _psi=x2,
         _q=q2,
@@ -209,7 +210,9 @@ def worst_case(
     )
 
 
-def _worst_case_streamed(source: SampleSource, weights, k, div, sense: str, solver: str) -> WorstCase:
+def _worst_case_streamed(
+    source: SampleSource, weights, k, div_name: str, sense: str, solver: str
+) -> WorstCase:
     """:func:`worst_case` on a sample source: a few streaming passes, memory of one chunk."""
     from postconv.selection._streamed import StreamedProblem
 
@@ -218,6 +221,7 @@ def _worst_case_streamed(source: SampleSource, weights, k, div, sense: str, solv
     if solver != "fast":
         raise ValueError("solver='cvxpy' needs the samples in memory; use solver='fast' with a sample source")
     ks = _validate.radii(k)
+    div = divergences.get(div_name)
     value, mult, status, mean, low = _solve_fast_any_precision(StreamedProblem(source, sense), ks, div)
     if sense == "cost":
         value, mean, low = -value, -mean, -low
@@ -226,6 +230,6 @@ def _worst_case_streamed(source: SampleSource, weights, k, div, sense: str, solv
     if squeeze_k:
         value, mult, status = value[:, 0], mult[:, 0], status[:, 0]
     return WorstCase(
-        value=value, mean=mean, extreme=low, multiplier=mult, status=status, k=ks, divergence=div.name, sense=sense,
+        value=value, mean=mean, extreme=low, multiplier=mult, status=status, k=ks, divergence=div_name, sense=sense,
         _psi=None, _q=None, _squeeze_batch=False, _squeeze_k=squeeze_k,
     )  # fmt: skip

@@ -154,7 +154,7 @@ def _sum_nodes(
     low: np.ndarray,
     groups: _Groups,
     nodes: np.ndarray,
-    divergence: str,
+    divergence,
     dtype: torch.dtype | None = None,
 ) -> _NodeSums:
     """One pass: every group's two node sums at ``nodes`` (B, L) log multipliers.
@@ -388,7 +388,7 @@ class _Replicates:
             np.concatenate([p[2] for p in self.parts], 2),
         )
 
-    def add(self, sums: _NodeSums, divergence: str) -> None:
+    def add(self, sums: _NodeSums, divergence) -> None:
         b, r, _ = self.c.shape
         lnodes = sums.nodes.shape[1]
         s0 = np.empty((b, r, lnodes))
@@ -503,7 +503,7 @@ class _OnNodes:
     argmax: np.ndarray  # where the Hermite estimate peaks, in log multiplier
 
 
-def _solve_on_nodes(replicates: _Replicates, ks: np.ndarray, divergence: str) -> _OnNodes:
+def _solve_on_nodes(replicates: _Replicates, ks: np.ndarray, divergence) -> _OnNodes:
     """Each replicate's optimum from its node values and slopes, with certified bounds.
 
     The dual is concave in the multiplier p = e^u: the tangents at the two nodes that
@@ -543,7 +543,7 @@ def _solve_on_nodes(replicates: _Replicates, ks: np.ndarray, divergence: str) ->
 
 
 def _node_duals(
-    u: np.ndarray, s0: np.ndarray, s1: np.ndarray, edge_x: np.ndarray, ks: np.ndarray, divergence: str
+    u: np.ndarray, s0: np.ndarray, s1: np.ndarray, edge_x: np.ndarray, ks: np.ndarray, divergence
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dual values above the minimum and their slopes in u, (B, R, K, L), at each node.
 

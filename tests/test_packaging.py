@@ -68,3 +68,19 @@ def test_python_dash_m_postconv_runs_the_cli():
     from postconv import __version__
 
     assert __version__ in done.stdout
+
+
+def test_the_wheel_carries_every_module_of_the_source_folders(wheel):
+    archive, _ = wheel
+    names = set(archive.namelist())
+    folders = {"extension": "postconv", "selection": "postconv/selection", "tasks": "postconv/tasks",
+               "sim2sim": "postconv/sim2sim", "cputrain": "postconv/cputrain", "study": "postconv/study"}  # fmt: skip
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    missing = []
+    for path in tracked.stdout.split():
+        folder, _, rest = path.partition("/")
+        if folder in folders and "assets/" not in rest and f"{folders[folder]}/{rest}" not in names:
+            missing.append(path)
+    assert not missing, f"modules the wheel lacks (add their packages to pyproject.toml): {missing}"

@@ -34,9 +34,21 @@ def register(name: str, target: str | type) -> None:
     if isinstance(target, str):
         REGISTRY[name] = target
         _LOADED.pop(name, None)
-    else:
-        REGISTRY[name] = f"{target.__module__}:{target.__qualname__}"
-        _LOADED[name] = target()
+        return
+    _check(name, target)
+    REGISTRY[name] = f"{target.__module__}:{target.__qualname__}"
+    _LOADED[name] = target()
+
+
+def _check(name: str, cls: type) -> None:
+    from postconv.selection.divergences.base import Divergence
+
+    if not (isinstance(cls, type) and issubclass(cls, Divergence)):
+        raise TypeError(f"divergence {name!r}: {cls!r} is not a subclass of Divergence")
+    if getattr(cls, "name", None) != name:
+        raise ValueError(
+            f"divergence {name!r}: its class says name = {getattr(cls, 'name', None)!r}; give them one name"
+        )
 
 
 def get(divergence: str | Divergence) -> Divergence:
@@ -46,8 +58,12 @@ def get(divergence: str | Divergence) -> Divergence:
     if divergence not in _LOADED:
         if divergence not in REGISTRY:
             raise ValueError(f"divergence must be one of {', '.join(REGISTRY)}; got {divergence!r}")
-        module, _, cls = REGISTRY[divergence].partition(":")
-        _LOADED[divergence] = getattr(importlib.import_module(module), cls)()
+        module, _, path = REGISTRY[divergence].partition(":")
+        cls = importlib.import_module(module)
+        for part in path.split("."):
+            cls = getattr(cls, part)
+        _check(divergence, cls)
+        _LOADED[divergence] = cls()
     return _LOADED[divergence]
 
 

@@ -32,11 +32,6 @@ class Divergence(ABC):
         """Where the ball holds q restricted to the minimizers (the value is the minimum):
         ``share`` is q's mass at the minimum, broadcast against the radii ``k``."""
 
-    @abstractmethod
-    def edge_share(self, k: float) -> float:
-        """The smallest share of equally weighted samples whose uniform law lies in the ball:
-        the worst case may rest on that share of the samples alone."""
-
     # -- the fast solver ---------------------------------------------------------------------------
 
     def neutral(self, j: int) -> float:

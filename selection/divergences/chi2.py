@@ -36,9 +36,6 @@ class ChiSquare(Divergence):
     def at_edge(self, share, k):
         return (1.0 + 2.0 * k) * share >= 1.0
 
-    def edge_share(self, k: float) -> float:
-        return 1.0 / (1.0 + 2.0 * k)
-
     def reduce(self, basis, xc, p, e, total):
         # sums of q d, q d^2 and q [d > 0] with d = (eta - x)_+
         torch.sub(p, xc[:, None, :], out=e)
@@ -116,7 +113,7 @@ class ChiSquare(Divergence):
             eta = np.where(move, _keep_in_bracket(nxt, lo, hi), eta)
             todo = move
         if todo.any():
-            raise SolverError(_no_convergence("chi2", todo))
+            raise SolverError(_no_convergence(self.name, todo))
         return value, eta
 
     def to_psi_units(self, mult, low, status):

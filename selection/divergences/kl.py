@@ -35,9 +35,6 @@ class KL(Divergence):
     def at_edge(self, share, k):
         return k >= -np.log(np.maximum(share, 1e-300))
 
-    def edge_share(self, k: float) -> float:
-        return float(np.exp(-k))
-
     def neutral(self, j: int) -> float:
         return 1.0 if j == 0 else 0.0
 
@@ -121,7 +118,7 @@ class KL(Divergence):
             u = np.where(move, _keep_in_bracket(nxt, lo, hi, reach, move), u)
             todo = move
         if todo.any():
-            raise SolverError(_no_convergence("kl", todo))
+            raise SolverError(_no_convergence(self.name, todo))
         return value, np.exp(u)
 
     def dual_term(self, x, params):

@@ -21,9 +21,6 @@ class KLInBits(KL):
     def at_edge(self, share, k):
         return super().at_edge(share, k * BITS)
 
-    def edge_share(self, k):
-        return super().edge_share(k * BITS)
-
     def solve(self, rows, kgrid, active, tol, start=None):
         return super().solve(rows, kgrid * BITS, active, tol, start)
 
@@ -92,3 +89,11 @@ def test_the_options_accept_a_registered_divergence(registered):
     assert args.divergence == "kl_bits"
     with pytest.raises(ValueError, match="choose one of kl, chi2, kl_bits"):
         SelectionConfig(divergence="tv")
+
+
+def test_a_class_must_carry_the_name_it_is_registered_under(monkeypatch):
+    monkeypatch.setattr(divergences, "REGISTRY", dict(divergences.REGISTRY))
+    with pytest.raises(ValueError, match="its class says name = 'kl_bits'"):
+        divergences.register("bits", KLInBits)
+    with pytest.raises(TypeError, match="is not a subclass of Divergence"):
+        divergences.register("bits", dict)
