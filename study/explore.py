@@ -54,9 +54,9 @@ from postconv.storage.sample import per_unit
 from postconv.storage.sample_store import (
     STAGE_DIR,
     SampleIndex,
+    checkpoint_columns,
     find_samples,
     read_meta,
-    settled,
     to_sample_set,
 )
 from postconv.storage.samples_file import SampleSet
@@ -99,21 +99,23 @@ class StageSamples:
     """(C, n + n_d) every scenario's episodes, as the stage pools them when it ranks them all."""
 
 
-def _feature_episodes(index, names, scenarios, column: int) -> tuple[np.ndarray, np.ndarray]:
-    """(C, n) per-episode mean of one feature over the settled steps, and (C,) falls, in the
-    order :func:`to_sample_set` stacks the scenarios and seeds."""
-    units = sorted({(sc, seed) for sc, c, seed in index.folders if sc in scenarios and c in names})
-    rows, falls = [], []
+def _tilt_episodes(index: SampleIndex, names, scenarios) -> np.ndarray:
+    """(C, n) per-episode pelvis tilt 1 + g_z over the settled steps, read as the report's charts
+    read the samples (:func:`postconv.storage.sample_store.checkpoint_columns`), in the order
+    :func:`to_sample_set` stacks the scenarios and seeds."""
+    rows = []
     for name in names:
-        parts, fell = [], 0
-        for scenario, seed in units:
-            folder = index.folders[(scenario, name, seed)]
-            feature = np.load(folder / "features.npy", mmap_mode="r")[..., column]
-            parts.append(per_unit(np.asarray(feature, dtype=np.float32), "episode", settled(folder)))
-            fell += int(np.load(folder / "terminated.npy").sum())
-        rows.append(np.concatenate(parts))
-        falls.append(fell)
-    return np.stack(rows), np.array(falls, dtype=np.float64)
+        _, columns, column_names = checkpoint_columns(index, name, scenarios, unit="episode")
+        rows.append(1.0 + columns[:, column_names.index(f"state/{TILT}")])
+    return np.stack(rows)
+
+
+def _falls(index: SampleIndex, names, scenarios) -> np.ndarray:
+    """(C,) falls in the candidates' sample folders of these scenarios."""
+    return np.array([
+        sum(int(np.load(f / "terminated.npy").sum()) for (sc, c, _), f in index.folders.items() if c == name and sc in scenarios)
+        for name in names
+    ], dtype=np.float64)  # fmt: skip
 
 
 def stage_index(run_dir: Path) -> tuple[dict, SampleIndex]:
@@ -150,12 +152,12 @@ def stage_samples(run_dir: Path) -> StageSamples:
         dyn, left_out = to_sample_set(index, tuple(sorted(dyn_scenarios)), names, unit="episode")
         if left_out or dyn.names != names:
             raise ValueError(f"{run_dir}: candidates without complete +dyn samples: {left_out}")
-        _, dyn_falls = _feature_episodes(index, names, dyn_scenarios, 0)
+        dyn_falls = _falls(index, names, dyn_scenarios)
         push_dyn, _ = to_sample_set(index, tuple(evaluation["scenarios"]), names, unit="episode")
     steps, _ = to_sample_set(index, scenarios, names, unit="step")
     by_scenario = {sc: to_sample_set(index, (sc,), names, unit="episode")[0] for sc in scenarios}
-    gz, falls = _feature_episodes(index, names, scenarios, index.feature_names.index(TILT))
-    tilt = 1.0 + gz
+    tilt = _tilt_episodes(index, names, scenarios)
+    falls = _falls(index, names, scenarios)
     scale = float(np.std(episodes.psi) / max(np.std(tilt), 1e-12))
     return StageSamples(
         names=names,
