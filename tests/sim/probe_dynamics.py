@@ -23,7 +23,7 @@ from probe_recipe import _foot_contacts  # noqa: E402
 NUM_ENVS, SLOTS = 4, 2
 
 
-def _solver_state(env, torso: int, joint: str) -> dict:
+def _solver_state(env, joint: str) -> dict:
     """Per world: the torso's mass and one joint's position gain as the solver has them, and
     the feet's friction where they meet the ground."""
     solver = env.sim.physics_manager._solver
@@ -63,7 +63,7 @@ def main() -> None:
             env.reset()
             for _ in range(25):
                 env.step(zero)
-            record[label] = _solver_state(env, 0, joint)
+            record[label] = _solver_state(env, joint)
     print("PROBE " + json.dumps(record))
 
 
