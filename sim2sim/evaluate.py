@@ -37,7 +37,7 @@ from rich.table import Table
 from postconv import __version__
 from postconv.evaluation.policy import CheckpointError, load_actor
 from postconv.evaluation.rollout import CheckpointRef, GroupPolicy, checkpoint_ref, env_steps_bar
-from postconv.review.report import Pick, picks_of
+from postconv.review.report import Pick
 from postconv.sim2sim.batch import EpisodeOutcomes, WorldBatch, thread_pool
 from postconv.sim2sim.config import EpisodeSpec, Sim2SimConfig
 from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
@@ -270,10 +270,8 @@ def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | N
             seconds=seconds,
             unstable={w: int(sum(v["unstable"].sum() for v in outcomes[w].values())) for w in outcomes},
             margins=margins,
-            # the chosen one, the mean's pick and the last, among those replayed here
-            picks=[
-                p for p in picks_of(selection.chosen, selection.chosen_by_mean, names) if p.name in actors
-            ],
+            # the chosen one, the worst case's and the mean's picks and the last, among those replayed here
+            picks=[p for p in selection.picks if p.name in actors],
         )
         result.paths = write_tables(root, result, {r.name: r.iteration for r in refs})
         for name, why in skipped.items():

@@ -12,6 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from postconv import __version__
+from postconv.review.config import PICK_RULES
 from postconv.selection import divergences
 
 DEMO_DIR = Path("outputs/demo")
@@ -41,6 +42,15 @@ def _selection_options(parser: argparse.ArgumentParser, stage: bool = False) -> 
     g.add_argument("--divergence", choices=list(divergences.names()), default="kl")
     g.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (0: no intervals)")
     g.add_argument("--level", type=float, default=0.9, help="interval coverage")
+    g.add_argument(
+        "--pick", choices=list(PICK_RULES), default="worst-case",
+        help="the checkpoint to recommend: the best worst case, the last checkpoint, or (evidence) the "
+        "best worst case only where it beats the last in a share --pick-p of the bootstrap replicates",
+    )  # fmt: skip
+    g.add_argument(
+        "--pick-p", type=float, default=0.9,
+        help="(--pick evidence) share of replicates the worst case's pick must beat the last checkpoint in",
+    )  # fmt: skip
     g.add_argument(
         "--psi", nargs="+", metavar="TERM=WEIGHT",
         help="(run folders) performance as a weighted sum of reward terms (default: the task reward)",
@@ -340,7 +350,7 @@ def selection_config(args: argparse.Namespace):
 
     chosen = {
         name: getattr(args, name)
-        for name in ("primary_k", "divergence", "n_boot", "level")
+        for name in ("primary_k", "divergence", "n_boot", "level", "pick", "pick_p")
         if hasattr(args, name)
     }
     if hasattr(args, "k"):

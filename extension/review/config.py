@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from postconv.selection import divergences
 
+PICK_RULES = ("worst-case", "evidence", "last")
+"""How the recommended checkpoint is chosen from the ranking (:attr:`SelectionConfig.pick`)."""
+
 
 @dataclass(frozen=True)
 class SelectionConfig:
@@ -27,6 +30,14 @@ class SelectionConfig:
     """Coverage of the bootstrap intervals."""
     seed: int = 0
     """Seed of the bootstrap's resampling."""
+    pick: str = "worst-case"
+    """Which checkpoint to recommend: "worst-case" (the best worst case at ``primary_k``),
+    "evidence" (the worst case's pick only if it beats the last checkpoint in at least a share
+    ``pick_p`` of the paired bootstrap replicates, else the last checkpoint) or "last" (the
+    last checkpoint, the ranking beside it as evidence). Every rule keeps the full ranking."""
+    pick_p: float = 0.9
+    """For ``pick="evidence"``: the share of replicates in which the worst case's pick must
+    beat the last checkpoint to replace it."""
 
     @property
     def primary_index(self) -> int:
@@ -57,3 +68,14 @@ class SelectionConfig:
             )
         if not 0 < self.level < 1:
             raise ValueError(f"--level is the intervals' coverage, in (0, 1), e.g. 0.9; got {self.level}")
+        if self.pick not in PICK_RULES:
+            raise ValueError(f"--pick {self.pick!r}: choose one of {', '.join(PICK_RULES)}")
+        if not 0 < self.pick_p <= 1:
+            raise ValueError(
+                f"--pick-p is a share of bootstrap replicates, in (0, 1], e.g. 0.9; got {self.pick_p}"
+            )
+        if self.pick == "evidence" and self.n_boot == 0:
+            raise ValueError(
+                "--pick evidence weighs the bootstrap's P(> last): give --n-boot >= 2 (e.g. 200) "
+                "or choose --pick worst-case or --pick last"
+            )

@@ -69,14 +69,20 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-ROLE_COLORS = {"chosen": "#2a9d4b", "mean's pick": "#e07b00", "last": "#7b3fa0"}
+ROLE_COLORS = {
+    "chosen": "#2a9d4b",
+    "worst case's pick": "#1f5fa8",
+    "mean's pick": "#e07b00",
+    "last": "#7b3fa0",
+}
 """The checkpoints a reader looks at first keep a colour of their own; every other one is grey,
 so that the charts stay legible at 50 candidates (no colour cycle repeats)."""
 OTHERS = "#b8bec6"
 
 
 def _roles(result: SelectionResult) -> dict[str, tuple[str, str]]:
-    """checkpoint -> (colour, label) for the chosen one, the mean's pick and the last one."""
+    """checkpoint -> (colour, label) for the chosen one, the worst case's and the mean's picks
+    and the last one."""
     return {p.name: (ROLE_COLORS[p.roles[0]], " + ".join(p.roles)) for p in result.picks}
 
 

@@ -98,8 +98,13 @@ def write_html_report(
         "td:first-child{text-align:left}tr.chosen{background:#e3f4e7;font-weight:bold}img{max-width:100%}</style>",
         f"<h1>Checkpoint selection for {html.escape(run_dir.name)}</h1>",
         f"<p>Run folder: <code>{html.escape(str(run_dir))}</code>. Chosen: <b>{html.escape(pooled.chosen)}</b> "
-        f"(best worst case at k = {pooled.config.primary_k:g}, {pooled.config.divergence.upper()} ball; {better} is better). "
-        f"The plain simulation mean picks <b>{html.escape(pooled.chosen_by_mean)}</b>.</p>",
+        f"({html.escape(pooled.chosen_because)}; {pooled.config.divergence.upper()} ball; {better} is better). "
+        + (
+            f"The worst case picks <b>{html.escape(pooled.chosen_by_worst_case)}</b>. "
+            if pooled.chosen_by_worst_case != pooled.chosen
+            else ""
+        )
+        + f"The plain simulation mean picks <b>{html.escape(pooled.chosen_by_mean)}</b>.</p>",
         _candidates(candidates),
         f"<h2>All scenarios pooled ({html.escape(', '.join(pooled.scenarios))})</h2>"
         if pooled.scenarios

@@ -53,15 +53,58 @@ class Pick:
 
     name: str
     roles: tuple[str, ...]
-    """``chosen``, ``mean's pick``, ``last``: one checkpoint may be several."""
+    """``chosen``, ``worst case's pick``, ``mean's pick``, ``last``: one checkpoint may be several."""
 
 
-def picks_of(chosen: str, by_mean: str, checkpoints: list[str]) -> list[Pick]:
-    """The chosen checkpoint, the plain mean's pick and the last of ``checkpoints`` (training order), each once."""
-    roles: dict[str, list[str]] = {}
-    for name, role in ((chosen, "chosen"), (by_mean, "mean's pick"), (checkpoints[-1], "last")):
+def picks_of(chosen: str, by_worst_case: str, by_mean: str, checkpoints: list[str]) -> list[Pick]:
+    """The chosen checkpoint, the worst case's pick (where a pick rule chose another one), the
+    plain mean's pick and the last of ``checkpoints`` (training order), each once."""
+    roles: dict[str, list[str]] = {chosen: ["chosen"]}
+    named = [(by_mean, "mean's pick"), (checkpoints[-1], "last")]
+    if by_worst_case != chosen:
+        named.insert(0, (by_worst_case, "worst case's pick"))
+    for name, role in named:
         roles.setdefault(name, []).append(role)
     return [Pick(name, tuple(r)) for name, r in roles.items()]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The checkpoint a pick rule recommends, and why in words."""
+
+    name: str
+    because: str
+
+
+def recommend(
+    config: SelectionConfig, names: list[str], by_worst_case: str, p_beats_last: float | None
+) -> Recommendation:
+    """Apply ``config.pick`` to a ranking of ``names`` (training order, so the last one is the
+    run's end). ``p_beats_last``: the share of bootstrap replicates in which ``by_worst_case``'s
+    worst case at the primary k beats the last checkpoint's (None without a bootstrap or when
+    ``by_worst_case`` is the last)."""
+    last, k = names[-1], config.primary_k
+    if by_worst_case == last:
+        return Recommendation(last, f"best worst case at k = {k:g}, and the last checkpoint")
+    if config.pick == "worst-case":
+        return Recommendation(by_worst_case, f"best worst case at k = {k:g}")
+    if config.pick == "last":
+        return Recommendation(
+            last, f"the last checkpoint (--pick last); the worst case at k = {k:g} picks {by_worst_case}"
+        )
+    if p_beats_last is None:
+        raise ValueError("--pick evidence needs the bootstrap's P(> last); give --n-boot >= 2")
+    if p_beats_last >= config.pick_p:
+        return Recommendation(
+            by_worst_case,
+            f"best worst case at k = {k:g}, beating the last checkpoint in {p_beats_last:.2f} >= "
+            f"{config.pick_p:g} of the replicates (--pick evidence)",
+        )
+    return Recommendation(
+        last,
+        f"the last checkpoint: the worst case's pick {by_worst_case} beats it in only {p_beats_last:.2f} < "
+        f"{config.pick_p:g} of the replicates (--pick evidence)",
+    )
 
 
 @dataclass(frozen=True)
@@ -73,7 +116,12 @@ class SelectionResult:
     samples_per_checkpoint: int
     checkpoints: list[CheckpointResult]
     chosen: str
+    """The recommended checkpoint: ``config.pick`` applied to the ranking."""
     chosen_by_mean: str
+    chosen_by_worst_case: str = ""
+    """The best worst case at the primary k (the chosen one under ``--pick worst-case``)."""
+    chosen_because: str = ""
+    """Why ``chosen`` was chosen, in words."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Checkpoints that could not be evaluated, with the reason."""
     scenarios: list[str] = field(default_factory=list)
@@ -94,7 +142,9 @@ class SelectionResult:
     @property
     def picks(self) -> list[Pick]:
         """The chosen checkpoint, the mean's pick and the last one (the ranked checkpoints are in training order)."""
-        return picks_of(self.chosen, self.chosen_by_mean, [c.name for c in self.checkpoints])
+        return picks_of(
+            self.chosen, self.chosen_by_worst_case, self.chosen_by_mean, [c.name for c in self.checkpoints]
+        )
 
     @classmethod
     def from_json(cls, text: str) -> SelectionResult:
@@ -103,6 +153,9 @@ class SelectionResult:
         config = data.pop("config")
         config["k"] = tuple(config["k"])
         rows = [CheckpointResult(**c) for c in data.pop("checkpoints")]
+        # written before --pick existed: the chosen one was the worst case's
+        data.setdefault("chosen_by_worst_case", data["chosen"])
+        data.setdefault("chosen_because", f"best worst case at k = {config['primary_k']:g}")
         return cls(config=SelectionConfig(**config), checkpoints=rows, **data)
 
     def to_csv(self) -> str:
@@ -227,13 +280,22 @@ def _result(names, sense: str, samples: int, config: SelectionConfig, estimate, 
         if boot.grouped is not None:
             g = boot.grouped
             how.update(passes=g.passes, nodes=g.nodes, max_gap=g.max_gap, solved_exactly=g.solved_exactly)
+    best = int(ranking.order[primary, 0])
+    pick = recommend(
+        config,
+        list(names),
+        names[best],
+        None if beats is None or best == last else float(beats[best, primary]),
+    )
     return SelectionResult(
         config=config,
         sense=sense,
         samples_per_checkpoint=samples,
         checkpoints=rows,
-        chosen=names[int(ranking.order[primary, 0])],
+        chosen=pick.name,
         chosen_by_mean=names[int(np.argmin(ranking.mean_rank))],
+        chosen_by_worst_case=names[best],
+        chosen_because=pick.because,
         bootstrap=how,
     )
 
@@ -321,15 +383,15 @@ def ranking_rows(result: SelectionResult) -> tuple[list[str], list[tuple[str, li
 
 
 def against_last(result: SelectionResult) -> str | None:
-    """How sure the bootstrap is that the chosen checkpoint beats the last one, in words
-    (None when the chosen one is the last or there is no bootstrap)."""
+    """How sure the bootstrap is that the worst case's pick beats the last checkpoint, in words
+    (None when that pick is the last or there is no bootstrap)."""
     p = result.config.primary_index
-    chosen = next(c for c in result.checkpoints if c.name == result.chosen)
-    if chosen.p_beats_last is None:
+    pick = next(c for c in result.checkpoints if c.name == result.chosen_by_worst_case)
+    if pick.p_beats_last is None:
         return None
     last = result.checkpoints[-1].name
     return (
-        f"{result.chosen} beats the last checkpoint {last} in a share {chosen.p_beats_last[p]:.2f} of the "
+        f"{pick.name} beats the last checkpoint {last} in a share {pick.p_beats_last[p]:.2f} of the "
         f"bootstrap replicates at k = {result.config.primary_k:g} (P(> last) in the table)"
     )
 
@@ -337,9 +399,7 @@ def against_last(result: SelectionResult) -> str | None:
 def print_summary(result: SelectionResult, paths: tuple[Path, ...], console: Console | None = None) -> None:
     console = console or wide_console()
     console.print(ranking_table(result))
-    console.print(
-        f"chosen checkpoint: [bold green]{result.chosen}[/] (best worst case at k = {result.config.primary_k:g})"
-    )
+    console.print(f"chosen checkpoint: [bold green]{result.chosen}[/] ({result.chosen_because})")
     if result.chosen_by_mean != result.chosen:
         console.print(f"the plain simulation mean would have chosen {result.chosen_by_mean}")
     if (line := against_last(result)) is not None:

@@ -335,6 +335,8 @@ def log_selection(
         ks = pooled.config.k
         run.summary["chosen"] = pooled.chosen
         run.summary["chosen_by_mean"] = pooled.chosen_by_mean
+        run.summary["chosen_by_worst_case"] = pooled.chosen_by_worst_case
+        run.summary["chosen_because"] = pooled.chosen_because
         run.summary["primary_k"] = pooled.config.primary_k
         for j, k in enumerate(ks):
             best = min(pooled.checkpoints, key=lambda c, j=j: c.rank[j])

@@ -190,6 +190,8 @@ def test_the_review_holds_charts_a_report_the_exported_policy_and_an_offline_wan
     assert record["config"]["sample"] == sample
     assert record["summary"]["chosen"] == chosen
     assert record["summary"]["chosen_by_mean"] == selection["chosen_by_mean"]
+    assert record["summary"]["chosen_by_worst_case"] == selection["chosen_by_worst_case"]
+    assert record["summary"]["chosen_because"] == selection["chosen_because"]
     for chart in ("estimates", "worst_case_vs_k", "rank_change", "tilt"):
         assert record["summary"][f"charts/{chart}"]["_type"] == "image-file"
     for k in selection["config"]["k"]:
