@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from postconv import __version__, interrupt
+from postconv.evaluation.delay import ActionDelay
 from postconv.evaluation.policy import CheckpointError, DeterministicActor, load_actor
 from postconv.storage.sample_store import (
     SampleWriter,
@@ -464,9 +465,8 @@ class Evaluator:
             self.dynamics = RobotDynamics(env)
         if self.dynamics is not None:  # a nominal job after a +dyn one puts the robot back
             self.dynamics.apply(draws)
-        delayed = None if draws is None or not draws.delayed.any() else draws.delayed[:, None]
+        delay = None if draws is None or not draws.delayed.any() else ActionDelay(draws.delayed)
         obs = env.reset()[0]["policy"]
-        pending = None  # a delayed env's action of the step before (zero after a respawn)
         self.step_seconds = 0.0  # inside env.step: the rest is the evaluation's own cost
         episode = torch.zeros(env.num_envs, dtype=torch.int32, device=env.device)
         age = torch.zeros(env.num_envs, dtype=torch.int32, device=env.device)  # steps since reset
@@ -489,11 +489,7 @@ class Evaluator:
             actions = policy(obs)
             if clip is not None:
                 actions = actions.clamp(-clip, clip)
-            sent = actions
-            if delayed is not None:
-                sent = torch.where(
-                    delayed, torch.zeros_like(actions) if pending is None else pending, actions
-                )
+            sent = actions if delay is None else delay.send(actions)
             tick = time.perf_counter()
             out, reward, terminated, truncated, _ = env.step(sent)
             self.step_seconds += time.perf_counter() - tick
@@ -512,8 +508,8 @@ class Evaluator:
             if r == 0:  # a reset during the burn-in makes the first recorded episode younger
                 age_at_start = age.cpu().numpy().copy()
             done = terminated | truncated
-            if delayed is not None:
-                pending = actions.masked_fill(done[:, None], 0.0)
+            if delay is not None:
+                delay.stepped(actions, done)
             age = torch.where(done, 0, age + 1)
             if r >= 0:
                 episode += done.to(torch.int32)

@@ -23,7 +23,7 @@ from rich.table import Table
 from postconv import __version__
 from postconv.console import wide_console
 from postconv.review.config import SelectionConfig
-from postconv.selection import bootstrap, rank, share_beating, worst_case
+from postconv.selection import bootstrap, divergences, rank, share_beating, worst_case
 from postconv.selection.source import SampleSource
 from postconv.storage.samples_file import SampleSet, atomic_write
 
@@ -339,23 +339,26 @@ def ranking_table(result: SelectionResult) -> Table:
 
 
 FEW_SAMPLES = 10
-"""Below this many samples carrying the worst case (n e^-k), its value and interval say little."""
+"""Below this many samples carrying the worst case, its value and interval say little."""
 
 
 def few_samples_note(result: SelectionResult) -> str | None:
     """A warning where the primary k leaves the worst case to a handful of samples, else None.
 
-    A KL ball of radius k around n equally weighted samples holds the uniform distribution
-    on any m >= n e^-k of them (its divergence is log(n / m)), so the worst case may rest on
-    the worst n e^-k samples alone, and from k >= log n on the single worst one."""
+    The ball of radius k around n equally weighted samples holds the uniform distribution on
+    any m >= n s of them, s the divergence's :meth:`~postconv.selection.divergences.base.Divergence.edge_share`
+    (KL: the uniform law on m has divergence log(n / m), so s = e^-k), so the worst case may
+    rest on the worst n s samples alone."""
     n, k = result.samples_per_checkpoint, result.config.primary_k
-    if result.config.divergence != "kl" or n <= 0 or n * math.exp(-k) >= FEW_SAMPLES:
+    share = divergences.get(result.config.divergence).edge_share(k)
+    if n <= 0 or n * share >= FEW_SAMPLES:
         return None
-    worst = max(1, math.ceil(n * math.exp(-k) - 1e-9))  # the fewest samples whose uniform law is in the ball
+    worst = max(1, math.ceil(n * share - 1e-9))  # the fewest samples whose uniform law is in the ball
+    on = "the single worst" if worst == 1 else f"the worst {worst}"
     return (
-        f"Few samples: at k = {k:g} the worst case may rest on the worst {worst} of {n} samples per "
-        f"checkpoint (n e^-k; from k >= log n = {math.log(n):.1f} on the single worst one), so its value "
-        f"and interval say little; about {math.ceil(FEW_SAMPLES * math.exp(k))} samples per checkpoint "
+        f"Few samples: at k = {k:g} the worst case may rest on {on} of {n} samples per checkpoint "
+        f"(the fewest whose equal weights fit in the {result.config.divergence.upper()} ball), so its value "
+        f"and interval say little; about {math.ceil(FEW_SAMPLES / share - 1e-9)} samples per checkpoint "
         f"(more envs per checkpoint or scenarios) make k = {k:g} mean what it says."
     )
 

@@ -32,6 +32,20 @@ class Divergence(ABC):
         """Where the ball holds q restricted to the minimizers (the value is the minimum):
         ``share`` is q's mass at the minimum, broadcast against the radii ``k``."""
 
+    def edge_share(self, k: float) -> float:
+        """The least share of q's mass on the minimizers at which the ball of radius ``k`` still
+        holds q restricted to them (e^-k for KL, 1 / (1 + 2k) for the paper's chi-square): the
+        worst case of n equally weighted samples may rest on its worst ceil(n * edge_share)
+        alone. Found by bisection on :meth:`at_edge`, so every divergence has it."""
+        low, high = 0.0, 1.0  # the ball always holds q itself: share 1 is at the edge
+        for _ in range(60):
+            mid = 0.5 * (low + high)
+            if bool(self.at_edge(np.float64(mid), np.float64(k))):
+                high = mid
+            else:
+                low = mid
+        return high
+
     # -- the fast solver ---------------------------------------------------------------------------
 
     def neutral(self, j: int) -> float:

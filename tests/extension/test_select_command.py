@@ -120,10 +120,12 @@ def test_a_solver_failure_is_reported_without_a_traceback(tmp_path, capsys, monk
     ("samples", "k", "divergence", "expected"),
     [
         (16, 2.0, "kl", "the worst case may rest on the worst 3 of 16 samples per checkpoint"),
-        (16, 4.0, "kl", "from k >= log n = 2.8 on the single worst one"),
-        (60, 2.0, "kl", "about 74 samples per checkpoint"),
+        (16, 4.0, "kl", "may rest on the single worst of 16 samples"),  # 16 e^-4 = 0.3
+        (60, 2.0, "kl", "about 74 samples per checkpoint"),  # 10 e^2
         (80, 2.0, "kl", None),  # 80 e^-2 = 10.8 samples carry it
-        (16, 2.0, "chi2", None),  # the note is about the KL ball
+        (16, 2.0, "chi2", "may rest on the worst 4 of 16 samples"),  # 16 / (1 + 2k) = 3.2
+        (50, 2.0, "chi2", None),  # 50 / 5 = 10 samples carry it
+        (48, 6.0, "chi2", "about 130 samples per checkpoint"),  # 10 (1 + 2k)
     ],
 )
 def test_few_samples_are_flagged_below_ten_carrying_the_worst_case(

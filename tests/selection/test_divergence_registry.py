@@ -97,3 +97,12 @@ def test_a_class_must_carry_the_name_it_is_registered_under(monkeypatch):
         divergences.register("bits", KLInBits)
     with pytest.raises(TypeError, match="is not a subclass of Divergence"):
         divergences.register("bits", dict)
+
+
+@pytest.mark.parametrize(
+    ("name", "closed_form"),
+    [("kl", lambda k: math.exp(-k)), ("chi2", lambda k: 1.0 / (1.0 + 2.0 * k))],
+)
+@pytest.mark.parametrize("k", [0.0, 0.5, 2.0, 6.0])
+def test_the_edge_share_found_from_at_edge_is_the_closed_form(name, closed_form, k):
+    assert divergences.get(name).edge_share(k) == pytest.approx(closed_form(k), rel=1e-12, abs=1e-15)
