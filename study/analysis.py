@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 from postconv.selection import agreement, discretize, worst_case
+from postconv.storage.checkpoints import curve_at
 from postconv.storage.sample import per_unit
 from postconv.study.samples import SelectionSamples
 
@@ -161,20 +162,6 @@ def after_plateau(run) -> tuple:
     curve = training_curve(run)
     start = run.checkpoints[0].iteration if curve is None else converged_from(*curve, from_above=False)
     return tuple(c for c in run.checkpoints if c.iteration >= start)
-
-
-def curve_at(
-    iterations: np.ndarray, curve: tuple[np.ndarray, np.ndarray] | None, window: int = 10
-) -> np.ndarray | None:
-    """(C,) the training curve averaged over the ``window`` logged iterations up to each checkpoint."""
-    if curve is None:
-        return None
-    its, values = curve
-    out = []
-    for it in iterations:
-        near = values[(its <= it) & (its > it - window)]
-        out.append(near.mean() if near.size else np.nan)
-    return np.array(out)
 
 
 @dataclass(frozen=True)

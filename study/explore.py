@@ -55,6 +55,7 @@ from postconv.storage.sample_store import (
     STAGE_DIR,
     SampleIndex,
     checkpoint_columns,
+    fall_counts,
     find_samples,
     read_meta,
     to_sample_set,
@@ -110,14 +111,6 @@ def _tilt_episodes(index: SampleIndex, names, scenarios) -> np.ndarray:
     return np.stack(rows)
 
 
-def _falls(index: SampleIndex, names, scenarios) -> np.ndarray:
-    """(C,) falls in the candidates' sample folders of these scenarios."""
-    return np.array([
-        sum(int(np.load(f / "terminated.npy").sum()) for (sc, c, _), f in index.folders.items() if c == name and sc in scenarios)
-        for name in names
-    ], dtype=np.float64)  # fmt: skip
-
-
 def stage_index(run_dir: Path) -> tuple[dict, SampleIndex]:
     """The stage's last evaluation and the index of its sample folders only (as the stage
     reads them: folders an earlier evaluation left, e.g. of another seed, stay out)."""
@@ -152,12 +145,12 @@ def stage_samples(run_dir: Path) -> StageSamples:
         dyn, left_out = to_sample_set(index, tuple(sorted(dyn_scenarios)), names, unit="episode")
         if left_out or dyn.names != names:
             raise ValueError(f"{run_dir}: candidates without complete +dyn samples: {left_out}")
-        dyn_falls = _falls(index, names, dyn_scenarios)
+        dyn_falls = fall_counts(index, names, dyn_scenarios).astype(np.float64)
         push_dyn, _ = to_sample_set(index, tuple(evaluation["scenarios"]), names, unit="episode")
     steps, _ = to_sample_set(index, scenarios, names, unit="step")
     by_scenario = {sc: to_sample_set(index, (sc,), names, unit="episode")[0] for sc in scenarios}
     tilt = _tilt_episodes(index, names, scenarios)
-    falls = _falls(index, names, scenarios)
+    falls = fall_counts(index, names, scenarios).astype(np.float64)
     scale = float(np.std(episodes.psi) / max(np.std(tilt), 1e-12))
     return StageSamples(
         names=names,

@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from postconv.review.baselines import Baselines
 from postconv.review.report import SelectionResult, few_samples_note, ranking_rows
 from postconv.storage.sample_store import atomic_write_text
 
@@ -27,6 +28,39 @@ def _table(result: SelectionResult) -> str:
         for name, cells in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _baselines(baselines: Baselines | None, result: SelectionResult) -> str:
+    """The rules a user has without the worst case: what each picks, and per checkpoint the
+    numbers they pick by."""
+    if baselines is None:
+        return ""
+    picks = [
+        [
+            pick.rule,
+            pick.checkpoint or "none (no training curve)",
+            "" if pick.tied < 2 else f"{pick.tied} tied, the latest",
+        ]
+        for pick in baselines.picks(result)
+    ]
+    header, rows = baselines.rows(result)
+    cells = [[_cell(v) for v in row] for row in rows]
+    return (
+        "<h2>What other rules pick</h2>"
+        f"<p>Chosen: <b>{html.escape(result.chosen)}</b> ({html.escape(result.chosen_because)}).</p>"
+        + rows_table(["rule", "picks", ""], picks)
+        + "<p>Per checkpoint in training order: the training reward (mean of the 10 logged "
+        "iterations up to it), the falls in these samples, the plain mean, the worst case and "
+        "P(> last).</p>" + rows_table(header, cells)
+    )
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
 
 
 def _image(path: Path) -> str:
@@ -88,6 +122,7 @@ def write_html_report(
     figures: list[Path],
     extra: str = "",
     candidates: str | None = None,
+    baselines: Baselines | None = None,
 ) -> Path:
     """Write ``path``: the ranking tables, the charts and the skipped checkpoints, in one file."""
     better = "higher" if pooled.sense == "reward" else "lower"
@@ -114,6 +149,7 @@ def write_html_report(
         f'<p style="color:#b35c00">{html.escape(note)}</p>' if (note := few_samples_note(pooled)) else "",
         _table(pooled),
     ]
+    parts.append(_baselines(baselines, pooled))
     parts += [_image(f) for f in figures]
     for name, result in by_scenario.items():
         parts += [f"<h2>Scenario {html.escape(name)}</h2>", _table(result)]

@@ -299,6 +299,16 @@ def rewrite_report(run_dir: Path) -> None:
     }
     order = ["estimates", "worst_case_vs_k", "rank_change", "training_curve", "tilt", "sim2sim", "margins"]
     charts = [report / f"{name}.png" for name in order if (report / f"{name}.png").is_file()]
+    from postconv.review.baselines import BASELINES_FILE, read_baselines
+    from postconv.storage.evaluation_record import read_evaluation
+
     write_html_report(
-        report / "report.html", run_dir, selection, by_scenario, charts, extra=report_section(run_dir)
+        report / "report.html",
+        run_dir,
+        selection,
+        by_scenario,
+        charts,
+        extra=report_section(run_dir),
+        candidates=(read_evaluation(run_dir) or {}).get("candidates_reason"),
+        baselines=read_baselines(report / BASELINES_FILE),
     )

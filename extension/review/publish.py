@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from postconv.review import figures
+from postconv.review.baselines import BASELINES_FILE, baselines_of, picks_line, write_baselines
 from postconv.review.report import SelectionResult
 from postconv.storage.checkpoints import open_run, training_curve
 from postconv.storage.sample_store import STAGE_DIR, SampleIndex, checkpoint_columns
@@ -59,6 +60,9 @@ def review(
     from postconv.storage.evaluation_record import read_evaluation
 
     evaluation = read_evaluation(run_dir) or {}
+    rules = baselines_of(run_dir, index, pooled, candidates)
+    write_baselines(out / BASELINES_FILE, rules, pooled)
+    console.print(picks_line(rules.picks(pooled)))
     html = write_html_report(
         out / "report.html",
         run_dir,
@@ -66,13 +70,14 @@ def review(
         by_scenario,
         made,
         candidates=evaluation.get("candidates_reason"),
+        baselines=rules,
     )
     console.print(f"report: {html}")
     policy = _export_chosen(run, pooled.chosen, out, stage_config.trust, console)
     ref = None
     if stage_config.wandb:
         ref = _log_wandb(
-            run, pooled, by_scenario, candidates, made, stage_config, policy, console, evaluation
+            run, pooled, by_scenario, candidates, made, stage_config, policy, console, evaluation, rules
         )
     return ReviewFiles(figures=made, html=html, policy=policy, wandb=ref)
 
@@ -94,7 +99,9 @@ def _export_chosen(run, chosen: str, out: Path, trust: bool, console: Console) -
     return {"checkpoint": checkpoint.path, **paths}
 
 
-def _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy, console, evaluation: dict):
+def _log_wandb(
+    run, pooled, by_scenario, candidates, made, stage_config, policy, console, evaluation: dict, baselines
+):
     try:
         from postconv.review.wandb_log import log_selection
     except ImportError:
@@ -116,7 +123,7 @@ def _log_wandb(run, pooled, by_scenario, candidates, made, stage_config, policy,
     try:
         ref = log_selection(
             run.path, run.agent_cfg, pooled, by_scenario, candidates, made, config,
-            [Path(p) for p in policy.values()], project=stage_config.wandb_project,
+            [Path(p) for p in policy.values()], project=stage_config.wandb_project, baselines=baselines,
         )  # fmt: skip
     except Exception as err:  # the selection is on disk; W&B trouble must not sink it
         console.print(f"[yellow]W&B logging failed[/] ({type(err).__name__}: {err}); the results are on disk")

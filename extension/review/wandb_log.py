@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from postconv import __version__
+from postconv.review.baselines import Baselines
 from postconv.review.report import SelectionResult
 from postconv.storage.sample_store import atomic_write_text
 
@@ -184,12 +185,19 @@ def iteration_series(
     by_scenario: dict[str, SelectionResult],
     iterations: dict[str, int],
     prefix: str = "selection",
+    baselines: Baselines | None = None,
 ) -> list[dict]:
     """One W&B row per ranked checkpoint, in training order, on the ``<prefix>/iteration``
     axis: the plain mean, the worst case at each k, the interval and P(best) at the primary
-    k, the chosen checkpoint as a 0/1 series, and per scenario the mean and primary worst
-    case, so that W&B draws them as native line panels against the training iteration."""
+    k, the chosen checkpoint as a 0/1 series, per scenario the mean and primary worst case,
+    and with ``baselines`` the falls in the samples and the training reward, so that W&B
+    draws them as native line panels against the training iteration."""
     ks = pooled.config.k
+    beside = {}
+    if baselines is not None:
+        header, table = baselines.rows(pooled)
+        at = {name: header.index(name) for name in ("train_reward", "sim_falls")}
+        beside = {row[0]: {key: row[i] for key, i in at.items() if row[i] is not None} for row in table}
     p = pooled.config.primary_index
     primary = f"k{ks[p]:g}"
     rows = []
@@ -212,6 +220,7 @@ def iteration_series(
             if (same := next((x for x in result.checkpoints if x.name == c.name), None)) is not None:
                 row[f"{prefix}/{scenario}/mean"] = same.mean
                 row[f"{prefix}/{scenario}/worst_case_{primary}"] = same.worst_case[p]
+        row |= {f"{prefix}/{key}": v for key, v in beside.get(c.name, {}).items()}
         rows.append(row)
     return rows
 
@@ -270,8 +279,11 @@ def log_selection(
     config: dict,
     artifact_files: list[Path],
     project: str | None = None,
+    baselines: Baselines | None = None,
 ) -> WandbRef:
-    """Log the selection (results already on disk) to a new W&B run; return where it went."""
+    """Log the selection (results already on disk) to a new W&B run; return where it went.
+    ``baselines``: what the rules a user has without the worst case pick, as a table, a
+    summary key per rule (``picks/<rule>``) and per-checkpoint series."""
     import wandb
 
     trained = training_run(run_dir)
@@ -312,7 +324,18 @@ def log_selection(
         )
         # native panels: per-checkpoint series against the training iteration, and charts
         # W&B draws itself (zoom, hover) from the pooled table; the PNGs above are extras
-        _log_series(run, "selection", ITERATION, iteration_series(pooled, by_scenario, iterations))
+        _log_series(
+            run,
+            "selection",
+            ITERATION,
+            iteration_series(pooled, by_scenario, iterations, baselines=baselines),
+        )
+        if baselines is not None:
+            header, table = baselines.rows(pooled)
+            run.log({"selection/baselines": wandb.Table(columns=header, data=table)})
+            for pick in baselines.picks(pooled):
+                if pick.checkpoint is not None:  # no training curve: that rule picks nothing
+                    run.summary[f"picks/{pick.key}"] = pick.checkpoint
         primary = f"worst_case_k{pooled.config.primary_k:g}"
         p = pooled.config.primary_index
         points = wandb.Table(

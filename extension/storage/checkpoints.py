@@ -135,6 +135,21 @@ def training_curve(run: Run, tag: str = REWARD_TAG) -> tuple[np.ndarray, np.ndar
     return steps, np.array([by_step[s] for s in steps], dtype=np.float64)
 
 
+def curve_at(
+    iterations: np.ndarray, curve: tuple[np.ndarray, np.ndarray] | None, window: int = 10
+) -> np.ndarray | None:
+    """(C,) the training curve averaged over the ``window`` logged iterations up to each
+    checkpoint's iteration (NaN where none was logged); None without a curve."""
+    if curve is None:
+        return None
+    its, values = curve
+    out = []
+    for it in iterations:
+        near = values[(its <= it) & (its > it - window)]
+        out.append(near.mean() if near.size else np.nan)
+    return np.array(out)
+
+
 def converged_from(
     iterations: np.ndarray,
     values: np.ndarray,

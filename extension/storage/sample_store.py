@@ -415,6 +415,18 @@ def to_sample_set(
     return samples, left_out
 
 
+def fall_counts(index: SampleIndex, names: Iterable[str], scenarios: Iterable[str]) -> np.ndarray:
+    """(C,) falls per checkpoint: the recorded steps that ended an episode by a termination
+    (``terminated.npy``; time-outs are truncations), over its folders of ``scenarios``. With
+    common random numbers every checkpoint is recorded alike, so the counts compare."""
+    wanted = set(scenarios)
+    counts = dict.fromkeys(names, 0)
+    for (scenario, checkpoint, _), folder in index.folders.items():
+        if checkpoint in counts and scenario in wanted:
+            counts[checkpoint] += int(np.load(folder / "terminated.npy").sum())
+    return np.array(list(counts.values()), dtype=np.int64)
+
+
 def checkpoint_columns(
     index: SampleIndex,
     checkpoint: str,

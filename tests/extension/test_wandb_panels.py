@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from postconv.review.baselines import Baselines
 from postconv.review.config import SelectionConfig
 from postconv.review.report import select
 from postconv.review.wandb_log import ITERATION, iteration_series, log_selection
@@ -46,6 +47,15 @@ def _records(log: Path) -> list[dict]:
     proc = subprocess.run([wandb_cli, "leet", "inspect", "--json", str(log)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def _summary(log: Path) -> dict:
+    wandb_cli = str(Path(sys.executable).with_name("wandb"))
+    proc = subprocess.run(
+        [wandb_cli, "leet", "inspect", "--summary", "--json", str(log)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["summary"]
 
 
 @pytest.fixture
@@ -82,16 +92,27 @@ def test_an_offline_selection_holds_native_series_charts_and_a_selectable_artifa
     pooled, iterations = selection
     policy = run_dir / "postconv" / "policy.onnx"
     policy.write_bytes(b"onnx")
-    log_selection(run_dir, {}, pooled, {}, iterations, [], {"task": "demo"}, [policy])
+    names = tuple(c.name for c in pooled.checkpoints)
+    falls = np.arange(len(names))[::-1] * 2  # the last checkpoint falls least
+    baselines = Baselines(names, np.array([iterations[n] for n in names]), None, falls)
+    log_selection(run_dir, {}, pooled, {}, iterations, [], {"task": "demo"}, [policy], baselines=baselines)
     wandb.teardown()
     (log,) = _selection_logs(run_dir)
     records = _records(log)
+    summary = _summary(log)
+    assert summary["picks/falls"] == names[-1]
+    assert summary["picks/last"] == names[-1]
+    assert "picks/train_reward" not in summary  # no training curve given
+    assert summary["chosen_by_worst_case"] == pooled.chosen_by_worst_case
     metrics = [r["metric"] for r in records if r.get("type") == "metric"]
     assert any(m.get("glob_name") == "selection/*" and m.get("step_metric") == ITERATION for m in metrics)
     history = [r["history"]["item"] for r in records if r.get("type") == "history"]
     series = [h for h in history if "selection/mean" in h]
     assert [h[ITERATION] for h in series] == sorted(iterations.values())
     assert [h["selection/chosen"] for h in series].count(1) == 1
+    assert [h["selection/sim_falls"] for h in series] == [
+        int(falls[names.index(n)]) for n in sorted(iterations, key=iterations.get)
+    ]
     panels = {
         key
         for r in records
@@ -161,12 +182,7 @@ def test_the_selection_lands_in_the_trainings_own_run_too_and_the_two_name_each_
     # linked both ways: the training run names the selection run, the selection run the training's
     (selection_log,) = _selection_logs(run_dir, training_id)
     selection_id = selection_log.stem.removeprefix("run-")
-    summary = json.loads(
-        subprocess.run(
-            [str(Path(sys.executable).with_name("wandb")), "leet", "inspect", "--summary", "--json", str(training_log)],
-            capture_output=True, text=True,
-        ).stdout
-    )["summary"]  # fmt: skip
+    summary = _summary(training_log)
     assert summary[f"{TRAINING_PREFIX}/selection_run"].endswith(f"g1-sweeps/{selection_id}")
     assert summary[f"{TRAINING_PREFIX}/chosen_checkpoint"] == pooled.chosen
     (started,) = [r["run"] for r in _records(selection_log) if r.get("type") == "run"]

@@ -155,6 +155,12 @@ def test_the_review_holds_charts_a_report_the_exported_policy_and_an_offline_wan
     page = (report / "report.html").read_text()
     assert f"Chosen: <b>{chosen}</b>" in page
     assert page.count("data:image/png;base64,") >= 4
+    # the baselines beside the worst case: one row per ranked checkpoint, from the real run's
+    # training curve and its samples' falls
+    assert "What other rules pick" in page
+    rows = (report / "baselines.csv").read_text().splitlines()
+    assert rows[0].startswith("checkpoint,iteration,train_reward,sim_falls,mean,worst_case_k")
+    assert [r.split(",")[0] for r in rows[1:]] == [c["name"] for c in selection["checkpoints"]]
     # what one sample was, for a reader of the file, the report and the W&B run (TINY_STAGE's sizes)
     sample = selection["sample"]
     assert (sample["unit"], sample["psi"], sample["sense"]) == ("episode", "reward", "reward")
