@@ -187,7 +187,8 @@ class Sim2SimConfig:
     stress: StressConfig | None = None
     """Also search each checkpoint's robustness margin per kind of shift (``--stress``)."""
     video: bool = True
-    """Render the chosen checkpoint, the mean's pick and the last one side by side in a shifted
+    """Render the picks (the chosen checkpoint, the mean's pick, the last one and the worst
+    case's pick where ``--pick`` chose another) side by side in a shifted
     world (skipped, with a note, where no OpenGL backend loads)."""
 
     def __post_init__(self) -> None:

@@ -76,7 +76,7 @@ class Sim2SimResult:
     margins: Margins | None = None
     """Each checkpoint's robustness margin per kind of shift (with ``stress``)."""
     picks: list[Pick] = field(default_factory=list)
-    """The selection's chosen checkpoint, the mean's pick and the last checkpoint (those replayed)."""
+    """The selection's picks (:attr:`~postconv.review.report.SelectionResult.picks`), those replayed."""
     video: VideoResult | None = None
     """The picks filmed side by side (None: not asked for, or no OpenGL backend)."""
     paths: dict[str, Path] = field(default_factory=dict)

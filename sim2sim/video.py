@@ -1,4 +1,5 @@
-"""Videos of the picks: the chosen checkpoint, the plain mean's pick and the last checkpoint,
+"""Videos of the picks: the chosen checkpoint, the plain mean's pick and the last checkpoint
+(and the worst case's pick where a ``--pick`` rule chose another one),
 side by side in one shifted world under the same episode (common random numbers).
 
 The physics runs here, in :class:`~postconv.sim2sim.batch.WorldBatch` (the same episodes as the

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from postconv.review.report import SelectionResult
-from postconv.storage.checkpoints import curve_at, open_run, training_curve
+from postconv.storage.checkpoints import curve_at
 from postconv.storage.sample_store import SampleIndex, atomic_write_text, fall_counts
 
 TRAIN_WINDOW = 10
@@ -50,7 +50,8 @@ class Baselines:
     """(C,) the training reward averaged over the :data:`TRAIN_WINDOW` logged iterations up
     to the checkpoint (NaN where none was logged); None without a training curve."""
     falls: np.ndarray
-    """(C,) falls in the selection's own samples (every checkpoint recorded alike)."""
+    """(C,) falls in the recorded steps of the selection's sample folders (burn-in after a
+    respawn included; every checkpoint recorded alike)."""
 
     def picks(self, result: SelectionResult) -> list[RulePick]:
         """The worst case's pick and each baseline's, in the order a reader compares them."""
@@ -97,13 +98,16 @@ def _best(rule: str, key: str, names: tuple[str, ...], score: np.ndarray) -> Rul
 
 
 def baselines_of(
-    run_dir: Path, index: SampleIndex, result: SelectionResult, iterations: dict[str, int]
+    curve: tuple[np.ndarray, np.ndarray] | None,
+    index: SampleIndex,
+    result: SelectionResult,
+    iterations: dict[str, int],
 ) -> Baselines:
-    """The baselines of ``result``'s checkpoints from the run's training curve and the sample
-    folders of the scenarios the result pooled."""
+    """The baselines of ``result``'s checkpoints from the run's training curve
+    (:func:`~postconv.storage.checkpoints.training_curve`, None if it logged none) and the
+    sample folders of the scenarios the result pooled."""
     names = tuple(c.name for c in result.checkpoints)
     its = np.array([iterations[n] for n in names], dtype=np.int64)
-    curve = training_curve(open_run(run_dir))
     return Baselines(
         names=names,
         iterations=its,
@@ -128,11 +132,14 @@ BASELINES_FILE = "baselines.csv"
 """In the report folder: the per-checkpoint rows of :meth:`Baselines.rows`."""
 
 
-def read_baselines(path: Path) -> Baselines | None:
-    """The :class:`Baselines` :func:`write_baselines` wrote (None if there is no such file)."""
+def read_baselines(path: Path, result: SelectionResult) -> Baselines | None:
+    """The :class:`Baselines` :func:`write_baselines` wrote for ``result``; None if there is no
+    such file or it was written for another ranking (a selection rerun without a review)."""
     if not path.is_file():
         return None
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    if [r["checkpoint"] for r in rows] != [c.name for c in result.checkpoints]:
+        return None
     reward = np.array([float(r["train_reward"]) if r["train_reward"] else np.nan for r in rows])
     return Baselines(
         names=tuple(r["checkpoint"] for r in rows),

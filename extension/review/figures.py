@@ -93,7 +93,7 @@ def _row_height(n: int) -> float:
 
 def estimates_chart(result: SelectionResult, path: Path) -> Path:
     """One row per checkpoint (training order, top down): the mean and the worst case at the
-    primary k with its interval; the chosen one, the mean's pick and the last one in colour."""
+    primary k with its interval; the picks (chosen, worst case's, mean's, last) in colour."""
     plt = pyplot()
     ks = result.config.k
     p = result.config.primary_index

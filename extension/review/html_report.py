@@ -47,7 +47,6 @@ def _baselines(baselines: Baselines | None, result: SelectionResult) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
     return (
         "<h2>What other rules pick</h2>"
-        f"<p>Chosen: <b>{html.escape(result.chosen)}</b> ({html.escape(result.chosen_because)}).</p>"
         + rows_table(["rule", "picks", ""], picks)
         + "<p>Per checkpoint in training order: the training reward (mean of the 10 logged "
         "iterations up to it), the falls in these samples, the plain mean, the worst case and "

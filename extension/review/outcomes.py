@@ -310,5 +310,5 @@ def rewrite_report(run_dir: Path) -> None:
         charts,
         extra=report_section(run_dir),
         candidates=(read_evaluation(run_dir) or {}).get("candidates_reason"),
-        baselines=read_baselines(report / BASELINES_FILE),
+        baselines=read_baselines(report / BASELINES_FILE, selection),
     )

@@ -60,7 +60,7 @@ def review(
     from postconv.storage.evaluation_record import read_evaluation
 
     evaluation = read_evaluation(run_dir) or {}
-    rules = baselines_of(run_dir, index, pooled, candidates)
+    rules = baselines_of(curve, index, pooled, candidates)
     write_baselines(out / BASELINES_FILE, rules, pooled)
     console.print(picks_line(rules.picks(pooled)))
     html = write_html_report(
@@ -113,6 +113,8 @@ def _log_wandb(
         "k": list(pooled.config.k),
         "primary_k": pooled.config.primary_k,
         "divergence": pooled.config.divergence,
+        "pick": pooled.config.pick,
+        "pick_p": pooled.config.pick_p,
         "samples_per_checkpoint": pooled.samples_per_checkpoint,
         "sample": pooled.sample,
         "candidates": evaluation.get("candidates_reason"),

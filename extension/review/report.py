@@ -61,7 +61,7 @@ def picks_of(chosen: str, by_worst_case: str, by_mean: str, checkpoints: list[st
     plain mean's pick and the last of ``checkpoints`` (training order), each once."""
     roles: dict[str, list[str]] = {chosen: ["chosen"]}
     named = [(by_mean, "mean's pick"), (checkpoints[-1], "last")]
-    if by_worst_case != chosen:
+    if by_worst_case and by_worst_case != chosen:
         named.insert(0, (by_worst_case, "worst case's pick"))
     for name, role in named:
         roles.setdefault(name, []).append(role)
@@ -97,12 +97,12 @@ def recommend(
     if p_beats_last >= config.pick_p:
         return Recommendation(
             by_worst_case,
-            f"best worst case at k = {k:g}, beating the last checkpoint in {p_beats_last:.2f} >= "
+            f"best worst case at k = {k:g}, beating the last checkpoint in {p_beats_last:.3f} >= "
             f"{config.pick_p:g} of the replicates (--pick evidence)",
         )
     return Recommendation(
         last,
-        f"the last checkpoint: the worst case's pick {by_worst_case} beats it in only {p_beats_last:.2f} < "
+        f"the last checkpoint: the worst case's pick {by_worst_case} beats it in only {p_beats_last:.3f} < "
         f"{config.pick_p:g} of the replicates (--pick evidence)",
     )
 
@@ -141,7 +141,8 @@ class SelectionResult:
 
     @property
     def picks(self) -> list[Pick]:
-        """The chosen checkpoint, the mean's pick and the last one (the ranked checkpoints are in training order)."""
+        """The chosen checkpoint, the worst case's pick where it differs, the mean's pick and the
+        last one (the ranked checkpoints are in training order)."""
         return picks_of(
             self.chosen, self.chosen_by_worst_case, self.chosen_by_mean, [c.name for c in self.checkpoints]
         )

@@ -10,6 +10,7 @@ node sums for the grouped bootstrap. Shapes: B checkpoints, K radii, n samples, 
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -36,15 +37,16 @@ class Divergence(ABC):
         """The least share of q's mass on the minimizers at which the ball of radius ``k`` still
         holds q restricted to them (e^-k for KL, 1 / (1 + 2k) for the paper's chi-square): the
         worst case of n equally weighted samples may rest on its worst ceil(n * edge_share)
-        alone. Found by bisection on :meth:`at_edge`, so every divergence has it."""
-        low, high = 0.0, 1.0  # the ball always holds q itself: share 1 is at the edge
-        for _ in range(60):
+        alone. Found by bisection on :meth:`at_edge` over log(share) (relative precision at
+        any k), so every divergence has it."""
+        low, high = math.log(1e-300), 0.0  # the ball always holds q itself: share 1 is at the edge
+        for _ in range(100):
             mid = 0.5 * (low + high)
-            if bool(self.at_edge(np.float64(mid), np.float64(k))):
+            if bool(self.at_edge(np.float64(math.exp(mid)), np.float64(k))):
                 high = mid
             else:
                 low = mid
-        return high
+        return math.exp(high)
 
     # -- the fast solver ---------------------------------------------------------------------------
 

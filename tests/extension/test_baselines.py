@@ -21,6 +21,7 @@ from postconv.review.baselines import (
 from postconv.review.config import SelectionConfig
 from postconv.review.html_report import write_html_report
 from postconv.review.report import select
+from postconv.storage.checkpoints import open_run, training_curve
 from postconv.storage.sample_store import SampleWriter, find_samples, sample_dir, to_sample_set
 
 ITERATIONS = (100, 110, 120, 130)
@@ -65,7 +66,7 @@ def _run(tmp_path, curve: bool = True):
 
 def test_falls_and_training_reward_are_counted_per_checkpoint(tmp_path):
     run, index, result, iterations = _run(tmp_path)
-    baselines = baselines_of(run, index, result, iterations)
+    baselines = baselines_of(training_curve(open_run(run)), index, result, iterations)
     assert baselines.names == tuple(iterations)
     np.testing.assert_array_equal(baselines.falls, [3 + 4, 0 + 1, 0 + 1, 2 + 5])
     # the mean of the ten logged iterations up to each checkpoint: steps it-9 .. it
@@ -75,7 +76,9 @@ def test_falls_and_training_reward_are_counted_per_checkpoint(tmp_path):
 
 def test_each_rule_picks_its_best_and_ties_go_to_the_latest(tmp_path):
     run, index, result, iterations = _run(tmp_path)
-    picks = {p.key: p for p in baselines_of(run, index, result, iterations).picks(result)}
+    picks = {
+        p.key: p for p in baselines_of(training_curve(open_run(run)), index, result, iterations).picks(result)
+    }
     assert picks["worst_case"].checkpoint == result.chosen_by_worst_case
     assert picks["mean"].checkpoint == result.chosen_by_mean
     assert picks["last"].checkpoint == "model_130"
@@ -88,7 +91,7 @@ def test_each_rule_picks_its_best_and_ties_go_to_the_latest(tmp_path):
 
 def test_without_a_training_curve_that_rule_says_so(tmp_path):
     run, index, result, iterations = _run(tmp_path, curve=False)
-    baselines = baselines_of(run, index, result, iterations)
+    baselines = baselines_of(training_curve(open_run(run)), index, result, iterations)
     assert baselines.train_reward is None
     picks = baselines.picks(result)
     assert next(p for p in picks if p.key == "train_reward").checkpoint is None
@@ -98,9 +101,9 @@ def test_without_a_training_curve_that_rule_says_so(tmp_path):
 @pytest.mark.parametrize("curve", [True, False], ids=["curve", "no-curve"])
 def test_the_file_reads_back_and_the_report_shows_both_tables(tmp_path, curve):
     run, index, result, iterations = _run(tmp_path, curve=curve)
-    baselines = baselines_of(run, index, result, iterations)
+    baselines = baselines_of(training_curve(open_run(run)), index, result, iterations)
     path = write_baselines(tmp_path / BASELINES_FILE, baselines, result)
-    again = read_baselines(path)
+    again = read_baselines(path, result)
     assert again.names == baselines.names
     np.testing.assert_array_equal(again.falls, baselines.falls)
     np.testing.assert_array_equal(again.iterations, baselines.iterations)
@@ -108,8 +111,22 @@ def test_the_file_reads_back_and_the_report_shows_both_tables(tmp_path, curve):
         np.testing.assert_allclose(again.train_reward, baselines.train_reward)
     else:
         assert again.train_reward is None
-    assert read_baselines(tmp_path / "absent.csv") is None
+    assert read_baselines(tmp_path / "absent.csv", result) is None
     page = write_html_report(tmp_path / "report.html", run, result, {}, [], baselines=again).read_text()
     assert "What other rules pick" in page
-    assert "fewest simulation falls" in page
-    assert page.count("<tr>") >= 5 + len(ITERATIONS)  # the rules' table and the per-checkpoint one
+    falls_pick = next(p for p in baselines.picks(result) if p.key == "falls")
+    assert (
+        f"<td>fewest simulation falls</td><td>{falls_pick.checkpoint}</td><td>2 tied, the latest</td>" in page
+    )
+    for name, falls in zip(baselines.names, baselines.falls, strict=True):
+        assert f"<td>{name}</td><td>{ITERATIONS[baselines.names.index(name)]}</td>" in page
+        assert f"<td>{falls}</td>" in page
+
+
+def test_a_file_written_for_another_ranking_is_not_shown(tmp_path):
+    # the selection reran without a review (select --no-report): the old rows must not pass as its
+    _, index, result, iterations = _run(tmp_path)
+    path = write_baselines(tmp_path / BASELINES_FILE, baselines_of(None, index, result, iterations), result)
+    fewer = replace(result, checkpoints=result.checkpoints[:-1])
+    assert read_baselines(path, fewer) is None
+    assert read_baselines(path, result) is not None

@@ -58,7 +58,7 @@ def test_each_rule_recommends_its_checkpoint_and_ranks_alike(pick, early_shift, 
     p_early = result.checkpoints[0].p_beats_last[0]
     if pick == "evidence":
         assert (chosen == "early") == (p_early >= 0.9)
-        assert f"{p_early:.2f}" in result.chosen_because
+        assert f"{p_early:.3f}" in result.chosen_because
 
 
 def test_when_the_worst_case_picks_the_last_every_rule_agrees():
