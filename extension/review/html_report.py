@@ -35,22 +35,26 @@ def _baselines(baselines: Baselines | None, result: SelectionResult) -> str:
     numbers they pick by."""
     if baselines is None:
         return ""
-    picks = [
-        [
-            pick.rule,
-            pick.checkpoint or "none (no training curve)",
-            "" if pick.tied < 2 else f"{pick.tied} tied, the latest",
-        ]
-        for pick in baselines.picks(result)
+    picks = baselines.picks(result)
+    tied = any(pick.tied > 1 for pick in picks)
+    rules = [
+        [pick.rule, pick.checkpoint or "none (no training curve)"]
+        + ([f"{pick.tied} tied, the latest" if pick.tied > 1 else ""] if tied else [])
+        for pick in picks
     ]
     header, rows = baselines.rows(result)
     cells = [[_cell(v) for v in row] for row in rows]
+    if result.config.n_boot:  # P(> last) of the last checkpoint itself: it is the reference
+        cells[-1][-1] = "last"
+    k = f"k{result.config.primary_k:g}"
+    labels = {"train_reward": "training reward", "sim_falls": "falls", f"worst_case_{k}": f"worst case {k}",
+              f"p_beats_last_{k}": "P(> last)"}  # fmt: skip
     return (
         "<h2>What other rules pick</h2>"
-        + rows_table(["rule", "picks", ""], picks)
+        + rows_table(["rule", "picks", *(["ties"] if tied else [])], rules)
         + "<p>Per checkpoint in training order: the training reward (mean of the 10 logged "
-        "iterations up to it), the falls in these samples, the plain mean, the worst case and "
-        "P(> last).</p>" + rows_table(header, cells)
+        "iterations up to it), the falls in the recorded steps, the plain mean, the worst case "
+        "and P(> last).</p>" + rows_table([labels.get(h, h) for h in header], cells)
     )
 
 
