@@ -117,5 +117,20 @@ def test_the_hooks_stage_args_are_parsed_as_postconv_run_would(extra, message):
 
 
 def test_good_stage_args_give_the_stage_config_the_hook_will_run():
-    config = options.parse_stage_args(["--num_envs", "32", "--envs-per-checkpoint", "8", "--k", "2", "4"])
+    config = options.parse_stage_args(
+        [
+            "--num_envs",
+            "32",
+            "--envs-per-checkpoint",
+            "8",
+            "--k",
+            "2",
+            "4",
+            "--pick",
+            "evidence",
+            "--pick-p",
+            "0.8",
+        ]
+    )
     assert (config.num_envs, config.envs_per_checkpoint, config.selection.k) == (32, 8, (2.0, 4.0))
+    assert (config.selection.pick, config.selection.pick_p) == ("evidence", 0.8)
