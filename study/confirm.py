@@ -119,6 +119,36 @@ def judged(p: Protocol, seed: int) -> bool:
     return (p.run_dir(seed) / "postconv" / "sim2sim" / "stress" / "margins.json").is_file()
 
 
+def seed_state(p: Protocol, seed: int) -> dict:
+    """Where one seed stands: its latest checkpoint's iteration (None before the first), whether
+    the stage's ranking and the margins are on disk, and the commits that ran its steps."""
+    run = p.run_dir(seed)
+    iterations = [int(f.stem.removeprefix("model_")) for f in run.glob("model_*.pt") if f.stem[6:].isdigit()]
+    return {
+        "seed": seed,
+        "iteration": max(iterations, default=None),
+        "ranked": (run / "postconv" / "selection.json").is_file(),
+        "judged": judged(p, seed),
+        "commits": sorted({r["commit"][:7] for r in _read_provenance(run)}),
+    }
+
+
+def status_table(p: Protocol) -> Table:
+    """Every pre-registered seed's state, for a study that spans sessions."""
+    table = Table(title=f"Confirmation: {sum(judged(p, s) for s in p.seeds)} of {len(p.seeds)} seeds judged")
+    for column in ("seed", "training", "ranked", "margins", "commits"):
+        table.add_column(column)
+    for seed in p.seeds:
+        state = seed_state(p, seed)
+        it = state["iteration"]
+        training = (
+            "not started" if it is None else f"{it + 1} / {p.iterations}" if it < p.iterations - 1 else "done"
+        )
+        table.add_row(str(seed), training, "yes" if state["ranked"] else "", "yes" if state["judged"] else "",
+                      " ".join(state["commits"]))  # fmt: skip
+    return table
+
+
 def _commit() -> str:
     """The code's git commit (and whether the work tree differs), for the provenance record."""
 
@@ -349,8 +379,12 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="train and judge the seeds (resumable)")
     run.add_argument("--seeds", type=int, nargs="+", default=list(PROTOCOL.seeds))
     sub.add_parser("analyze", help="score the judged seeds; the test once all are in")
+    sub.add_parser("status", help="where each seed stands (training, ranking, margins)")
     args = parser.parse_args(argv)
     console = Console()
+    if args.command == "status":
+        console.print(status_table(PROTOCOL))
+        return 0
     if args.command == "run":
         unknown = sorted(set(args.seeds) - set(PROTOCOL.seeds))
         if unknown:

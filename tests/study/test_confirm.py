@@ -10,7 +10,15 @@ import pytest
 from rich.console import Console
 from test_explore import _run
 
-from postconv.study.confirm import PROTOCOL, Protocol, analyze, bootstrap_interval, sign_flip_p
+from postconv.study.confirm import (
+    PROTOCOL,
+    Protocol,
+    analyze,
+    bootstrap_interval,
+    seed_state,
+    sign_flip_p,
+    status_table,
+)
 
 
 @pytest.mark.parametrize(
@@ -98,3 +106,33 @@ def test_the_verdict_needs_both_regret_comparisons(p_mean, p_last, h1, says):
     decision = verdict(PROTOCOL, tests)
     assert decision["h1"] is h1
     assert says in decision["outcome"]
+
+
+def test_the_status_says_how_far_each_seed_got(tmp_path):
+    protocol = replace(PROTOCOL, seeds=(100, 101, 102), runs_root=str(tmp_path), iterations=20)
+    for seed, files in (
+        (100, ["model_0.pt", "model_10.pt", "model_19.pt"]),
+        (101, ["model_0.pt", "model_10.pt"]),
+    ):
+        run = protocol.run_dir(seed)
+        run.mkdir()
+        for name in files:
+            (run / name).write_bytes(b"")
+    done = protocol.run_dir(100)
+    (done / "postconv" / "sim2sim" / "stress").mkdir(parents=True)
+    (done / "postconv" / "selection.json").write_text("{}")
+    (done / "postconv" / "sim2sim" / "stress" / "margins.json").write_text("{}")
+    (tmp_path / "stand_s100.provenance.jsonl").write_text(
+        '{"step": "train", "commit": "abcdef0123", "started": ""}\n'
+    )
+    states = {s: seed_state(protocol, s) for s in protocol.seeds}
+    assert (states[100]["iteration"], states[100]["ranked"], states[100]["judged"]) == (19, True, True)
+    assert states[100]["commits"] == ["abcdef0"]
+    assert (states[101]["iteration"], states[101]["judged"]) == (10, False)
+    assert states[102]["iteration"] is None
+    console = Console(width=120, record=True)
+    console.print(status_table(protocol))
+    text = console.export_text()
+    assert "1 of 3 seeds judged" in text
+    for said in ("11 / 20", "not started", "done"):
+        assert said in text
