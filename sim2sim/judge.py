@@ -128,7 +128,7 @@ def _video_section(report: Path, video) -> None:
         f"{name} {'stood' if t is None else f'fell at {t:.1f} s'}" for name, t in video.fell_at.items()
     )
     caption = (
-        f"The picks ({'; '.join(' + '.join(p.roles) for p in video.picks)}) in the world {video.world}, "
+        f"The picks ({'; '.join(f'{p.name}: ' + ' + '.join(p.roles) for p in video.picks)}) in the world {video.world}, "
         f"the same episode (#{video.episode}: initial state, pushes and noise) for each: {fell}."
     )
     path.parent.mkdir(parents=True, exist_ok=True)

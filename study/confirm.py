@@ -30,6 +30,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -123,13 +124,19 @@ def seed_state(p: Protocol, seed: int) -> dict:
     """Where one seed stands: its latest checkpoint's iteration (None before the first), whether
     the stage's ranking and the margins are on disk, and the commits that ran its steps."""
     run = p.run_dir(seed)
-    iterations = [int(f.stem.removeprefix("model_")) for f in run.glob("model_*.pt") if f.stem[6:].isdigit()]
+    # in the order they ran; * marks a work tree that differed from its commit
+    commits = [r["commit"][:7] + ("*" if "modified" in r["commit"] else "") for r in _read_provenance(run)]
+    iterations = [
+        int(m.group(1))
+        for f in run.glob("model_*.pt")
+        if (m := re.fullmatch(r"model_(\d+)", f.stem, re.ASCII))
+    ]
     return {
         "seed": seed,
         "iteration": max(iterations, default=None),
         "ranked": (run / "postconv" / "selection.json").is_file(),
         "judged": judged(p, seed),
-        "commits": sorted({r["commit"][:7] for r in _read_provenance(run)}),
+        "commits": list(dict.fromkeys(commits)),
     }
 
 

@@ -134,11 +134,12 @@ BASELINES_FILE = "baselines.csv"
 
 def read_baselines(path: Path, result: SelectionResult) -> Baselines | None:
     """The :class:`Baselines` :func:`write_baselines` wrote for ``result``; None if there is no
-    such file or it was written for another ranking (a selection rerun without a review)."""
+    such file or it was written for other samples (a selection rerun without a review)."""
     if not path.is_file():
         return None
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    if [r["checkpoint"] for r in rows] != [c.name for c in result.checkpoints]:
+    # the same checkpoints with the same means: the same samples (falls come from them too)
+    if [(r["checkpoint"], float(r["mean"])) for r in rows] != [(c.name, c.mean) for c in result.checkpoints]:
         return None
     reward = np.array([float(r["train_reward"]) if r["train_reward"] else np.nan for r in rows])
     return Baselines(

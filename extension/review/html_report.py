@@ -43,12 +43,14 @@ def _baselines(baselines: Baselines | None, result: SelectionResult) -> str:
         for pick in picks
     ]
     header, rows = baselines.rows(result)
-    cells = [[_cell(v) for v in row] for row in rows]
+    cells = [[_cell(v) for v in row[:-1]] + [_share(row[-1])] for row in rows]
     if result.config.n_boot:  # P(> last) of the last checkpoint itself: it is the reference
         cells[-1][-1] = "last"
+    else:  # no bootstrap, no P(> last)
+        header, cells = header[:-1], [row[:-1] for row in cells]
     k = f"k{result.config.primary_k:g}"
-    labels = {"train_reward": "training reward", "sim_falls": "falls", f"worst_case_{k}": f"worst case {k}",
-              f"p_beats_last_{k}": "P(> last)"}  # fmt: skip
+    labels = {"train_reward": "training reward", "sim_falls": "falls",
+              f"worst_case_{k}": f"worst case at k = {result.config.primary_k:g}", f"p_beats_last_{k}": "P(> last)"}  # fmt: skip
     return (
         "<h2>What other rules pick</h2>"
         + rows_table(["rule", "picks", *(["ties"] if tied else [])], rules)
@@ -56,6 +58,11 @@ def _baselines(baselines: Baselines | None, result: SelectionResult) -> str:
         "iterations up to it), the falls in the recorded steps, the plain mean, the worst case "
         "and P(> last).</p>" + rows_table([labels.get(h, h) for h in header], cells)
     )
+
+
+def _share(value: float | None) -> str:
+    """A share of replicates as the ranking table shows it."""
+    return "" if value is None else f"{value:.2f}"
 
 
 def _cell(value) -> str:

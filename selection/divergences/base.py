@@ -38,7 +38,8 @@ class Divergence(ABC):
         holds q restricted to them (e^-k for KL, 1 / (1 + 2k) for the paper's chi-square): the
         worst case of n equally weighted samples may rest on its worst ceil(n * edge_share)
         alone. Found by bisection on :meth:`at_edge` over log(share) (relative precision at
-        any k), so every divergence has it."""
+        any k; shares below 1e-300, KL beyond k = 690, come back as 1e-300), so every
+        divergence has it."""
         low, high = math.log(1e-300), 0.0  # the ball always holds q itself: share 1 is at the edge
         for _ in range(100):
             mid = 0.5 * (low + high)

@@ -129,4 +129,18 @@ def test_a_file_written_for_another_ranking_is_not_shown(tmp_path):
     path = write_baselines(tmp_path / BASELINES_FILE, baselines_of(None, index, result, iterations), result)
     fewer = replace(result, checkpoints=result.checkpoints[:-1])
     assert read_baselines(path, fewer) is None
+    # the same checkpoints re-evaluated on other samples (another seed): their falls are stale too
+    other = replace(result, checkpoints=[replace(c, mean=c.mean + 1e-9) for c in result.checkpoints])
+    assert read_baselines(path, other) is None
     assert read_baselines(path, result) is not None
+
+
+def test_without_a_bootstrap_the_report_has_no_p_beats_last_column(tmp_path):
+    run, index, result, iterations = _run(tmp_path)
+    plain = replace(result, config=replace(result.config, n_boot=0))
+    plain = replace(plain, checkpoints=[replace(c, p_beats_last=None) for c in plain.checkpoints])
+    baselines = baselines_of(None, index, plain, iterations)
+    page = write_html_report(tmp_path / "report.html", run, plain, {}, [], baselines=baselines).read_text()
+    section = page[page.index("What other rules pick") :]
+    assert "<th>falls</th>" in section
+    assert "P(&gt; last)" not in section
