@@ -34,8 +34,10 @@ def _episodes(rng, steps: int, envs: int) -> np.ndarray:
     return np.cumsum(rng.random((steps, envs)) < 0.03, axis=0).astype(np.int32)
 
 
-def _store(tmp_path, checkpoints=3, scenarios=("no_push", "push"), seeds=(0, 1), steps=60, envs=8, seed=0):
-    """A run folder with a complete evaluation: samples of every checkpoint, scenario, seed."""
+def _store(tmp_path, checkpoints=3, scenarios=("no_push", "push"), seeds=(0, 1), steps=60, envs=8, seed=0,
+           trend=0.002):  # fmt: skip
+    """A run folder with a complete evaluation: samples of every checkpoint, scenario, seed
+    (each later checkpoint's reward ``trend`` higher)."""
     rng = np.random.default_rng(seed)
     root = tmp_path / "postconv" / "samples"
     sets = []
@@ -43,7 +45,7 @@ def _store(tmp_path, checkpoints=3, scenarios=("no_push", "push"), seeds=(0, 1),
         name = f"model_{c * 10}"
         for scenario in scenarios:
             for s in seeds:
-                psi = (0.02 + 0.005 * rng.standard_normal((steps, envs)) + 0.002 * c).astype(np.float32)
+                psi = (0.02 + 0.005 * rng.standard_normal((steps, envs)) + trend * c).astype(np.float32)
                 psi[rng.random(psi.shape) < 0.01] = -4.0
                 episode = _episodes(rng, steps, envs)
                 terminated = np.zeros((steps, envs), bool)
@@ -167,3 +169,20 @@ def test_what_a_sample_was_comes_from_the_samples_not_the_selections_defaults(tm
     assert results.pooled.sample["burn_in_steps"] == 3
     assert "at least 3 steps after" in results.pooled.sample["description"]
     assert all(r.sample == results.pooled.sample for r in results.by_scenario.values())
+
+
+def test_the_stage_recommends_by_its_pick_rule_in_the_pooled_and_every_scenarios_result(tmp_path):
+    _store(tmp_path, checkpoints=3, seeds=(0,), seed=4, trend=-0.1)  # the first is the best
+    console = Console(record=True, width=200)
+    config = StageConfig(report=False, wandb=False, selection=SelectionConfig(n_boot=20, pick="last"))
+    results = select_run(tmp_path, config, console)
+    for result in (results.pooled, *results.by_scenario.values()):
+        assert result.chosen == "model_20"  # the last of model_0, model_10, model_20
+        assert result.config.pick == "last"
+    written = json.loads((tmp_path / "postconv" / "selection.json").read_text())
+    assert written["chosen"] == "model_20"
+    assert written["chosen_by_worst_case"] == "model_0"
+    assert (
+        "chosen checkpoint: model_20 (the last checkpoint (--pick last); the worst case at k = 2 picks model_0)"
+        in (console.export_text())
+    )
