@@ -119,7 +119,7 @@ def baselines_of(
 def picks_line(picks: list[RulePick]) -> str:
     """The baselines' picks in one console line."""
     said = []
-    for pick in picks[1:]:  # the worst case's pick has its own line
+    for pick in (p for p in picks if p.key != "worst_case"):  # that one has its own line
         if pick.checkpoint is None:
             said.append(f"{pick.rule}: none (no training curve)")
             continue
