@@ -70,7 +70,7 @@ class PostConvLogWriter(LogWriter):
             # rsl_rl's writer needs a project; Isaac Lab's default one unless the config names another
             cfg = {"project_name": os.environ.get("WANDB_PROJECT", "isaaclab"), **(backend_cfg or {})}
             self.inner = WandbLogWriter(log_dir=str(log_dir), **cfg)
-            from postconv.review.wandb_log import record_training_run
+            from postconv.dashboard.log import record_training_run
 
             record_training_run(self.log_dir)  # the stage logs its selection into this run too
         else:
@@ -124,7 +124,7 @@ class PostConvLogWriter(LogWriter):
     def stop(self) -> None:
         if isinstance(self.inner, LogWriter):
             self._upload_run_files()
-            from postconv.review.wandb_log import record_training_run
+            from postconv.dashboard.log import record_training_run
 
             record_training_run(self.log_dir)  # again: its last step, which the stage logs after
             self.inner.stop()

@@ -157,7 +157,7 @@ def bootstrap(
             where group g is the same env/episode for every checkpoint); else one per
             checkpoint. None: paired when the checkpoints share the group labels and have
             weight in the same groups (a source: as known after its first pass), as
-            :func:`postconv.review.report.select` resamples.
+            :func:`postconv.ranking.select.select` resamples.
         seed: seed of the resampling.
         method: ``"exact"`` solves every replicate over the samples (R solves, the
             samples in memory R at a time); ``"grouped"`` finds every replicate's optimum

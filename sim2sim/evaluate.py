@@ -37,7 +37,7 @@ from rich.table import Table
 from postconv import __version__
 from postconv.evaluation.policy import CheckpointError, load_actor
 from postconv.evaluation.rollout import CheckpointRef, GroupPolicy, checkpoint_ref, env_steps_bar
-from postconv.review.report import Pick
+from postconv.ranking.result import Pick
 from postconv.sim2sim.batch import EpisodeOutcomes, WorldBatch, thread_pool
 from postconv.sim2sim.config import EpisodeSpec, Sim2SimConfig
 from postconv.sim2sim.contract import ACT_DIM, OBS_DIM
@@ -76,7 +76,7 @@ class Sim2SimResult:
     margins: Margins | None = None
     """Each checkpoint's robustness margin per kind of shift (with ``stress``)."""
     picks: list[Pick] = field(default_factory=list)
-    """The selection's picks (:attr:`~postconv.review.report.SelectionResult.picks`), those replayed."""
+    """The selection's picks (:attr:`~postconv.ranking.result.SelectionResult.picks`), those replayed."""
     video: VideoResult | None = None
     """The picks filmed side by side (None: not asked for, or no OpenGL backend)."""
     paths: dict[str, Path] = field(default_factory=dict)
@@ -195,7 +195,7 @@ class Replayer:
 def run_sim2sim(run_dir: str | Path, config: Sim2SimConfig, console: Console | None = None) -> Sim2SimResult:
     """Replay the selection's checkpoints of ``run_dir`` in every world; write and judge the outcomes."""
     from postconv.console import wide_console
-    from postconv.review.report import SelectionResult
+    from postconv.ranking.result import SelectionResult
 
     console = console or wide_console()
     run = open_run(run_dir)

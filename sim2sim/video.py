@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postconv.review.report import Pick
+from postconv.ranking.result import Pick
 from postconv.sim2sim.batch import WorldBatch
 from postconv.sim2sim.config import EpisodeSpec
 from postconv.sim2sim.worlds import POLICY_DT, Command, parse_world, world_model

@@ -119,7 +119,7 @@ def prepare_run(config: StudyConfig, seed: int, console: Console) -> RunData:
     """Everything one seed needs, computed or read back from ``work_dir``."""
     from postconv.cputrain.env import StandEnvConfig
     from postconv.cputrain.train import TrainConfig, is_trained, train
-    from postconv.review.config import SelectionConfig
+    from postconv.ranking.config import SelectionConfig
     from postconv.sim2sim.config import Sim2SimConfig
     from postconv.sim2sim.evaluate import run_sim2sim
     from postconv.sim2sim.judge import judge_and_publish

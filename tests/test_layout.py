@@ -15,6 +15,8 @@ FLOORS = (
     ("postconv.tasks", "postconv.selection", "postconv.interrupt", "postconv.console"),
     ("postconv.storage",),
     ("postconv.evaluation",),
+    ("postconv.ranking",),
+    ("postconv.dashboard",),
     ("postconv.review",),
     ("postconv.sim2sim",),
     ("postconv.stage",),

@@ -37,7 +37,8 @@ from postconv.cli.options import (
 
 
 def _select(args: argparse.Namespace, console: Console) -> int:
-    from postconv.review.report import print_summary, write_results
+    from postconv.ranking.result import write_results
+    from postconv.review.console_report import print_summary
     from postconv.storage.demo import demo_samples
     from postconv.storage.samples_file import save_samples
 
@@ -68,16 +69,17 @@ def _select(args: argparse.Namespace, console: Console) -> int:
 
 def _select_file(path: Path, config, console: Console):
     """The selection on a samples file: loaded whole, or streamed in chunks when it is large
-    (psi over :data:`~postconv.review.report.STREAM_SAMPLES` samples) and stored uncompressed."""
+    (psi over :data:`~postconv.ranking.select.STREAM_SAMPLES` samples) and stored uncompressed."""
     from rich.markup import escape
 
-    from postconv.review import report
+    from postconv.ranking import select as ranking
+    from postconv.review.console_report import pass_progress, streamed_summary
     from postconv.selection.ranking import MIN_GROUP_SIZE
     from postconv.storage.file_source import NotStreamable, NpzSource, psi_shape
     from postconv.storage.samples_file import load_samples
 
     shape = psi_shape(path)
-    if shape is not None and math.prod(shape) > report.STREAM_SAMPLES:
+    if shape is not None and math.prod(shape) > ranking.STREAM_SAMPLES:
         try:
             source = NpzSource(path)
             if config.n_boot and source.n_groups * MIN_GROUP_SIZE > shape[1]:
@@ -90,16 +92,14 @@ def _select_file(path: Path, config, console: Console):
         except NotStreamable as why:
             console.print(f"[yellow]note:[/] {escape(str(why))}; read whole into memory instead")
         else:
-            with report.pass_progress(
-                console, f"selecting among {len(source.names)} checkpoints"
-            ) as progress:
+            with pass_progress(console, f"selecting among {len(source.names)} checkpoints") as progress:
                 source.progress = progress
-                result = report.select_source(source, source.names, source.sense, config)
-            console.print(f"selected from {escape(report.streamed_summary(result, path.name))}")
+                result = ranking.select_source(source, source.names, source.sense, config)
+            console.print(f"selected from {escape(streamed_summary(result, path.name))}")
             return result
     samples = load_samples(path)
     with console.status(f"selecting among {len(samples.names)} checkpoints"):
-        return report.select(samples, config)
+        return ranking.select(samples, config)
 
 
 def with_learner_device(passthrough: list[str], device: str | None, console: Console) -> list[str]:
@@ -203,7 +203,7 @@ def _outcomes(args: argparse.Namespace, console: Console) -> int:
 
 
 def _fetch(args: argparse.Namespace, console: Console) -> int:
-    from postconv.review.wandb_fetch import fetch_run, open_remote_run, parse_run_path
+    from postconv.dashboard.fetch import fetch_run, open_remote_run, parse_run_path
 
     fetched = fetch_run(open_remote_run(parse_run_path(args.wandb_run)), root=args.into, task=args.task)
     console.print(

@@ -12,7 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from postconv import __version__
-from postconv.review.config import PICK_RULES
+from postconv.ranking.config import PICK_RULES
 from postconv.selection import divergences
 
 DEMO_DIR = Path("outputs/demo")
@@ -344,9 +344,9 @@ def _psi_terms(items: list[str] | None) -> dict[str, float] | None:
 
 
 def selection_config(args: argparse.Namespace):
-    """The :class:`~postconv.review.config.SelectionConfig` of parsed CLI arguments (a command
+    """The :class:`~postconv.ranking.config.SelectionConfig` of parsed CLI arguments (a command
     without selection options, ``evaluate``, keeps the defaults)."""
-    from postconv.review.config import SelectionConfig
+    from postconv.ranking.config import SelectionConfig
 
     chosen = {
         name: getattr(args, name)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postconv.review.report import SelectionResult
+from postconv.ranking.result import SelectionResult
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ import base64
 import html
 from pathlib import Path
 
-from postconv.review.baselines import Baselines
-from postconv.review.report import SelectionResult, few_samples_note, ranking_rows
+from postconv.ranking.baselines import Baselines
+from postconv.ranking.result import SelectionResult
+from postconv.review.console_report import few_samples_note, ranking_rows
 from postconv.storage.sample_store import atomic_write_text
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postconv.review.report import SelectionResult
+from postconv.ranking.result import SelectionResult
 from postconv.selection import agreement, best_k
 from postconv.storage.sample_store import STAGE_DIR, atomic_write_text
 
@@ -259,7 +259,7 @@ def publish(
         console.print(f"wrote {p}")
     rewrite_report(run_dir)
     if wandb:
-        from postconv.review.wandb_log import log_outcomes
+        from postconv.dashboard.log import log_outcomes
 
         summary = {f"{source.wandb_prefix}/best_k/{m}": c["k"] for m, c in judgement.best.items()}
         try:
@@ -299,7 +299,7 @@ def rewrite_report(run_dir: Path) -> None:
     }
     order = ["estimates", "worst_case_vs_k", "rank_change", "training_curve", "tilt", "sim2sim", "margins"]
     charts = [report / f"{name}.png" for name in order if (report / f"{name}.png").is_file()]
-    from postconv.review.baselines import BASELINES_FILE, read_baselines
+    from postconv.ranking.baselines import BASELINES_FILE, read_baselines
     from postconv.storage.evaluation_record import read_evaluation
 
     write_html_report(

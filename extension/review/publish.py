@@ -12,9 +12,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from postconv.ranking.baselines import BASELINES_FILE, baselines_of, picks_line, write_baselines
+from postconv.ranking.result import SelectionResult
 from postconv.review import figures
-from postconv.review.baselines import BASELINES_FILE, baselines_of, picks_line, write_baselines
-from postconv.review.report import SelectionResult
 from postconv.storage.checkpoints import open_run, training_curve
 from postconv.storage.sample_store import STAGE_DIR, SampleIndex, checkpoint_columns
 
@@ -103,7 +103,7 @@ def _log_wandb(
     run, pooled, by_scenario, candidates, made, stage_config, policy, console, evaluation: dict, baselines
 ):
     try:
-        from postconv.review.wandb_log import log_selection
+        from postconv.dashboard.log import log_selection
     except ImportError:
         console.print("[yellow]W&B skipped[/]: the wandb package is not installed (pip install wandb)")
         return None

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from postconv.review.config import SelectionConfig
+from postconv.ranking.config import SelectionConfig
 from postconv.storage.sample import UNITS
 from postconv.tasks.features import FEATURES
 from postconv.tasks.scenarios import DEFAULT_SCENARIOS, parse_scenario

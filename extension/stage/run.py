@@ -22,18 +22,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-import postconv.review.report
+import postconv.ranking.select
 from postconv.console import wide_console
 from postconv.evaluation.rollout import JobResult, checkpoint_ref, eval_env_config, plan_jobs
-from postconv.review.report import (
-    SelectionResult,
-    pass_progress,
-    print_summary,
-    select,
-    select_source,
-    streamed_summary,
-    write_results,
-)
+from postconv.ranking.result import SelectionResult, write_results
+from postconv.ranking.select import select, select_source
+from postconv.review.console_report import pass_progress, print_summary, streamed_summary
 from postconv.stage.config import StageConfig
 from postconv.storage.checkpoints import RunError, choose_candidates, open_run, training_envs
 from postconv.storage.evaluation_record import EvaluationReport, read_evaluation, write_evaluation
@@ -365,7 +359,7 @@ def _select_samples(
     kept, left_out, units = complete_checkpoints(index, scenarios, candidates)
     size = len(kept) * sum(math.prod(index.steps[(sc, kept[0], seed)]) for sc, seed in units)
     label = "+".join(scenarios)
-    if config.unit != "step" or size <= postconv.review.report.STREAM_SAMPLES:  # read now: tests lower it
+    if config.unit != "step" or size <= postconv.ranking.select.STREAM_SAMPLES:  # read now: tests lower it
         with console.status(f"selecting ({label})"):
             samples, left_out = to_sample_set(
                 index, scenarios, candidates, config.psi_terms, config.sense, config.unit

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from postconv.review.baselines import (
+from postconv.ranking.baselines import (
     BASELINES_FILE,
     baselines_of,
     picks_line,
     read_baselines,
     write_baselines,
 )
-from postconv.review.config import SelectionConfig
+from postconv.ranking.config import SelectionConfig
+from postconv.ranking.select import select
 from postconv.review.html_report import write_html_report
-from postconv.review.report import select
 from postconv.storage.checkpoints import open_run, training_curve
 from postconv.storage.sample_store import SampleWriter, find_samples, sample_dir, to_sample_set
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import postconv.review.report
+import postconv.ranking.select
 from postconv.cli import main
 from postconv.storage.file_source import NotStreamable, NpzSource
 from postconv.storage.samples_file import SampleSet, save_samples
@@ -112,7 +112,7 @@ def test_select_streams_a_large_file_with_the_ranking_of_the_file_loaded_whole(
     )
     whole, said = _select(path, tmp_path / "whole", capsys)
     assert "streamed" not in said
-    monkeypatch.setattr(postconv.review.report, "STREAM_SAMPLES", 1000)
+    monkeypatch.setattr(postconv.ranking.select, "STREAM_SAMPLES", 1000)
     streamed, said = _select(path, tmp_path / "streamed", capsys)
     assert "4,000 samples per checkpoint streamed from s.npz; bootstrap from group sums in" in " ".join(
         said.split()
@@ -132,7 +132,7 @@ def test_select_streams_a_large_file_with_the_ranking_of_the_file_loaded_whole(
 def test_select_says_a_large_compressed_file_is_read_whole(tmp_path, capsys, monkeypatch):
     arrays = _arrays(np.random.default_rng(3), b=2, n=1000)
     np.savez_compressed(tmp_path / "s.npz", **arrays)
-    monkeypatch.setattr(postconv.review.report, "STREAM_SAMPLES", 100)
+    monkeypatch.setattr(postconv.ranking.select, "STREAM_SAMPLES", 100)
     result, said = _select(tmp_path / "s.npz", tmp_path, capsys, "--primary-k", "2")
     said = " ".join(said.split())
     assert "note: " in said
@@ -154,7 +154,7 @@ def test_select_loads_a_large_file_whose_groups_are_too_fine_to_resample_by_grou
 ):
     psi = _arrays(np.random.default_rng(5), b=2, n=1000)["psi"]
     np.savez(tmp_path / "s.npz", psi=psi)  # no groups: every sample its own
-    monkeypatch.setattr(postconv.review.report, "STREAM_SAMPLES", 100)
+    monkeypatch.setattr(postconv.ranking.select, "STREAM_SAMPLES", 100)
     result, said = _select(tmp_path / "s.npz", tmp_path, capsys)
     said = " ".join(said.split())
     assert "1,000 bootstrap groups for 1,000 samples per checkpoint are too fine to resample by group" in said

@@ -1,6 +1,6 @@
 """Real-robot outcomes: bad rows named, agreement computed per predictor, the W&B run joined.
 
-The selection here comes from `postconv.review.report.select` on synthetic samples (the
+The selection here comes from `postconv.ranking.select.select` on synthetic samples (the
 simulator is not what these tests are about)."""
 
 import json
@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from postconv.review.config import SelectionConfig
+from postconv.ranking.config import SelectionConfig
+from postconv.ranking.result import SelectionResult
+from postconv.ranking.select import select
 from postconv.review.outcomes import read_outcomes, score
-from postconv.review.report import SelectionResult, select
 from postconv.storage.samples_file import SampleSet
 
 NAMES = ["model_10", "model_20", "model_30", "model_40"]
@@ -93,8 +94,8 @@ def test_outcomes_that_follow_the_worst_case_score_it_above_the_mean(selection, 
 
 
 def test_the_cli_writes_results_and_joins_the_selections_offline_wandb_run(selection, tmp_path, monkeypatch):
-    from postconv.review.report import write_results
-    from postconv.review.wandb_log import log_selection
+    from postconv.dashboard.log import log_selection
+    from postconv.ranking.result import write_results
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     run_dir = tmp_path / "2026-01-01_00-00-00"

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postconv.cli import main
-from postconv.review.config import PICK_RULES, SelectionConfig
-from postconv.review.report import SelectionResult, recommend, select
+from postconv.ranking.config import PICK_RULES, SelectionConfig
+from postconv.ranking.result import SelectionResult
+from postconv.ranking.select import recommend, select
 from postconv.storage.samples_file import SampleSet, save_samples
 
 EPISODES = 40

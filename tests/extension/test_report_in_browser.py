@@ -11,10 +11,10 @@ import shutil
 import numpy as np
 import pytest
 
+from postconv.ranking.config import SelectionConfig
+from postconv.ranking.select import select
 from postconv.review import figures
-from postconv.review.config import SelectionConfig
 from postconv.review.html_report import write_html_report
-from postconv.review.report import select
 from postconv.storage.demo import demo_samples
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from postconv.cli import main
-from postconv.review.config import SelectionConfig
-from postconv.review.report import select
+from postconv.ranking.config import SelectionConfig
+from postconv.ranking.select import select
 from postconv.selection import SolverError
 from postconv.storage.demo import demo_samples
 from postconv.storage.file_source import NpzSource
@@ -103,14 +103,14 @@ def test_command_reports_errors_without_a_traceback(tmp_path, capsys):
 
 
 def test_a_solver_failure_is_reported_without_a_traceback(tmp_path, capsys, monkeypatch):
-    import postconv.review.report
+    import postconv.ranking.select
 
     def fails(*args, **kwargs):  # stands in for samples the solver cannot handle (issue 15 has such data)
         raise SolverError(
             "the kl worst-case solver did not converge in 100 iterations for (checkpoint, k) pairs"
         )
 
-    monkeypatch.setattr(postconv.review.report, "select", fails)
+    monkeypatch.setattr(postconv.ranking.select, "select", fails)
     path = save_samples(tmp_path / "s.npz", demo_samples())
     assert main(["select", str(path)]) == 2
     assert "error: the kl worst-case solver did not converge" in capsys.readouterr().out
@@ -131,8 +131,8 @@ def test_a_solver_failure_is_reported_without_a_traceback(tmp_path, capsys, monk
 def test_few_samples_are_flagged_below_ten_carrying_the_worst_case(
     samples, k, divergence, expected, tmp_path
 ):
+    from postconv.review.console_report import few_samples_note, ranking_table
     from postconv.review.html_report import write_html_report
-    from postconv.review.report import few_samples_note, ranking_table
 
     psi = np.random.default_rng(0).normal(size=(3, samples))
     config = SelectionConfig(k=(k,), primary_k=k, divergence=divergence, n_boot=0)

@@ -14,8 +14,8 @@ import pytest
 
 from postconv.cli.options import build_parser, stage_config
 from postconv.evaluation.rollout import CheckpointRef, EvalJob, RolloutSpec, plan_jobs
-from postconv.review.config import SelectionConfig
-from postconv.review.report import select
+from postconv.ranking.config import SelectionConfig
+from postconv.ranking.select import select
 from postconv.stage.config import StageConfig
 from postconv.stage.run import evaluate, select_run
 from postconv.storage.checkpoints import RunError
@@ -475,7 +475,7 @@ def test_selecting_a_run_never_evaluated_says_what_to_run(tmp_path):
 
 
 def _fast_selection():
-    from postconv.review.config import SelectionConfig
+    from postconv.ranking.config import SelectionConfig
 
     return SelectionConfig(n_boot=10)
 

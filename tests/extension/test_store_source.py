@@ -11,10 +11,10 @@ import pytest
 import torch
 from rich.console import Console
 
-import postconv.review.report
+import postconv.ranking.select
 import postconv.storage.store_source
-from postconv.review.config import SelectionConfig
-from postconv.review.report import select, select_source
+from postconv.ranking.config import SelectionConfig
+from postconv.ranking.select import select, select_source
 from postconv.stage.config import StageConfig
 from postconv.stage.run import select_run
 from postconv.storage.sample_store import (
@@ -120,7 +120,7 @@ def test_the_stage_streams_large_per_step_sets_and_says_so(tmp_path, monkeypatch
     config = StageConfig(unit="step", report=False, selection=SelectionConfig(n_boot=20))
     console = Console(record=True, width=200)
     in_memory = select_run(tmp_path, config, console)
-    monkeypatch.setattr(postconv.review.report, "STREAM_SAMPLES", 100)
+    monkeypatch.setattr(postconv.ranking.select, "STREAM_SAMPLES", 100)
     masked = []  # the real settled_rows, counted: each folder's mask is made once for all pools
 
     def counted(folder, rows):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from postconv.review.wandb_fetch import FetchError, fetch_run, parse_run_path
-from postconv.review.wandb_log import fetched_from
+from postconv.dashboard.fetch import FetchError, fetch_run, parse_run_path
+from postconv.dashboard.log import fetched_from
 from postconv.storage.checkpoints import REWARD_TAG, choose_candidates, open_run, training_curve
 
 AGENT = {"experiment_name": "g1_flat", "policy": {"actor_hidden_dims": [32, 32]}, "seed": 42}

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from postconv.review.baselines import Baselines
-from postconv.review.config import SelectionConfig
-from postconv.review.report import select
-from postconv.review.wandb_log import ITERATION, iteration_series, log_selection
+from postconv.dashboard.log import ITERATION, iteration_series, log_selection
+from postconv.ranking.baselines import Baselines
+from postconv.ranking.config import SelectionConfig
+from postconv.ranking.select import select
 from postconv.storage.demo import demo_samples
 
 
@@ -142,7 +142,7 @@ def _training_run(tmp_path, run_dir: Path) -> str:
     """A training's own offline W&B run, recorded as postconv's log writer records it."""
     import wandb
 
-    from postconv.review.wandb_log import record_training_run
+    from postconv.dashboard.log import record_training_run
 
     run = wandb.init(project="g1-sweeps", dir=str(tmp_path), mode="offline", name=run_dir.name)
     for step in range(TRAINING_STEPS):  # as rsl_rl: step = iteration
@@ -162,7 +162,7 @@ def test_the_selection_lands_in_the_trainings_own_run_too_and_the_two_name_each_
 ):
     import wandb
 
-    from postconv.review.wandb_log import TRAINING_PREFIX
+    from postconv.dashboard.log import TRAINING_PREFIX
 
     pooled, iterations = selection
     training_id = _training_run(tmp_path, run_dir)
@@ -193,7 +193,7 @@ def test_the_selection_lands_in_the_trainings_own_run_too_and_the_two_name_each_
 def test_outcomes_land_on_the_iteration_axis_beside_the_estimates_in_both_runs(selection, tmp_path, run_dir):
     import wandb
 
-    from postconv.review.wandb_log import TRAINING_PREFIX, log_outcomes
+    from postconv.dashboard.log import TRAINING_PREFIX, log_outcomes
 
     pooled, iterations = selection
     training_id = _training_run(tmp_path, run_dir)
@@ -222,7 +222,7 @@ def test_sim2sim_media_land_in_the_selection_run_as_an_image_and_a_video(selecti
     import imageio.v2 as imageio
     import wandb
 
-    from postconv.review.wandb_log import log_outcomes
+    from postconv.dashboard.log import log_outcomes
 
     pooled, iterations = selection
     log_selection(run_dir, {}, pooled, {}, iterations, [], {"task": "demo"}, [])

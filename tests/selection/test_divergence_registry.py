@@ -82,7 +82,7 @@ def test_a_registered_toy_divergence_runs_the_grouped_bootstrap(registered):
 
 def test_the_options_accept_a_registered_divergence(registered):
     from postconv.cli.options import build_parser
-    from postconv.review.config import SelectionConfig
+    from postconv.ranking.config import SelectionConfig
 
     assert SelectionConfig(divergence=registered).divergence == "kl_bits"
     args = build_parser().parse_args(["select", "x.npz", "--divergence", registered])

@@ -11,8 +11,8 @@ from conftest import HAS_SIM
 if not HAS_SIM:
     pytest.skip("Isaac Lab not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
 
+from postconv.dashboard.log import training_project
 from postconv.hook import PostConvLogWriter, stage_command, stage_enabled
-from postconv.review.wandb_log import training_project
 from postconv.tasks.logger import ENV_SWITCH, logger_from_flag, logger_spec
 
 

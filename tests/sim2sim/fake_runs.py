@@ -7,8 +7,8 @@ import json
 import numpy as np
 import torch
 
-from postconv.review.config import SelectionConfig
-from postconv.review.report import select
+from postconv.ranking.config import SelectionConfig
+from postconv.ranking.select import select
 from postconv.storage.samples_file import SampleSet
 
 NAMES = ["model_10", "model_20", "model_30", "model_40"]

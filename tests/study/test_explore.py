@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from postconv.review.config import SelectionConfig
+from postconv.ranking.config import SelectionConfig
 from postconv.stage.config import StageConfig
 from postconv.stage.run import select_run
 from postconv.storage.sample_store import SampleWriter, sample_dir

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from postconv.review.wandb_log import SOURCE_RECORD
+from postconv.dashboard.log import SOURCE_RECORD
 from postconv.storage.checkpoints import REWARD_TAG
 from postconv.storage.sample_store import atomic_write_text
 

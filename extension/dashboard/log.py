@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from postconv import __version__
-from postconv.review.baselines import Baselines
-from postconv.review.report import SelectionResult
+from postconv.ranking.baselines import Baselines
+from postconv.ranking.result import SelectionResult
 from postconv.storage.sample_store import atomic_write_text
 
 JOB_TYPE = "postconv-selection"

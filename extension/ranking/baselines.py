@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postconv.review.report import SelectionResult
+from postconv.ranking.result import SelectionResult
 from postconv.storage.checkpoints import curve_at
 from postconv.storage.sample_store import SampleIndex, atomic_write_text, fall_counts
 
