@@ -72,14 +72,14 @@ def _select_file(path: Path, config, console: Console):
     (psi over :data:`~postconv.ranking.select.STREAM_SAMPLES` samples) and stored uncompressed."""
     from rich.markup import escape
 
-    from postconv.ranking import select as ranking
+    from postconv.ranking import select as selecting
     from postconv.review.console_report import pass_progress, streamed_summary
     from postconv.selection.ranking import MIN_GROUP_SIZE
     from postconv.storage.file_source import NotStreamable, NpzSource, psi_shape
     from postconv.storage.samples_file import load_samples
 
     shape = psi_shape(path)
-    if shape is not None and math.prod(shape) > ranking.STREAM_SAMPLES:
+    if shape is not None and math.prod(shape) > selecting.STREAM_SAMPLES:
         try:
             source = NpzSource(path)
             if config.n_boot and source.n_groups * MIN_GROUP_SIZE > shape[1]:
@@ -94,12 +94,12 @@ def _select_file(path: Path, config, console: Console):
         else:
             with pass_progress(console, f"selecting among {len(source.names)} checkpoints") as progress:
                 source.progress = progress
-                result = ranking.select_source(source, source.names, source.sense, config)
+                result = selecting.select_source(source, source.names, source.sense, config)
             console.print(f"selected from {escape(streamed_summary(result, path.name))}")
             return result
     samples = load_samples(path)
     with console.status(f"selecting among {len(samples.names)} checkpoints"):
-        return ranking.select(samples, config)
+        return selecting.select(samples, config)
 
 
 def with_learner_device(passthrough: list[str], device: str | None, console: Console) -> list[str]:

@@ -1,2 +1,2 @@
-"""Weights & Biases: the selection, its outcomes and the training curve logged to a run (log),
-and a run read back from W&B to select on another machine (fetch)."""
+"""Weights & Biases: the selection and its outcomes logged to a run, and beside the curves in
+the training's own run (log); a run read back from W&B to select on another machine (fetch)."""
