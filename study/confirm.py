@@ -33,7 +33,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,12 @@ class Protocol:
     from_iter: int = 1700
     every: int = 2
     """Candidates: the checkpoints from ``from_iter`` on, one in ``every`` (16 of a 2000-iteration run)."""
+    save_interval: int = 10
+    """Iterations between the training's checkpoints (``train-mujoco``'s default)."""
+    kinds: tuple[str, ...] = (
+        "strength", "latency", "obs_delay", "push", "mass", "friction", "joint_friction", "noise", "combined",
+    )  # fmt: skip
+    """The kinds of shift whose margins are the outcomes (``sim2sim --stress`` at its defaults)."""
     scenarios: tuple[str, ...] = ("0.5@1-3", "1@2-4", "0.5@1-3+dyn", "1@2-4+dyn")
     """The stage's scenarios: the two push scenarios of the exploration, each also with
     per-env dynamics draws (``+dyn``)."""
@@ -92,6 +98,13 @@ class Protocol:
     @property
     def methods(self) -> tuple[str, ...]:
         return (self.primary, *self.secondary)
+
+    @property
+    def candidate_iterations(self) -> tuple[int, ...]:
+        """The registered candidates' iterations: ``from_iter`` on, one checkpoint in ``every``, and
+        the last one (1700, 1720, ..., 1980, 1999)."""
+        step = self.save_interval * self.every
+        return (*range(self.from_iter, self.iterations - 1, step), self.iterations - 1)
 
 
 PROTOCOL = Protocol()
@@ -215,10 +228,27 @@ def seed_rows(p: Protocol, seed: int) -> tuple[list[dict], list[dict]]:
 
     run = p.run_dir(seed)
     s = stage_samples(run)
-    sc = scores(s, curve_at(s.iterations, training_curve(open_run(run))))
     outcomes = margin_outcomes(run, s.names)
+    check_design(p, seed, s.iterations, tuple(outcomes.margin))
+    sc = scores(s, curve_at(s.iterations, training_curve(open_run(run))))
     picks = evidence_picks(s.episodes, dyn=s.dyn)
     return candidate_rows(seed, s, sc, outcomes), measure_seed(seed, sc, picks, outcomes)
+
+
+def check_design(p: Protocol, seed: int, iterations, kinds: tuple[str, ...]) -> None:
+    """Refuse a seed whose candidates or kinds of shift are not the registered ones: a missing
+    candidate would change the picks, a missing kind the average over kinds."""
+    got = tuple(int(i) for i in iterations)
+    if got != p.candidate_iterations:
+        raise ValueError(
+            f"seed {seed}: candidates at iterations {list(got)}, registered {list(p.candidate_iterations)}; "
+            f"rerun the stage on {p.run_dir(seed)} (`python -m postconv.study.confirm run --seeds {seed}`)"
+        )
+    if sorted(kinds) != sorted(p.kinds):
+        raise ValueError(
+            f"seed {seed}: margins for kinds {sorted(kinds)}, registered {sorted(p.kinds)}; rerun "
+            f"`postconv sim2sim {p.run_dir(seed)} --stress` at its defaults"
+        )
 
 
 def per_seed(measures: list[dict]) -> list[dict]:
@@ -262,7 +292,10 @@ def compare(p: Protocol, table: list[dict]) -> list[dict]:
                     raise ValueError(
                         f"{method} or {base}: a seed without a finite regret@1; every seed must count"
                     )
-                d = d[np.isfinite(d)]  # a seed whose margins all tie has no Spearman; a rule has none
+                # a seed whose margins tie in every kind has no Spearman (a rule has none at all):
+                # such a seed leaves the Spearman test, and the row names it
+                dropped = [s for s, x in zip(p.seeds, d, strict=True) if not np.isfinite(x)]
+                d = d[np.isfinite(d)]
                 if not d.size:
                     continue
                 lo, hi = bootstrap_interval(d, p.n_boot)
@@ -270,7 +303,7 @@ def compare(p: Protocol, table: list[dict]) -> list[dict]:
                 role = "primary" if method == p.primary else "secondary"
                 rows.append({"method": method, "role": role, "against": base, "measure": measure,
                              "improvement": float(d.mean()), "ci95": [lo, hi], "p": pv,
-                             "seeds": int(d.size), "seeds_better": int((d > 0).sum()),
+                             "seeds": int(d.size), "seeds_without": dropped, "seeds_better": int((d > 0).sum()),
                              "seeds_worse": int((d < 0).sum()),
                              "significant": bool(pv < p.alpha)})  # fmt: skip
     return rows
@@ -286,7 +319,11 @@ def verdict(p: Protocol, tests: list[dict]) -> dict:
             f"H1 holds: {p.primary} becomes the stage's recommendation (its default scenarios gain +dyn)"
         )
     elif beats.get("last"):
-        outcome = "the primary beats the last checkpoint but not the mean: the recommendation stays, said so"
+        outcome = (
+            f"the primary beats the last checkpoint but not the mean: {p.primary} becomes the stage's "
+            "recommendation (its default scenarios gain +dyn), and the front page says it is not shown to "
+            "beat the plain mean"
+        )
     else:
         outcome = "the primary does not beat the last checkpoint: the stage recommends the last checkpoint"
     return {"primary": p.primary, "beats": beats, "h1": all(beats.values()), "outcome": outcome}
@@ -299,36 +336,58 @@ def summary(p: Protocol, table: list[dict]) -> list[dict]:
         rs = [r for r in table if r["method"] == method]
         if not rs:  # a score the runs cannot give (e.g. no training curve): said by its absence
             continue
-        regret = np.array([r["regret1"] for r in rs])
+        regret = np.array([r["regret1"] for r in rs if np.isfinite(r["regret1"])])
         rho = np.array([r["spearman"] for r in rs if np.isfinite(r["spearman"])])
-        out.append({"method": method, "regret1": float(regret.mean()),
+        # a baseline a seed cannot give (no training reward logged there) counts on fewer seeds, said so
+        out.append({"method": method, "seeds": int(regret.size), "regret1": float(regret.mean()),
                     "regret1_ci95": list(bootstrap_interval(regret, p.n_boot)),
                     "spearman": float(rho.mean()) if rho.size else np.nan,
                     "spearman_ci95": list(bootstrap_interval(rho, p.n_boot)) if rho.size else [np.nan, np.nan]})  # fmt: skip
     return out
 
 
-def markdown(p: Protocol, rows: list[dict], tests: list[dict]) -> str:
+def markdown(
+    p: Protocol, rows: list[dict], tests: list[dict], deviations: dict[int, str] | None = None
+) -> str:
     """The result as the README shows it."""
     lines = [f"Seeds {', '.join(map(str, p.seeds))}; primary method `{p.primary}`.", "",
-             "| method | regret@1 (95% CI) | Spearman (95% CI) |", "|---|---|---|"]  # fmt: skip
+             "| method | seeds | regret@1 (95% CI) | Spearman (95% CI) |", "|---|---|---|---|"]  # fmt: skip
     for r in rows:
         lo, hi = r["regret1_ci95"]
         rlo, rhi = r["spearman_ci95"]
-        lines.append(f"| `{r['method']}` | {r['regret1']:.3f} ({lo:.3f} to {hi:.3f}) | "
+        lines.append(f"| `{r['method']}` | {r['seeds']} | {r['regret1']:.3f} ({lo:.3f} to {hi:.3f}) | "
                      f"{r['spearman']:+.2f} ({rlo:+.2f} to {rhi:+.2f}) |")  # fmt: skip
-    lines += ["", "| method | role | against | measure | improvement (95% CI) | seeds better / worse | p (one-sided) |",
+    lines += ["", "| method | role | against | measure | improvement (95% CI) | seeds better / worse / all | p (one-sided) |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
     for t in tests:
         lo, hi = t["ci95"]
         lines.append(f"| `{t['method']}` | {t['role']} | `{t['against']}` | {t['measure']} | {t['improvement']:+.3f} "
-                     f"({lo:+.3f} to {hi:+.3f}) | {t['seeds_better']} / {t['seeds_worse']} | {t['p']:.3f} |")  # fmt: skip
+                     f"({lo:+.3f} to {hi:+.3f}) | {t['seeds_better']} / {t['seeds_worse']} / {t['seeds']} | {t['p']:.3f} |")  # fmt: skip
+    if deviations:
+        lines += ["", "Deviations from the pre-registration:", ""]
+        lines += [
+            f"- seed {seed}: {why}; the test runs over the other seeds" for seed, why in deviations.items()
+        ]
     return "\n".join(lines) + "\n"
 
 
-def analyze(p: Protocol, out_dir: Path = RESULTS, console: Console | None = None) -> dict[str, Path]:
-    """Write the per-candidate and per-seed CSVs of every judged seed; the test once all are in."""
+def analyze(
+    p: Protocol,
+    out_dir: Path = RESULTS,
+    console: Console | None = None,
+    unfinished: dict[int, str] | None = None,
+) -> dict[str, Path]:
+    """Write the per-candidate and per-seed CSVs of every judged seed; the test once all are in.
+
+    ``unfinished``: seed -> why its run cannot finish (the pre-registration: "reported, not
+    replaced"); the test then runs over the other seeds and the result names each as a deviation.
+    Only a seed that is not judged can be given: a judged seed always counts."""
     console = console or Console()
+    unfinished = dict(unfinished or {})
+    if bad := sorted(set(unfinished) - set(p.seeds)):
+        raise ValueError(f"seeds {bad} are not pre-registered ({list(p.seeds)})")
+    if bad := sorted(s for s in unfinished if judged(p, s)):
+        raise ValueError(f"seeds {bad} are judged: a judged seed counts; leave them out of --unfinished")
     done = [s for s in p.seeds if judged(p, s)]
     candidates, measures = [], []
     for seed in done:
@@ -344,17 +403,25 @@ def analyze(p: Protocol, out_dir: Path = RESULTS, console: Console | None = None
     paths["provenance"].write_text(json.dumps(provenance, indent=1))
     for name, rows in (("candidates", candidates), ("measures", measures), ("per_seed", table)):
         paths[name].write_text(to_csv(rows) if rows else "")
-    if len(done) < len(p.seeds):
+    if len(done) + len(unfinished) < len(p.seeds):
         console.print(f"{len(done)} of {len(p.seeds)} seeds judged ({done}); the test runs when all are in")
         return paths
-    rows, tests = summary(p, table), compare(p, table)
-    decision = verdict(p, tests)
+    tested = replace(p, seeds=tuple(done))
+    rows, tests = summary(tested, table), compare(tested, table)
+    decision = verdict(tested, tests)
     paths["result"] = out_dir / "result.json"
-    paths["result"].write_text(
-        json.dumps({"protocol": asdict(p), "verdict": decision, "summary": rows, "tests": tests}, indent=1)
-    )
+    result = {
+        "protocol": asdict(p),
+        "unfinished": unfinished,
+        "verdict": decision,
+        "summary": rows,
+        "tests": tests,
+    }
+    paths["result"].write_text(json.dumps(result, indent=1))
     paths["markdown"] = out_dir / "result.md"
-    paths["markdown"].write_text(f"**{decision['outcome']}.**\n\n" + markdown(p, rows, tests))
+    paths["markdown"].write_text(
+        f"**{decision['outcome']}.**\n\n" + markdown(tested, rows, tests, unfinished)
+    )
     _print(rows, tests, console)
     console.print(decision["outcome"])
     return paths
@@ -385,7 +452,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train and judge the seeds (resumable)")
     run.add_argument("--seeds", type=int, nargs="+", default=list(PROTOCOL.seeds))
-    sub.add_parser("analyze", help="score the judged seeds; the test once all are in")
+    analyze_cmd = sub.add_parser("analyze", help="score the judged seeds; the test once all are in")
+    analyze_cmd.add_argument(
+        "--unfinished", nargs="+", default=[], metavar="SEED=WHY",
+        help="a seed whose run cannot finish, and why: reported as a deviation, the test runs without it",
+    )  # fmt: skip
     sub.add_parser("status", help="where each seed stands (training, ranking, margins)")
     args = parser.parse_args(argv)
     console = Console()
@@ -399,7 +470,15 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             run_seed(PROTOCOL, seed, console)
         return 0
-    for path in analyze(PROTOCOL, console=console).values():
+    unfinished = {}
+    for item in args.unfinished:
+        seed, sep, why = item.partition("=")
+        if not (sep and seed.strip().isdigit() and why.strip()):
+            parser.error(
+                f"--unfinished {item!r}: give SEED=WHY, e.g. 104='training diverged at iteration 1234'"
+            )
+        unfinished[int(seed)] = why.strip()
+    for path in analyze(PROTOCOL, console=console, unfinished=unfinished).values():
         print(path)
     return 0
 

@@ -3,6 +3,7 @@ no comparison is computed before every pre-registered seed is in. The runs are t
 exploration tests' synthetic stage folders (tests/study/test_explore.py)."""
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -50,9 +51,73 @@ def test_the_protocol_registers_fresh_seeds_and_at_most_two_secondary_methods():
     assert set(PROTOCOL.against) <= set(PROTOCOL.baselines)
 
 
+def _tiny(tmp_path, seeds) -> Protocol:
+    """The protocol at the synthetic runs' size: candidates 0, 10, 20, 30; kinds mass and latency."""
+    return replace(PROTOCOL, seeds=seeds, runs_root=str(tmp_path / "runs"), n_boot=200, iterations=31,
+                   from_iter=0, every=1, kinds=("mass", "latency"))  # fmt: skip
+
+
+def test_the_registered_candidates_are_one_in_two_from_1700_and_the_last():
+    assert PROTOCOL.candidate_iterations == (*range(1700, 2000, 20), 1999)
+    assert len(PROTOCOL.candidate_iterations) == 16
+    assert len(PROTOCOL.kinds) == 9
+
+
+@pytest.mark.parametrize(
+    ("iterations", "kinds", "message"),
+    [
+        (
+            (0, 10, 20),
+            ("mass", "latency"),
+            "seed 7: candidates at iterations [0, 10, 20], registered [0, 10, 20, 30]",
+        ),
+        ((0, 10, 20, 29), ("mass", "latency"), "candidates at iterations [0, 10, 20, 29]"),
+        ((0, 10, 20, 30), ("mass",), "seed 7: margins for kinds ['mass'], registered ['latency', 'mass']"),
+        ((0, 10, 20, 30), ("mass", "latency", "noise"), "margins for kinds ['latency', 'mass', 'noise']"),
+    ],
+)
+def test_a_seed_off_the_registered_design_is_refused(tmp_path, iterations, kinds, message):
+    from postconv.study.confirm import check_design
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_design(_tiny(tmp_path, seeds=(7,)), 7, np.array(iterations), kinds)
+
+
+def test_a_seed_that_cannot_finish_is_a_named_deviation_and_a_judged_one_always_counts(tmp_path):
+    kinds = {"mass": [1, 2, 3, 4], "latency": [4, 3, 2, 1]}
+    protocol = _tiny(tmp_path, seeds=(0, 1, 2))
+    for seed in (0, 1):
+        _run(protocol.run_dir(seed), seed=seed, kinds=kinds, scenarios=("push_0.5_1-3s", "push_0.5_1-3s_dyn"))
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=re.escape("seeds [1] are judged: a judged seed counts")):
+        analyze(protocol, out, Console(quiet=True), unfinished={1: "x"})
+    with pytest.raises(ValueError, match=re.escape("seeds [5] are not pre-registered")):
+        analyze(protocol, out, Console(quiet=True), unfinished={5: "x"})
+    paths = analyze(protocol, out, Console(quiet=True), unfinished={2: "training diverged at iteration 1234"})
+    result = json.loads(paths["result"].read_text())
+    assert result["unfinished"] == {"2": "training diverged at iteration 1234"}
+    assert {t["seeds"] for t in result["tests"] if t["measure"] == "regret1"} == {2}
+    assert "- seed 2: training diverged at iteration 1234; the test runs over the other seeds" in (
+        paths["markdown"].read_text()
+    )
+
+
+def test_a_seed_without_a_spearman_leaves_that_test_by_name_but_not_the_regret_test():
+    from postconv.study.confirm import compare
+
+    protocol = replace(PROTOCOL, seeds=(100, 101, 102), n_boot=100)
+    table = [{"seed": s, "method": m, "regret1": 0.1, "spearman": np.nan if (s, m) == (101, "mean") else 0.2}
+             for s in protocol.seeds for m in (*protocol.methods, *protocol.baselines)]  # fmt: skip
+    rows = {(t["method"], t["against"], t["measure"]): t for t in compare(protocol, table)}
+    rho = rows[(protocol.primary, "mean", "spearman")]
+    assert (rho["seeds"], rho["seeds_without"]) == (2, [101])
+    regret = rows[(protocol.primary, "mean", "regret1")]
+    assert (regret["seeds"], regret["seeds_without"]) == (3, [])
+
+
 def test_no_comparison_before_every_seed_is_in_then_one_row_per_seed_and_checkpoint(tmp_path):
     kinds = {"mass": [1, 2, 3, 4], "latency": [4, 3, 2, 1]}
-    protocol = replace(PROTOCOL, seeds=(0, 1, 2), runs_root=str(tmp_path / "runs"), n_boot=200)
+    protocol = _tiny(tmp_path, seeds=(0, 1, 2))
     for seed in (0, 1):
         _run(protocol.run_dir(seed), seed=seed, kinds=kinds, scenarios=("push_0.5_1-3s", "push_0.5_1-3s_dyn"))
     out = tmp_path / "out"
