@@ -164,13 +164,34 @@ def load_actor(
             f"{path.name}: the run normalized observations (params/agent.yaml) but the checkpoint holds no "
             "normalizer statistics; its actions would be wrong"
         )
+    if mean is not None and not (mean.numel() == std.numel() == layers[0].in_features):
+        raise CheckpointError(
+            f"{path.name}: its observation normalizer holds {mean.numel()} means and {std.numel()} deviations "
+            f"for an actor of {layers[0].in_features} observations: a damaged or hand-edited checkpoint"
+        )
     actor = DeterministicActor(layers, str(actor_cfg.get("activation", "elu")), mean, std)
     if obs_dim is not None and (actor.obs_dim, actor.act_dim) != (obs_dim, act_dim):
         raise CheckpointError(
             f"{path.name}: its actor maps {actor.obs_dim} observations to {actor.act_dim} actions, but the task has "
             f"{obs_dim} and {act_dim}: a checkpoint of another task or robot?"
         )
-    return actor.eval()
+    _check_finite(actor.eval(), path)
+    return actor
+
+
+def _check_finite(actor: DeterministicActor, path: Path) -> None:
+    """Refuse an actor whose weights or whose action at the zero observation are not finite: a
+    diverged training's checkpoint would otherwise put NaN into every sample of its rollouts."""
+    bad = [n for n, t in [*actor.named_parameters(), *actor.named_buffers()] if not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(
+            f"{path.name}: NaN or inf in its weights ({', '.join(bad[:3])}): the training diverged by this "
+            "iteration; it is left out (start the candidates earlier with --from-iter to rank those before)"
+        )
+    if not torch.isfinite(actor(torch.zeros(1, actor.obs_dim))).all():
+        raise CheckpointError(
+            f"{path.name}: its action at the zero observation is not finite (overflowing weights?); it is left out"
+        )
 
 
 def _linear_layers(state: dict, prefix: str, path: Path) -> list[nn.Linear]:
@@ -181,6 +202,12 @@ def _linear_layers(state: dict, prefix: str, path: Path) -> list[nn.Linear]:
     layers = []
     for i in indices:
         weight, bias = state[f"{prefix}{i}.weight"], state.get(f"{prefix}{i}.bias")
+        if weight.ndim != 2 or (bias is not None and tuple(bias.shape) != (weight.shape[0],)):
+            shapes = f"weight {tuple(weight.shape)}" + ("" if bias is None else f", bias {tuple(bias.shape)}")
+            raise CheckpointError(
+                f"{path.name}: actor layer {prefix}{i} has {shapes}, not a (out, in) weight with an (out,) bias: "
+                "a damaged or hand-edited checkpoint"
+            )
         layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
         with torch.no_grad():
             layer.weight.copy_(weight)

@@ -110,7 +110,7 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
         f"evaluation env: {config.num_envs} envs, {config.envs_per_checkpoint} per checkpoint, {config.groups} "
         f"checkpoints at once on {config.device} ({why}; change with --num_envs and --envs-per-checkpoint)"
     )
-    refs = [checkpoint_ref(c.path, c.iteration) for c in candidates]
+    refs, unreadable = _readable(candidates)
     scenarios = [parse_scenario(s) for s in config.scenarios]
     seeds = list(range(config.seed, config.seed + config.num_seeds))
     spec = config.spec(task)
@@ -128,7 +128,7 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
     report = EvaluationReport(
         run=str(run.path.resolve()),
         task=task,
-        candidates=[r.name for r in refs],
+        candidates=[c.name for c in candidates],
         candidates_reason=reason,
         scenarios=[s.name for s in scenarios],
         sample_sets=[
@@ -137,7 +137,7 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
             for c in j.checkpoints
             for seed in j.seeds
         ],
-        skipped={},
+        skipped=dict(unreadable),
         sample_sets_written=0,
         sample_sets_reused=total_sets - sum(len(c) for _, todo in pending for c in todo.values()),
         env_steps=0,
@@ -168,7 +168,33 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
             f"evaluated {report.sample_sets_written} sample sets: {report.env_steps:,} env-steps in "
             f"{report.seconds:.0f} s ({report.env_steps_per_s:,.0f} env-steps/s)"
         )
+    if set(report.skipped) >= set(report.candidates):
+        raise RunError(nothing_evaluated(run.path, report.skipped))
     return report
+
+
+def _readable(candidates) -> tuple[list, dict[str, str]]:
+    """The candidates' references (path, name, iteration, content hash), and those whose file
+    cannot be read with the reason: one missing or unreadable file never stops the others."""
+    refs, unreadable = [], {}
+    for c in candidates:
+        try:
+            refs.append(checkpoint_ref(c.path, c.iteration))
+        except OSError as err:
+            unreadable[c.name] = (
+                f"cannot be read ({err.strerror or err}): restore {c.path.name}, or start the candidates "
+                "after it with --from-iter"
+            )
+    return refs, unreadable
+
+
+def nothing_evaluated(run_dir: Path, skipped: dict[str, str]) -> str:
+    """Why a run has no samples to rank when every candidate was skipped, one line per checkpoint."""
+    reasons = "\n".join(f"  {name}: {why}" for name, why in skipped.items())
+    return (
+        f"{run_dir}: none of the {len(skipped)} candidate checkpoints could be evaluated:\n{reasons}\n"
+        "each reason says what to do; then run the same command again (finished sample sets are kept)"
+    )
 
 
 def _say_what_differs(pending, console: Console) -> None:
@@ -292,6 +318,9 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
         raise FileNotFoundError(
             f"{run_dir}: no evaluation on record; run `postconv evaluate {run_dir}` first"
         )
+    skipped = {c: r for c, r in evaluation["skipped"].items() if c in evaluation["candidates"]}
+    if evaluation["candidates"] and set(skipped) >= set(evaluation["candidates"]):
+        raise RunError(nothing_evaluated(run_dir, skipped))
     index = find_samples(run_dir, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
     candidates = evaluation["candidates"]
     out = run_dir / STAGE_DIR
@@ -316,13 +345,21 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
         skipped = {c: r for c, r in skipped.items() if c not in ranked_names}
         return replace(result, skipped=skipped, scenarios=scenarios, sample=sample)
 
+    scenarios = [sc for sc in evaluation["scenarios"] if sc in index.scenarios]
+    for scenario in sorted(set(evaluation["scenarios"]) - set(scenarios)):
+        console.print(
+            f"[yellow]no samples for scenario {scenario}[/]: its evaluation failed (evaluation.json lists "
+            f"the skipped checkpoints and why); ranked without it: run `postconv evaluate {run_dir}` again to add it"
+        )
     try:
-        for scenario in evaluation["scenarios"]:
+        for scenario in scenarios:
             by_scenario[scenario] = ranked([scenario])
-            paths += write_results(by_scenario[scenario], out / "by_scenario", stem=scenario)
-        pooled = ranked(evaluation["scenarios"])
+        pooled = ranked(scenarios)
     finally:
         shutil.rmtree(masks, ignore_errors=True)
+    # written once every pool is ranked, so a failure leaves the previous results whole
+    for scenario, result in by_scenario.items():
+        paths += write_results(result, out / "by_scenario", stem=scenario)
     paths = [*write_results(pooled, out), *paths]
     print_summary(pooled, tuple(paths[:2]), console)
     for name, result in by_scenario.items():

@@ -343,6 +343,10 @@ def complete_checkpoints(
     wanted = set(index.iterations if checkpoints is None else checkpoints)
     names = sorted((c for c in index.iterations if c in wanted), key=lambda c: (index.iterations[c], c))
     units = sorted({(sc, seed) for sc, c, seed in index.folders if sc in scenarios and c in wanted})
+    if not units:
+        raise ValueError(
+            f"no samples for scenarios {sorted(scenarios)} of these checkpoints; run `postconv evaluate` (again)"
+        )
     kept, left_out = [], {}
     for name in names:
         missing = [u for u in units if (u[0], name, u[1]) not in index.folders]

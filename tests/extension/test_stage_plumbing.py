@@ -70,6 +70,25 @@ def test_a_run_of_another_task_is_refused_before_any_simulation(tmp_path):
         evaluate(tmp_path, StageConfig())
 
 
+def test_unreadable_checkpoints_are_skipped_by_name_and_none_left_is_an_error_listing_each(tmp_path):
+    (tmp_path / "model_0.pt").symlink_to(tmp_path / "gone.pt")  # dangling: the file was moved away
+    (tmp_path / "model_10.pt").mkdir()  # a folder where a file should be
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "agent.yaml").write_text("seed: 0\n")
+    (tmp_path / "run.json").write_text(json.dumps({"task": TASK}))
+    with pytest.raises(RunError) as err:
+        evaluate(tmp_path, StageConfig(after_convergence=False))
+    message = str(err.value)
+    assert "none of the 2 candidate checkpoints could be evaluated" in message
+    assert "model_0: cannot be read (No such file or directory): restore model_0.pt" in message
+    assert "model_10: cannot be read (Is a directory): restore model_10.pt" in message
+    record = json.loads((tmp_path / "postconv" / "evaluation.json").read_text())
+    assert set(record["skipped"]) == set(record["candidates"]) == {"model_0", "model_10"}
+    # the selection on that record says the same, not "run postconv evaluate first"
+    with pytest.raises(RunError, match="none of the 2 candidate checkpoints could be evaluated"):
+        select_run(tmp_path, StageConfig())
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -467,6 +486,54 @@ def test_select_run_ranks_stored_samples_and_writes_results(tmp_path):
     assert results.pooled.skipped == evaluation["skipped"]
     assert (tmp_path / "postconv" / "selection.json").is_file()
     assert (tmp_path / "postconv" / "by_scenario" / "no_push.csv").is_file()
+
+
+def _one_scenario_evaluated(tmp_path):
+    """Samples of three checkpoints in no_push; the record names push too, whose jobs all failed."""
+    root = tmp_path / "postconv" / "samples"
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        _write(
+            root, "no_push", f"model_{i}", 0, (rng.normal(size=(50, 4)) + i).astype(np.float32), iteration=i
+        )
+    names = [f"model_{i}" for i in range(3)]
+    evaluation = {"scenarios": ["no_push", "push"], "candidates": names,
+                  "skipped": {"model_0": "its Ray job failed 3 times; run the same command again"},
+                  "sample_sets": [[sc, n, 0, "k"] for sc in ("no_push", "push") for n in names]}  # fmt: skip
+    (tmp_path / "postconv" / "evaluation.json").write_text(json.dumps(evaluation))
+
+
+def test_a_scenario_whose_evaluation_failed_is_left_out_of_the_ranking_and_said(tmp_path):
+    from rich.console import Console
+
+    _one_scenario_evaluated(tmp_path)
+    console = Console(record=True, width=200)
+    results = select_run(tmp_path, StageConfig(selection=_fast_selection(), report=False), console)
+    assert results.pooled.scenarios == ["no_push"]
+    assert list(results.by_scenario) == ["no_push"]
+    assert [c.name for c in results.pooled.checkpoints] == ["model_0", "model_1", "model_2"]
+    assert "no samples for scenario push: its evaluation failed" in console.export_text()
+
+
+def test_a_ranking_that_fails_leaves_the_previous_results_whole(tmp_path, monkeypatch):
+    import postconv.stage.run as stage
+
+    _one_scenario_evaluated(tmp_path)
+    config = StageConfig(selection=_fast_selection(), report=False)
+    select_run(tmp_path, config)
+    written = {p: p.read_bytes() for p in (tmp_path / "postconv").rglob("*.json")}
+    calls = []
+
+    def fails_on_the_pool(samples, config):  # the per-scenario ranking works, the pooled one fails
+        calls.append(1)
+        if len(calls) > 1:
+            raise ValueError("the solver gave up")
+        return select(samples, config)
+
+    monkeypatch.setattr(stage, "select", fails_on_the_pool)
+    with pytest.raises(ValueError, match="the solver gave up"):
+        select_run(tmp_path, replace(config, selection=SelectionConfig(n_boot=11)))
+    assert {p: p.read_bytes() for p in (tmp_path / "postconv").rglob("*.json")} == written
 
 
 def test_selecting_a_run_never_evaluated_says_what_to_run(tmp_path):

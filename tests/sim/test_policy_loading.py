@@ -1,6 +1,7 @@
 """Actors from real rsl_rl checkpoints: same actions as rsl_rl's own model, bad files named."""
 
 import argparse
+import re
 
 import pytest
 import torch
@@ -118,3 +119,49 @@ def test_a_git_lfs_pointer_is_named_as_unreadable(tmp_path):
     pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1866199\n")
     with pytest.raises(CheckpointError, match=r"model_6\.pt: not a readable torch checkpoint"):
         load_actor(pointer, {}, OBS, ACT, trust=True)
+
+
+def _short(key):
+    return lambda s: s.__setitem__(
+        key, s[key].reshape(-1)[:-3].reshape(1, -1) if "normalizer" in key else s[key][:-1]
+    )
+
+
+def _set(key, index, value):
+    def edit(state):
+        state[key] = state[key].clone()
+        state[key][index] = value
+
+    return edit
+
+
+def _overflowing(state):
+    # every weight and bias finite, but the second layer sums 32 values near float32's largest
+    state["mlp.0.bias"] = torch.full_like(state["mlp.0.bias"], 3e38)
+    state["mlp.2.weight"] = torch.ones_like(state["mlp.2.weight"])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_short("mlp.0.bias"), "actor layer mlp.0 has weight (32, 99), bias (31,), not a (out, in) weight"),
+        (
+            _short("obs_normalizer._mean"),
+            "observation normalizer holds 96 means and 99 deviations for an actor of 99",
+        ),
+        (
+            _set("mlp.2.weight", (0, 0), float("nan")),
+            "NaN or inf in its weights (mlp.2.weight): the training diverged",
+        ),
+        (_set("obs_normalizer._mean", (0, 5), float("inf")), "NaN or inf in its weights (obs_mean)"),
+        (_overflowing, "its action at the zero observation is not finite"),
+    ],
+)
+def test_a_damaged_or_diverged_actor_is_refused_by_name_before_any_rollout(tmp_path, damage, message):
+    model, _ = _rsl_rl_model(obs_normalization=True)
+    state = dict(model.state_dict())
+    damage(state)
+    path = tmp_path / "model_8.pt"
+    torch.save({"actor_state_dict": state}, path)
+    with pytest.raises(CheckpointError, match=re.escape("model_8.pt: ") + ".*" + re.escape(message)):
+        load_actor(path, {"actor": {"activation": "elu", "obs_normalization": True}}, OBS, ACT)
