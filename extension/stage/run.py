@@ -154,12 +154,18 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
     )
     if report.sample_sets_reused:
         console.print(f"{report.sample_sets_reused} of {total_sets} sample sets already on disk: reused")
+    previous = read_evaluation(run.path) or {}
+    before = int(previous.get("total_env_steps", 0)), float(previous.get("total_seconds", 0.0))
     if pending:
+        # on record before the first rollout: an interrupted evaluation is never mistaken for the
+        # previous, finished one (whose sample sets this one may be overwriting)
+        write_evaluation(
+            run.path, replace(report, total_env_steps=before[0], total_seconds=before[1], finished=False)
+        )
         _run_jobs([job for job, _ in pending], config, steps_todo, report, console)
         remove_partials(samples_root(run.path))  # a Ray worker that died mid-job leaves one
-    previous = read_evaluation(run.path) or {}
-    report.total_env_steps = report.env_steps + int(previous.get("total_env_steps", 0))
-    report.total_seconds = report.seconds + float(previous.get("total_seconds", 0.0))
+    report.total_env_steps = report.env_steps + before[0]
+    report.total_seconds = report.seconds + before[1]
     write_evaluation(run.path, report)
     for name, why in report.skipped.items():
         console.print(f"[yellow]skipped {name}[/]: {why}")
@@ -317,6 +323,11 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
     if evaluation is None or "sample_sets" not in evaluation:
         raise FileNotFoundError(
             f"{run_dir}: no evaluation on record; run `postconv evaluate {run_dir}` first"
+        )
+    if evaluation.get("finished") is False:
+        console.print(
+            f"[yellow]the last evaluation did not finish[/] (interrupted?): ranking the sample sets it wrote; "
+            f"run `postconv evaluate {run_dir}` to finish it (finished sample sets are kept)"
         )
     skipped = {c: r for c, r in evaluation["skipped"].items() if c in evaluation["candidates"]}
     if evaluation["candidates"] and set(skipped) >= set(evaluation["candidates"]):

@@ -37,6 +37,9 @@ class EvaluationReport:
     """The evaluation env as run: num_envs, envs_per_checkpoint, the groups of envs in it and
     the checkpoints a job fills (the others stand still), device, and where the sizes came
     from (on a GPU, the training's env count)."""
+    finished: bool = True
+    """False in the record written as the rollouts start: one left False was interrupted, and
+    its sample sets are on disk only in part (records from before this field: finished)."""
 
     @property
     def env_steps_per_s(self) -> float:

@@ -488,6 +488,46 @@ def test_select_run_ranks_stored_samples_and_writes_results(tmp_path):
     assert (tmp_path / "postconv" / "by_scenario" / "no_push.csv").is_file()
 
 
+def test_an_interrupted_evaluation_is_on_record_as_unfinished_and_the_selection_says_so(
+    tmp_path, monkeypatch
+):
+    from rich.console import Console
+
+    import postconv.stage.run as stage
+
+    for i in (0, 10):
+        (tmp_path / f"model_{i}.pt").write_bytes(b"planned, never loaded")
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "agent.yaml").write_text("seed: 0\n")
+    (tmp_path / "run.json").write_text(json.dumps({"task": TASK}))
+
+    def interrupted(*args, **kwargs):  # Ctrl-C during the rollouts
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, "_run_jobs", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(tmp_path, StageConfig(after_convergence=False, scenarios=("none",)))
+    record = json.loads((tmp_path / "postconv" / "evaluation.json").read_text())
+    assert record["finished"] is False
+    assert {c for _, c, _, _ in record["sample_sets"]} == {"model_0", "model_10"}
+    # one checkpoint's set was published before the interrupt
+    scenario, name, seed, key = next(u for u in record["sample_sets"] if u[1] == "model_0")
+    rng = np.random.default_rng(0)
+    _write(
+        tmp_path / "postconv" / "samples",
+        scenario,
+        name,
+        seed,
+        rng.normal(size=(50, 4)).astype(np.float32),
+        key=key,
+    )
+    console = Console(record=True, width=200)
+    results = select_run(tmp_path, StageConfig(selection=_fast_selection(), report=False), console)
+    assert [c.name for c in results.pooled.checkpoints] == ["model_0"]
+    assert results.pooled.skipped == {"model_10": "never evaluated: run `postconv evaluate` again"}
+    assert "the last evaluation did not finish" in console.export_text()
+
+
 def _one_scenario_evaluated(tmp_path):
     """Samples of three checkpoints in no_push; the record names push too, whose jobs all failed."""
     root = tmp_path / "postconv" / "samples"
