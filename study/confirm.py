@@ -242,13 +242,21 @@ def check_design(p: Protocol, seed: int, iterations, kinds: tuple[str, ...]) -> 
     if got != p.candidate_iterations:
         raise ValueError(
             f"seed {seed}: candidates at iterations {list(got)}, registered {list(p.candidate_iterations)}; "
-            f"rerun the stage on {p.run_dir(seed)} (`python -m postconv.study.confirm run --seeds {seed}`)"
+            f"{_redo(p, seed)}"
         )
     if sorted(kinds) != sorted(p.kinds):
         raise ValueError(
-            f"seed {seed}: margins for kinds {sorted(kinds)}, registered {sorted(p.kinds)}; rerun "
-            f"`postconv sim2sim {p.run_dir(seed)} --stress` at its defaults"
+            f"seed {seed}: margins for kinds {sorted(kinds)}, registered {sorted(p.kinds)}; {_redo(p, seed)}"
         )
+
+
+def _redo(p: Protocol, seed: int) -> str:
+    """How to run a seed's stage and margins again as registered (``run`` skips a judged seed)."""
+    margins = p.run_dir(seed) / "postconv" / "sim2sim" / "stress" / "margins.json"
+    return (
+        f"remove {margins} and run `python -m postconv.study.confirm run --seeds {seed}` (the registered "
+        "stage and margins; finished sample sets are reused)"
+    )
 
 
 def per_seed(measures: list[dict]) -> list[dict]:
@@ -406,6 +414,11 @@ def analyze(
     if len(done) + len(unfinished) < len(p.seeds):
         console.print(f"{len(done)} of {len(p.seeds)} seeds judged ({done}); the test runs when all are in")
         return paths
+    if 2.0 ** -len(done) >= p.alpha:  # the smallest sign-flip p over n seeds is 2^-n
+        raise ValueError(
+            f"{len(done)} judged seeds cannot reach p < {p.alpha:g} (the smallest sign-flip p is "
+            f"2^-{len(done)}); finish more seeds before the test"
+        )
     tested = replace(p, seeds=tuple(done))
     rows, tests = summary(tested, table), compare(tested, table)
     decision = verdict(tested, tests)
@@ -477,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(
                 f"--unfinished {item!r}: give SEED=WHY, e.g. 104='training diverged at iteration 1234'"
             )
+        if int(seed) in unfinished:
+            parser.error(f"--unfinished names seed {seed} twice; give each seed once, with its reason")
         unfinished[int(seed)] = why.strip()
     for path in analyze(PROTOCOL, console=console, unfinished=unfinished).values():
         print(path)

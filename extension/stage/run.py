@@ -174,7 +174,7 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
             f"evaluated {report.sample_sets_written} sample sets: {report.env_steps:,} env-steps in "
             f"{report.seconds:.0f} s ({report.env_steps_per_s:,.0f} env-steps/s)"
         )
-    if set(report.skipped) >= set(report.candidates):
+    if report.candidates and not report.sample_sets_written + report.sample_sets_reused:
         raise RunError(nothing_evaluated(run.path, report.skipped))
     return report
 
@@ -329,11 +329,17 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
             f"[yellow]the last evaluation did not finish[/] (interrupted?): ranking the sample sets it wrote; "
             f"run `postconv evaluate {run_dir}` to finish it (finished sample sets are kept)"
         )
-    skipped = {c: r for c, r in evaluation["skipped"].items() if c in evaluation["candidates"]}
-    if evaluation["candidates"] and set(skipped) >= set(evaluation["candidates"]):
-        raise RunError(nothing_evaluated(run_dir, skipped))
-    index = find_samples(run_dir, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
     candidates = evaluation["candidates"]
+    # skipped is per checkpoint: one skipped in a scenario may have samples in the others
+    skipped = {c: r for c, r in evaluation["skipped"].items() if c in candidates}
+    try:
+        index = find_samples(run_dir, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
+    except FileNotFoundError:
+        if skipped:
+            raise RunError(nothing_evaluated(run_dir, skipped)) from None
+        raise
+    if not any(c in index.iterations for c in candidates):
+        raise RunError(nothing_evaluated(run_dir, skipped))
     out = run_dir / STAGE_DIR
     by_scenario = {}
     paths: list[Path] = []
@@ -371,6 +377,9 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
     # written once every pool is ranked, so a failure leaves the previous results whole
     for scenario, result in by_scenario.items():
         paths += write_results(result, out / "by_scenario", stem=scenario)
+    for stale in (out / "by_scenario").glob("*.*"):  # a scenario ranked before and not now
+        if stale.suffix in (".json", ".csv") and stale.stem not in by_scenario:
+            stale.unlink()
     paths = [*write_results(pooled, out), *paths]
     print_summary(pooled, tuple(paths[:2]), console)
     for name, result in by_scenario.items():

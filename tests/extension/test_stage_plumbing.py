@@ -538,7 +538,8 @@ def _one_scenario_evaluated(tmp_path):
         )
     names = [f"model_{i}" for i in range(3)]
     evaluation = {"scenarios": ["no_push", "push"], "candidates": names,
-                  "skipped": {"model_0": "its Ray job failed 3 times; run the same command again"},
+                  # the push job of all three failed on Ray: all are skipped, yet have no_push samples
+                  "skipped": {n: "its Ray job failed 3 times; run the same command again" for n in names},
                   "sample_sets": [[sc, n, 0, "k"] for sc in ("no_push", "push") for n in names]}  # fmt: skip
     (tmp_path / "postconv" / "evaluation.json").write_text(json.dumps(evaluation))
 
@@ -547,8 +548,13 @@ def test_a_scenario_whose_evaluation_failed_is_left_out_of_the_ranking_and_said(
     from rich.console import Console
 
     _one_scenario_evaluated(tmp_path)
+    stale = tmp_path / "postconv" / "by_scenario" / "old_scenario.json"  # ranked by an earlier selection
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
     console = Console(record=True, width=200)
     results = select_run(tmp_path, StageConfig(selection=_fast_selection(), report=False), console)
+    assert not stale.exists()
+    assert sorted(p.name for p in stale.parent.iterdir()) == ["no_push.csv", "no_push.json"]
     assert results.pooled.scenarios == ["no_push"]
     assert list(results.by_scenario) == ["no_push"]
     assert [c.name for c in results.pooled.checkpoints] == ["model_0", "model_1", "model_2"]

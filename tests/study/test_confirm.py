@@ -52,9 +52,10 @@ def test_the_protocol_registers_fresh_seeds_and_at_most_two_secondary_methods():
 
 
 def _tiny(tmp_path, seeds) -> Protocol:
-    """The protocol at the synthetic runs' size: candidates 0, 10, 20, 30; kinds mass and latency."""
+    """The protocol at the synthetic runs' size: candidates 0, 10, 20, 30; kinds mass and latency;
+    a level two or three seeds can reach (the smallest sign-flip p over n seeds is 2^-n)."""
     return replace(PROTOCOL, seeds=seeds, runs_root=str(tmp_path / "runs"), n_boot=200, iterations=31,
-                   from_iter=0, every=1, kinds=("mass", "latency"))  # fmt: skip
+                   from_iter=0, every=1, kinds=("mass", "latency"), alpha=0.3)  # fmt: skip
 
 
 def test_the_registered_candidates_are_one_in_two_from_1700_and_the_last():
@@ -93,6 +94,10 @@ def test_a_seed_that_cannot_finish_is_a_named_deviation_and_a_judged_one_always_
         analyze(protocol, out, Console(quiet=True), unfinished={1: "x"})
     with pytest.raises(ValueError, match=re.escape("seeds [5] are not pre-registered")):
         analyze(protocol, out, Console(quiet=True), unfinished={5: "x"})
+    with pytest.raises(
+        ValueError, match=re.escape("2 judged seeds cannot reach p < 0.05 (the smallest sign-flip p is 2^-2)")
+    ):
+        analyze(replace(protocol, alpha=0.05), out, Console(quiet=True), unfinished={2: "x"})
     paths = analyze(protocol, out, Console(quiet=True), unfinished={2: "training diverged at iteration 1234"})
     result = json.loads(paths["result"].read_text())
     assert result["unfinished"] == {"2": "training diverged at iteration 1234"}
