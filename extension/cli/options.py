@@ -43,9 +43,9 @@ def _selection_options(parser: argparse.ArgumentParser, stage: bool = False) -> 
     g.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (0: no intervals)")
     g.add_argument("--level", type=float, default=0.9, help="interval coverage")
     g.add_argument(
-        "--pick", choices=list(PICK_RULES), default="worst-case",
-        help="the checkpoint to recommend: the best worst case, the last checkpoint, or (evidence) the "
-        "best worst case only where it beats the last in a share --pick-p of the bootstrap replicates",
+        "--pick", choices=list(PICK_RULES), default="evidence",
+        help="the checkpoint to recommend: (evidence) the last checkpoint unless the best worst case beats "
+        "it in a share --pick-p of the bootstrap replicates; the best worst case; or the last checkpoint",
     )  # fmt: skip
     g.add_argument(
         "--pick-p", type=float, default=0.9,
@@ -324,10 +324,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser(
         "demo",
-        help="the main job at CPU size: train the flat G1 task briefly, then the stage with pushes (~10 min)",
+        help="the main job at CPU size: train the flat G1 task briefly, then the stage with pushes (~5 min)",
         description=f"Runs: postconv train {' '.join(DEMO_TRAIN)}",
     )
+    for command in sub.choices.values():
+        command.formatter_class = _HelpWithDefaults
     return parser
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Help that ends each option's line with its default, where it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            not action.option_strings
+            or "%(default)" in text
+            or action.default in (None, False, argparse.SUPPRESS)
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _psi_terms(items: list[str] | None) -> dict[str, float] | None:

@@ -30,11 +30,14 @@ class SelectionConfig:
     """Coverage of the bootstrap intervals."""
     seed: int = 0
     """Seed of the bootstrap's resampling."""
-    pick: str = "worst-case"
-    """Which checkpoint to recommend: "worst-case" (the best worst case at ``primary_k``),
-    "evidence" (the worst case's pick only if it beats the last checkpoint in at least a share
-    ``pick_p`` of the paired bootstrap replicates, else the last checkpoint) or "last" (the
-    last checkpoint, the ranking beside it as evidence). Every rule keeps the full ranking."""
+    pick: str = "evidence"
+    """Which checkpoint to recommend: "evidence" (the worst case's pick only if it beats the last
+    checkpoint in at least a share ``pick_p`` of the paired bootstrap replicates, else the last
+    checkpoint; without a bootstrap, the last), "worst-case" (the best worst case at
+    ``primary_k``) or "last" (the last checkpoint, the ranking beside it as evidence). Every rule
+    keeps the full ranking. "evidence" until the pre-registered confirmation (study/) says
+    whether the worst case picks better checkpoints than the last one: in the study so far it
+    did not, so the default leaves the last checkpoint only on strong evidence."""
     pick_p: float = 0.9
     """For ``pick="evidence"``: the share of replicates in which the worst case's pick must
     beat the last checkpoint to replace it."""
@@ -73,9 +76,4 @@ class SelectionConfig:
         if not 0 < self.pick_p <= 1:
             raise ValueError(
                 f"--pick-p is a share of bootstrap replicates, in (0, 1], e.g. 0.9; got {self.pick_p}"
-            )
-        if self.pick == "evidence" and self.n_boot == 0:
-            raise ValueError(
-                "--pick evidence weighs the bootstrap's P(> last): give --n-boot >= 2 (e.g. 200) "
-                "or choose --pick worst-case or --pick last"
             )

@@ -99,6 +99,7 @@ class SelectionResult:
         data = json.loads(text)
         config = data.pop("config")
         config["k"] = tuple(config["k"])
+        config.setdefault("pick", "worst-case")  # written before --pick existed: the worst case chose
         rows = [CheckpointResult(**c) for c in data.pop("checkpoints")]
         # written before --pick existed: the chosen one was the worst case's
         data.setdefault("chosen_by_worst_case", data["chosen"])

@@ -88,7 +88,11 @@ def recommend(
             last, f"the last checkpoint (--pick last); the worst case at k = {k:g} picks {by_worst_case}"
         )
     if p_beats_last is None:
-        raise ValueError("--pick evidence needs the bootstrap's P(> last); give --n-boot >= 2")
+        return Recommendation(
+            last,
+            f"the last checkpoint: no bootstrap (--n-boot 0), so no evidence that the worst case's pick "
+            f"{by_worst_case} beats it (--pick evidence)",
+        )
     if p_beats_last >= config.pick_p:
         return Recommendation(
             by_worst_case,

@@ -22,7 +22,6 @@ BAD = [
     (["--n-boot", "-5"], "--n-boot must be 0 (no intervals) or an integer >= 2"),
     (["--level", "1.5"], "--level is the intervals' coverage, in (0, 1)"),
     (["--pick-p", "0"], "--pick-p is a share of bootstrap replicates, in (0, 1]"),
-    (["--pick", "evidence", "--n-boot", "0"], "--pick evidence weighs the bootstrap's P(> last)"),
     (["--psi", "feet_slide=nan"], "--psi feet_slide=nan: write TERM=WEIGHT with a finite weight"),
     (["--psi", "feet_slide=x"], "--psi 'feet_slide=x': write TERM=WEIGHT"),
     (["--scenarios", "nan@1-3"], "push velocity must be a finite number > 0"),

@@ -95,10 +95,6 @@ def test_the_recommendation_is_always_the_worst_cases_pick_or_the_last(shift, se
         ({"pick": "best"}, "--pick 'best': choose one of worst-case, evidence, last"),
         ({"pick": "evidence", "pick_p": 0.0}, "--pick-p is a share of bootstrap replicates, in (0, 1]"),
         ({"pick": "evidence", "pick_p": 1.5}, "--pick-p is a share of bootstrap replicates, in (0, 1]"),
-        (
-            {"pick": "evidence", "n_boot": 0},
-            "--pick evidence weighs the bootstrap's P(> last): give --n-boot >= 2",
-        ),
     ],
 )
 def test_a_bad_pick_is_refused_with_the_fix(kwargs, message):
@@ -106,11 +102,16 @@ def test_a_bad_pick_is_refused_with_the_fix(kwargs, message):
         SelectionConfig(**kwargs)
 
 
-def test_recommend_refuses_evidence_without_a_share():
-    # SelectionConfig refuses --pick evidence without a bootstrap; recommend() says so itself too
-    config = SelectionConfig(pick="evidence")
-    with pytest.raises(ValueError, match="needs the bootstrap's P"):
-        recommend(config, ["a", "b"], "a", None)
+def test_evidence_without_a_bootstrap_keeps_the_last_checkpoint_and_says_why():
+    result = select(
+        _samples(0.5, seed=0), SelectionConfig(k=(2.0,), primary_k=2.0, n_boot=0, pick="evidence")
+    )
+    assert (result.chosen_by_worst_case, result.chosen) == ("early", "last")
+    assert result.chosen_because == (
+        "the last checkpoint: no bootstrap (--n-boot 0), so no evidence that the worst case's pick early "
+        "beats it (--pick evidence)"
+    )
+    assert recommend(SelectionConfig(), ["a", "b"], "a", None).name == "b"
 
 
 def test_the_pick_survives_json_and_old_results_still_load():

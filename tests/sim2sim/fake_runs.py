@@ -43,7 +43,7 @@ def write_selection(run, psi: np.ndarray) -> None:
     """The selection of ``psi`` ((4, n) samples of NAMES, 20 to a group) as ``postconv run`` writes it."""
     result = select(
         SampleSet(psi=psi, names=tuple(NAMES), groups=np.arange(psi.shape[1]) // 20),
-        SelectionConfig(n_boot=0),
+        SelectionConfig(n_boot=0, pick="worst-case"),  # the chosen one is the best worst case, not the last
     )
     (run / "postconv").mkdir(exist_ok=True)
     (run / "postconv" / "selection.json").write_text(result.to_json())
