@@ -43,6 +43,12 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
     return t
 
 
+def on_host(x: Any) -> np.ndarray:
+    """A numpy array of ``x``, a tensor on any device included (labels and weights of samples
+    that live on a GPU)."""
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
 def _is_integer(t: torch.Tensor) -> bool:
     return t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 

@@ -193,7 +193,7 @@ def bootstrap(
     if groups is None:
         raise ValueError("bootstrap needs groups: the episode or env of each sample, shape (n,) or (B, n)")
     b, n = x.shape
-    g = np.asarray(groups)
+    g = _validate.on_host(groups)
     if g.shape not in ((n,), (b, n)):
         raise ValueError(
             f"groups shape {g.shape} does not match psi shape {(b, n)}; pass one label per sample"
@@ -209,7 +209,9 @@ def bootstrap(
         source = ArraySource(x, weights, g)
         return _grouped(source, ks, divergence, sense, n_boot, level, paired, rng, estimate)
     base = (
-        np.ones((b, n)) if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64), (b, n))
+        np.ones((b, n))
+        if weights is None
+        else np.broadcast_to(_validate.on_host(weights).astype(np.float64), (b, n))
     )
     labels = np.unique(g, return_inverse=True)[1].reshape(g.shape)
     labels = np.broadcast_to(labels, (b, n))

@@ -11,7 +11,8 @@ where ``slot = env_id mod m`` is the env's position within its group, ``n`` coun
 draws that env made from that stream and ``i`` is the component. The n-th reset of slot j
 therefore gets the same initial state in every group, the n-th command the same velocity,
 the n-th push the same timing and kick, whatever the policy did in between, and whatever
-the group size G (grouped evaluation equals one-by-one evaluation).
+the group size G (grouped evaluation equals one-by-one evaluation: to the bit on the CPU; on a
+GPU the inputs are the same but the physics is not bitwise reproducible by default, README).
 
 Streams: the root reset, the velocity command (with its resampling time), pushes and the
 dynamics draws of a ``+dyn`` scenario (:mod:`postconv.tasks.dynamics`).

@@ -30,6 +30,16 @@ def test_dockerfile_copies_what_exists_and_installs_isaac_lab_on_python_312():
     assert '-e ".[sim,ray]"' in text  # Isaac Lab, and Ray for --ray on multi-GPU nodes
 
 
+def test_dockerfile_copies_every_package_folder_the_install_needs():
+    import tomllib
+
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    copied = {item for source in re.findall(r"^COPY (.+) \S+$", (DOCKER / "Dockerfile").read_text(), flags=re.M)
+              for item in source.split()}  # fmt: skip
+    missing = sorted(set(package_dirs.values()) - copied)
+    assert missing == [], f"pip install -e stops at a package folder the image lacks: COPY {missing}"
+
+
 def test_compose_mounts_logs_passes_wandb_and_reserves_a_gpu():
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     service = compose["services"]["postconv"]
@@ -38,3 +48,7 @@ def test_compose_mounts_logs_passes_wandb_and_reserves_a_gpu():
     assert service["environment"]["WANDB_API_KEY"] == "${WANDB_API_KEY:-}"
     (device,) = service["deploy"]["resources"]["reservations"]["devices"]
     assert device["capabilities"] == ["gpu"]
+    # postconv run's --device defaults to the CPU: every example in the image's files names the GPU
+    examples = re.findall(r"run --rm postconv (?:run|train) .*", (DOCKER / "compose.yaml").read_text())
+    assert examples
+    assert all("--device cuda" in e for e in examples), examples

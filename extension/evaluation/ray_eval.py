@@ -142,6 +142,7 @@ def _remote_classes():
             """Evaluate ``job``; with ``shipped`` (checkpoint name -> its bytes in the object
             store) in a scratch folder, returning the sample folders' files with the result."""
             report = _Batched(lambda n: self.progress.add.remote(index, n))
+            job = on_visible_gpu(job)
             try:
                 if shipped is None:
                     return self.evaluator.run(job, on_steps=report)
@@ -176,6 +177,15 @@ class Shipped:
     result: JobResult
     files: dict[str, dict[str, bytes]]
     """Folder relative to the samples root -> file name -> bytes."""
+
+
+def on_visible_gpu(job: EvalJob) -> EvalJob:
+    """The job on the GPU its worker sees: Ray gives a GPU worker one GPU through
+    ``CUDA_VISIBLE_DEVICES``, where it is ``cuda:0`` whatever the driver's ``--device cuda:N``
+    said. The samples' keys hold the device type only, so they do not change."""
+    if not job.spec.device.startswith("cuda") or job.spec.device == "cuda:0":
+        return job
+    return replace(job, spec=replace(job.spec, device="cuda:0"))
 
 
 def _localized(job: EvalJob, scratch: Path, blobs: dict[str, bytes]) -> EvalJob:

@@ -107,7 +107,9 @@ class RolloutSpec:
         return self.num_envs // self.envs_per_checkpoint
 
     def identity(self) -> dict:
-        """What of the spec decides the samples' values (cuda:0 and cuda:1 compute alike)."""
+        """What of the spec decides the samples' values: the device's type, not its index (cuda:0
+        and cuda:1 run the same kernels; a GPU's contact ordering is not bitwise reproducible in
+        any case, so an index would only split sample sets that agree in distribution)."""
         return {**asdict(self), "device": torch.device(self.device).type}
 
 

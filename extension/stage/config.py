@@ -45,7 +45,8 @@ class StageConfig:
     checkpoints_per_job: int | None = None
     """Checkpoints per evaluation job (default: as many as the env has groups). Fewer make
     finer units of work (resume, distribution); the env keeps its size, its idle groups
-    stand still, and every checkpoint's samples stay the same to the bit."""
+    stand still, and every checkpoint's samples stay the same (to the bit on the CPU; a GPU's
+    physics is not bitwise reproducible by default)."""
     num_seeds: int = 1
     """Independent rollouts per checkpoint and scenario, seeds ``seed .. seed + num_seeds - 1``."""
     device: str = "cpu"
@@ -100,9 +101,14 @@ class StageConfig:
     stress: bool = False
     """Replay as ``sim2sim`` does and also search each checkpoint's robustness margins
     (``postconv sim2sim --stress`` with its defaults); implies ``sim2sim``."""
+    sizes_given: tuple[int | None, int | None] | None = None
+    """``(num_envs, envs_per_checkpoint)`` as given, before the defaults filled them in (set by
+    the constructor): what :meth:`sized_for` reports as given."""
 
     def __post_init__(self) -> None:
         self._check_sizes()
+        if self.sizes_given is None:
+            object.__setattr__(self, "sizes_given", (self.num_envs, self.envs_per_checkpoint))
         # every size that does not wait for the training run is set (and checked) now
         sizes = evaluation_sizes(self.device, None, self.num_envs, self.envs_per_checkpoint, known=False)
         object.__setattr__(self, "num_envs", sizes.num_envs)
@@ -174,7 +180,7 @@ class StageConfig:
         """This config with its env sizes filled in (on a GPU from the training's env count),
         and a sentence saying where they came from. ``checkpoints_per_job`` is capped at the
         groups the env turned out to have."""
-        sizes = evaluation_sizes(self.device, training_envs, self.num_envs, self.envs_per_checkpoint)
+        sizes = evaluation_sizes(self.device, training_envs, *self.sizes_given)
         groups = sizes.num_envs // sizes.envs_per_checkpoint
         per_job = None if self.checkpoints_per_job is None else min(self.checkpoints_per_job, groups)
         sized = replace(
@@ -240,11 +246,7 @@ def evaluation_sizes(
     if device == "cpu":
         m = CPU_ENVS_PER_CHECKPOINT if envs_per_checkpoint is None else envs_per_checkpoint
         n = m * CPU_GROUPS if num_envs is None else num_envs
-        why = (
-            "the CPU defaults"
-            if (n, m) == (CPU_ENVS_PER_CHECKPOINT * CPU_GROUPS, CPU_ENVS_PER_CHECKPOINT)
-            else "given"
-        )
+        why = "the CPU defaults"
     else:
         m = envs_per_checkpoint
         if m is None:
@@ -259,7 +261,7 @@ def evaluation_sizes(
                 )
             m = fits[0]
         n = num_envs
-        why = "given" if len(given) == 2 else f"sized for {device}"
+        why = f"sized for {device}"
         if n is None and known:
             budget = max(training_envs or 4096, GPU_MIN_ENVS, m)
             n = budget // m * m
@@ -269,6 +271,8 @@ def evaluation_sizes(
                 else "no env count in the run's params/env.yaml: 4096"
             )
             why += f" from {source} (at least {GPU_MIN_ENVS})"
-    if given and why != "given":
+    if len(given) == 2:
+        why = "given " + ", ".join(given)
+    elif given:
         why += "; given " + ", ".join(given)
     return EvaluationSizes(n, m, why)

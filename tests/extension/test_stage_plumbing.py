@@ -194,6 +194,22 @@ def test_jobs_cover_every_checkpoint_scenario_and_seed_once_and_pickle(tmp_path)
     assert copy.agent_cfg == jobs[0].agent_cfg
 
 
+@pytest.mark.parametrize(
+    ("device", "runs_on"), [("cuda:3", "cuda:0"), ("cuda", "cuda:0"), ("cuda:0", "cuda:0"), ("cpu", "cpu")]
+)
+def test_a_ray_gpu_worker_runs_its_job_on_the_one_gpu_it_sees_under_the_same_keys(tmp_path, device, runs_on):
+    from postconv.evaluation.ray_eval import on_visible_gpu
+
+    spec = RolloutSpec(task=TASK, envs_per_checkpoint=4, burn_in_steps=2, steps=3, num_envs=8, device=device)
+    ref = CheckpointRef(str(tmp_path / "model_0.pt"), "model_0", 0, "sha")
+    (job,) = plan_jobs(
+        spec, [ref], [parse_scenario("none")], [0], str(tmp_path), {}, 2, env_config={"physics": "x"}
+    )
+    moved = on_visible_gpu(job)
+    assert moved.spec.device == runs_on
+    assert moved.key(ref, 0) == job.key(ref, 0)
+
+
 def test_a_job_redoes_only_folders_that_are_missing_or_made_another_way(tmp_path):
     spec = RolloutSpec(task=TASK, envs_per_checkpoint=2, steps=3, burn_in_steps=0)
     refs = (CheckpointRef("/x/a.pt", "a", 0, "0" * 64), CheckpointRef("/x/b.pt", "b", 1, "1" * 64))
@@ -605,6 +621,7 @@ def _fast_selection():
         ("cuda:0", None, {"num_envs": 2048}, (2048, 256)),
         ("cuda:0", None, {"num_envs": 1008}, (1008, 16)),  # the largest of 256..16 that divides it
         ("cuda:1", 4096, {"envs_per_checkpoint": 512}, (4096, 512)),
+        ("cuda:0", 4096, {"num_envs": 2048, "envs_per_checkpoint": 128}, (2048, 128)),
     ],
 )
 def test_evaluation_sizes_follow_the_device_and_the_training_never_the_candidates(
@@ -614,7 +631,11 @@ def test_evaluation_sizes_follow_the_device_and_the_training_never_the_candidate
     sized, why = config.sized_for(training_envs)
     assert (sized.num_envs, sized.envs_per_checkpoint) == sizes
     assert sized.num_envs % sized.envs_per_checkpoint == 0
-    assert ("CPU defaults" in why) == (device == "cpu" and not given)
+    assert ("CPU defaults" in why) == (device == "cpu" and len(given) < 2)
+    # "given" names exactly the sizes the user gave, never one the defaults filled in
+    named = {"num_envs": "--num_envs", "envs_per_checkpoint": "--envs-per-checkpoint"}
+    assert {o for o, flag in named.items() if flag in why} == set(given), why
+    assert all(f"{named[o]} {v}" in why for o, v in given.items()), why
 
 
 def test_a_gpu_config_checks_what_it_can_at_once_and_waits_for_the_training_for_the_rest():

@@ -143,3 +143,20 @@ def test_a_clearly_better_checkpoint_beats_the_reference_in_almost_every_paired_
 def test_bad_reference_inputs_are_named(shape, reference, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         share_beating(np.zeros(shape), reference)
+
+
+def test_tensor_samples_labels_and_weights_resample_as_their_numpy_arrays():
+    # samples made on a GPU arrive as tensors; their labels and weights are read on the host
+    import torch
+
+    rng = np.random.default_rng(4)
+    psi = rng.normal(size=(3, 120))
+    groups = np.repeat(np.arange(12), 10)
+    weights = rng.uniform(0.5, 1.5, size=(3, 120))
+    kwargs = {"k": [1.0, 2.0], "n_boot": 40, "seed": 3, "method": "exact"}
+    as_arrays = bootstrap(psi, groups, weights=weights, **kwargs)
+    as_tensors = bootstrap(
+        torch.as_tensor(psi), torch.as_tensor(groups), weights=torch.as_tensor(weights), **kwargs
+    )
+    np.testing.assert_array_equal(as_tensors.replicates, as_arrays.replicates)
+    np.testing.assert_array_equal(as_tensors.p_best, as_arrays.p_best)
