@@ -108,7 +108,8 @@ JOINT_NAMES: tuple[str, ...] = (
     "waist_pitch_joint",
     *(f"{side}_{joint}_joint" for side in ("left", "right") for joint in _ARM),
 )
-"""The 29 joint names of the G1 (order as grouped here, not the simulator's order)."""
+"""The 29 joint names of the G1 in Isaac Lab's articulation order, which is the policy's
+(checked against a live env in tests/sim/test_sim2sim_contract.py); not MuJoCo's qpos order."""
 
 STANDING_POSE: dict[str, float] = {
     ".*_hip_pitch_joint": -0.312,

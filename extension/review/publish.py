@@ -73,7 +73,7 @@ def review(
         baselines=rules,
     )
     console.print(f"report: {html}")
-    policy = _export_chosen(run, pooled.chosen, out, stage_config.trust, console)
+    policy = _export_chosen(run, pooled, out, stage_config.trust, console)
     ref = None
     if stage_config.wandb:
         ref = _log_wandb(
@@ -82,10 +82,11 @@ def review(
     return ReviewFiles(figures=made, html=html, policy=policy, wandb=ref)
 
 
-def _export_chosen(run, chosen: str, out: Path, trust: bool, console: Console) -> dict[str, Path]:
+def _export_chosen(run, pooled: SelectionResult, out: Path, trust: bool, console: Console) -> dict[str, Path]:
     from postconv.evaluation.policy import load_actor
     from postconv.review.export import export_policy
 
+    chosen = pooled.chosen
     checkpoint = next(c for c in run.checkpoints if c.name == chosen)
     try:
         actor = load_actor(checkpoint.path, run.agent_cfg, trust=trust)
@@ -93,10 +94,30 @@ def _export_chosen(run, chosen: str, out: Path, trust: bool, console: Console) -
     except Exception as err:  # the results stand without the export; say why it is missing
         console.print(f"[yellow]policy export failed[/]: {type(err).__name__}: {err}")
         return {}
-    console.print(
-        f"exported {chosen}: {paths['torchscript'].name}, {paths['onnx'].name} (normalizer included)"
-    )
+    files = f"{paths['torchscript'].name}, {paths['onnx'].name} (normalizer included)"
+    try:
+        paths["card"] = _write_card(run, checkpoint, pooled, actor, paths, out)
+        files += (
+            f"; its interface (observation terms, joint order, defaults, gains, rate): {paths['card'].name}"
+        )
+    except Exception as err:  # the exports stand without their card; say why it is missing
+        console.print(f"[yellow]policy card not written[/]: {type(err).__name__}: {err}")
+    console.print(f"exported {chosen}: {files}")
     return {"checkpoint": checkpoint.path, **paths}
+
+
+def _write_card(run, checkpoint, pooled: SelectionResult, actor, paths: dict[str, Path], out: Path) -> Path:
+    from postconv.review.policy_card import policy_card, write_policy_card
+
+    card = policy_card(run.path, run.task, run.agent_cfg, actor.obs_dim, actor.act_dim)
+    identity = {
+        "checkpoint": checkpoint.name,
+        "iteration": checkpoint.iteration,
+        "run": str(run.path),
+        "chosen_because": pooled.chosen_because,
+        "files": {kind: path.name for kind, path in paths.items()},
+    }
+    return write_policy_card(out / f"{checkpoint.name}_policy.json", card, identity)
 
 
 def _log_wandb(

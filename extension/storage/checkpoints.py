@@ -78,27 +78,34 @@ def open_run(path: str | Path) -> Run:
             raise RunError(
                 f"{path / 'run.json'}: not the JSON manifest Isaac Lab writes ({err}); fix or remove it"
             ) from err
-    return Run(path=path, checkpoints=tuple(checkpoints), agent_cfg=_read_yaml(agent_yaml), task=task)
+    return Run(path=path, checkpoints=tuple(checkpoints), agent_cfg=read_params(agent_yaml), task=task)
 
 
 def training_envs(run: Run) -> int | None:
     """How many envs the training ran (``scene.num_envs`` of ``params/env.yaml``), if known."""
     try:
-        envs = _read_yaml(run.path / "params" / "env.yaml").get("scene", {}).get("num_envs")
+        envs = read_params(run.path / "params" / "env.yaml").get("scene", {}).get("num_envs")
     except Exception:  # a missing or unreadable env.yaml only costs the GPU sizing its hint
         return None
     return envs if isinstance(envs, int) and envs > 0 else None
 
 
-def _read_yaml(path: Path) -> dict:
+def read_params(path: Path) -> dict:
+    """A ``params/*.yaml`` file as Isaac Lab dumps it (its python/tuple tags read as lists)."""
     import yaml
 
     class _Loader(yaml.SafeLoader):
-        """Isaac Lab dumps tuples as python/tuple tags: read them as lists, nothing else unsafe."""
+        """Isaac Lab dumps tuples and slices with python/ tags: read them as plain lists, maps
+        and scalars; no Python object is ever built from the file."""
 
-    _Loader.add_constructor(
-        "tag:yaml.org,2002:python/tuple", lambda loader, node: loader.construct_sequence(node)
-    )
+    def plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node)
+        return loader.construct_scalar(node)
+
+    _Loader.add_multi_constructor("tag:yaml.org,2002:python/", plain)
     return yaml.load(path.read_text(), Loader=_Loader) or {}
 
 
