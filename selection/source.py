@@ -76,8 +76,8 @@ class ArraySource:
             raise ValueError("a sample source needs psi of shape (B, n): one row of samples per checkpoint")
         if weights is not None:
             _validate.weights(weights, x)  # the checks only: the source hands out raw weights
-            weights = torch.as_tensor(np.asarray(weights), dtype=x.dtype).expand_as(x)
-        labels = np.arange(x.shape[1]) if groups is None else np.asarray(groups)
+            weights = torch.as_tensor(_validate.on_host(weights), dtype=x.dtype, device=x.device).expand_as(x)
+        labels = np.arange(x.shape[1]) if groups is None else _validate.on_host(groups)
         if labels.shape != (x.shape[1],):
             raise ValueError(
                 f"groups shape {labels.shape} does not match psi's {x.shape[1]} samples; pass one label per sample"

@@ -337,13 +337,18 @@ class _HelpWithDefaults(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
+        default = action.default
         if (
             not action.option_strings
-            or "%(default)" in text
-            or action.default in (None, False, argparse.SUPPRESS)
+            or action.nargs == 0  # a switch: its help says what it does
+            or default is None
+            or default is argparse.SUPPRESS
+            or "default" in text
         ):
             return text
-        return f"{text} (default: %(default)s)"
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+        # argparse %-formats help: the default's own text must not be read as a format
+        return text.replace("%", "%%") + f" (default: {(shown or 'none').replace('%', '%%')})"
 
 
 def _psi_terms(items: list[str] | None) -> dict[str, float] | None:

@@ -48,6 +48,8 @@ def policy_card(run_dir: Path, task: str | None, agent_cfg: dict, obs_dim: int, 
     joints = list(g1.JOINT_NAMES) if task and task.startswith("PostConv-") else None
     robot = env.get("scene", {}).get("robot", {})
     clip = agent_cfg.get("clip_actions")
+    terms = [a for a in (env.get("actions") or {}).values() if isinstance(a, dict)]
+    action = terms[0] if len(terms) == 1 else {}
     card = {
         "card_version": CARD_VERSION,
         "task": task,
@@ -55,10 +57,12 @@ def policy_card(run_dir: Path, task: str | None, agent_cfg: dict, obs_dim: int, 
         "action": {
             "size": act_dim,
             "clip": None if clip is None else [-float(clip), float(clip)],
-            "target": "joint position target q* = default + scale * clip(a), per joint in the joint order, "
+            "target": "joint position target q* = offset + scale * clip(a), per joint in the joint order, "
             "held for the control period and tracked by the PD gains below",
+            "term": str(action.get("class_type", "")).rpartition(":")[2] or None,
+            "term_clip": action.get("clip"),
         },
-        "joints": _joints(env, robot, joints),
+        "joints": _joints(robot, action, joints),
         "control": _control(env),
     }
     card["checks"] = _checks(card, obs_dim, act_dim)
@@ -79,12 +83,15 @@ def _observation(env: dict, n_joints: int | None, act_dim: int) -> dict:
             size = n_joints
         elif size == "actions":
             size = act_dim
+        history = term.get("history_length") or group.get("history_length") or 0
+        if isinstance(size, int) and history:
+            size *= history  # that many steps of the term, oldest first
         noise = dict(term.get("noise") or {})
         if noise:
             noise["func"] = str(noise.get("func", "")).rpartition(":")[2]  # e.g. uniform_noise
         terms.append({
             "name": name, "size": size, "meaning": meaning, "scale": term.get("scale"), "clip": term.get("clip"),
-            "history": term.get("history_length") or 0,
+            "history": history,
             "training_noise": noise or None,
         })  # fmt: skip
     return {
@@ -95,12 +102,12 @@ def _observation(env: dict, n_joints: int | None, act_dim: int) -> dict:
     }
 
 
-def _joints(env: dict, robot: dict, names: list[str] | None) -> list[dict] | None:
-    if names is None:
+def _joints(robot: dict, action: dict, names: list[str] | None) -> list[dict] | None:
+    if names is None or not action:
         return None
-    actions = [a for a in (env.get("actions") or {}).values() if isinstance(a, dict)]
-    scale = actions[0].get("scale", 1.0) if len(actions) == 1 else None
+    scale = action.get("scale", 1.0)
     defaults = robot.get("init_state", {}).get("joint_pos") or {}
+    by_default = action.get("use_default_offset", False)
     gains = {"stiffness": {}, "damping": {}}
     for actuator in (robot.get("actuators") or {}).values():
         for key in gains:
@@ -109,6 +116,7 @@ def _joints(env: dict, robot: dict, names: list[str] | None) -> list[dict] | Non
                 gains[key][pattern] = value
     return [
         {"name": n, "default": _match(defaults, n, 0.0), "scale": _match(scale, n, None),
+         "offset": _match(defaults, n, 0.0) if by_default else _match(action.get("offset", 0.0), n, 0.0),
          "stiffness": _match(gains["stiffness"], n, None), "damping": _match(gains["damping"], n, None)}
         for n in names
     ]  # fmt: skip
@@ -144,6 +152,10 @@ def _checks(card: dict, obs_dim: int, act_dim: int) -> dict:
     joints = card["joints"]
     return {
         "observation": "ok" if read == obs_dim else f"the terms read give {read}, the actor takes {obs_dim}",
+        "action_term": "ok"
+        if card["action"]["term"] == "JointPositionAction" and card["action"]["term_clip"] is None
+        else f"{card['action']['term']} (clip {card['action']['term_clip']}): the target formula above "
+        "may not hold; see the task's config",
         "joints": "ok"
         if joints and len(joints) == act_dim and all(j["scale"] is not None for j in joints)
         else f"the joints could not be read for all {act_dim} actions; see the task's config",

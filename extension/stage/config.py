@@ -101,9 +101,9 @@ class StageConfig:
     stress: bool = False
     """Replay as ``sim2sim`` does and also search each checkpoint's robustness margins
     (``postconv sim2sim --stress`` with its defaults); implies ``sim2sim``."""
-    sizes_given: tuple[int | None, int | None] | None = None
+    sizes_given: tuple[int | None, int | None] | None = field(default=None, repr=False, compare=False)
     """``(num_envs, envs_per_checkpoint)`` as given, before the defaults filled them in (set by
-    the constructor): what :meth:`sized_for` reports as given."""
+    the constructor): what :meth:`sized_for` reports as given. Only the message reads it."""
 
     def __post_init__(self) -> None:
         self._check_sizes()
@@ -180,7 +180,7 @@ class StageConfig:
         """This config with its env sizes filled in (on a GPU from the training's env count),
         and a sentence saying where they came from. ``checkpoints_per_job`` is capped at the
         groups the env turned out to have."""
-        sizes = evaluation_sizes(self.device, training_envs, *self.sizes_given)
+        sizes = evaluation_sizes(self.device, training_envs, self.num_envs, self.envs_per_checkpoint)
         groups = sizes.num_envs // sizes.envs_per_checkpoint
         per_job = None if self.checkpoints_per_job is None else min(self.checkpoints_per_job, groups)
         sized = replace(
@@ -189,7 +189,17 @@ class StageConfig:
             envs_per_checkpoint=sizes.envs_per_checkpoint,
             checkpoints_per_job=per_job,
         )
-        return sized, sizes.why
+        return sized, evaluation_sizes(self.device, training_envs, *self._given()).why
+
+    def _given(self) -> tuple[int | None, int | None]:
+        """The sizes the user chose: those given to the constructor, and any that differ from
+        what the defaults filled in (set through ``dataclasses.replace``)."""
+        given = self.sizes_given or (None, None)
+        filled = evaluation_sizes(self.device, None, *given, known=False)
+        return (
+            self.num_envs if self.num_envs != filled.num_envs else given[0],
+            self.envs_per_checkpoint if self.envs_per_checkpoint != filled.envs_per_checkpoint else given[1],
+        )
 
     def spec(self, task: str) -> RolloutSpec:
         from postconv.evaluation.rollout import RolloutSpec

@@ -133,3 +133,17 @@ def test_good_stage_args_give_the_stage_config_the_hook_will_run():
     )
     assert (config.num_envs, config.envs_per_checkpoint, config.selection.k) == (32, 8, (2.0, 4.0))
     assert (config.selection.pick, config.selection.pick_p) == ("evidence", 0.8)
+
+
+def test_help_ends_each_option_with_its_default_and_leaves_switches_alone():
+    from postconv.cli.options import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    text = " ".join(commands["run"].format_help().split())
+    for said in ("(default: evidence)", "(default: 1.0 2.0 4.0 6.0)", "(default: none 0.5@1-3 1@2-4)",
+                 "(default: 0)", "(default: 200)"):  # fmt: skip
+        assert said in text
+    for name, command in commands.items():  # every subcommand formats, no switch shows True/False
+        shown = command.format_help()
+        assert "(default: True)" not in shown, name
+        assert "(default: False)" not in shown, name

@@ -14,13 +14,16 @@ from postconv.sim2sim.robot import build_g1
 from postconv.tasks import DISTURBED_TASK, FLAT_TASK, STAND_TASK
 
 
-def _run(tmp_path, task: str):
+def _run(tmp_path, task: str, edit=None):
+    """A run folder with the task's env config dumped (after ``edit(cfg)``, if given)."""
     from isaaclab.utils.io import dump_yaml
 
     from postconv.tasks import velocity
 
     cfg = {FLAT_TASK: velocity.G1FlatEnvCfg, DISTURBED_TASK: velocity.G1DisturbedEnvCfg,
            STAND_TASK: velocity.G1StandEnvCfg}[task]()  # fmt: skip
+    if edit is not None:
+        edit(cfg)
     dump_yaml(str(tmp_path / "params" / "env.yaml"), cfg)
     return tmp_path
 
@@ -28,7 +31,7 @@ def _run(tmp_path, task: str):
 @pytest.mark.parametrize("task", [FLAT_TASK, DISTURBED_TASK, STAND_TASK])
 def test_the_card_states_the_contract_the_policy_was_trained_with(tmp_path, task):
     card = policy_card(_run(tmp_path, task), task, {"clip_actions": 100.0}, OBS_DIM, 29)
-    assert card["checks"] == {"observation": "ok", "joints": "ok"}
+    assert card["checks"] == {"observation": "ok", "action_term": "ok", "joints": "ok"}
     terms = card["observation"]["terms"]
     assert [(t["name"], t["size"]) for t in terms] == list(OBS_TERMS)
     assert all(t["scale"] is None and t["clip"] is None and t["history"] == 0 for t in terms)
@@ -44,6 +47,7 @@ def test_the_card_states_the_contract_the_policy_was_trained_with(tmp_path, task
     assert [j["name"] for j in joints] == list(robot.isaac_joints)
     order = robot.to_isaac
     np.testing.assert_allclose([j["default"] for j in joints], robot.params.default_pos[order])
+    np.testing.assert_allclose([j["offset"] for j in joints], robot.params.default_pos[order])
     np.testing.assert_allclose([j["scale"] for j in joints], robot.params.action_scale[order])
     np.testing.assert_allclose([j["stiffness"] for j in joints], robot.params.stiffness[order])
     np.testing.assert_allclose([j["damping"] for j in joints], robot.params.damping[order])
@@ -85,3 +89,19 @@ def test_a_dumped_env_yaml_with_python_tags_reads_as_plain_data(tmp_path, task):
     env = read_params(run / "params" / "env.yaml")
     assert isinstance(env["scene"]["num_envs"], int)
     assert training_envs(Run(path=run, checkpoints=(), agent_cfg={}, task=task)) == env["scene"]["num_envs"]
+
+
+def _history_and_fixed_offset(cfg):
+    cfg.observations.policy.history_length = 3
+    cfg.actions.joint_pos.use_default_offset = False
+    cfg.actions.joint_pos.offset = 0.1
+
+
+def test_a_history_multiplies_the_terms_and_a_fixed_offset_replaces_the_defaults(tmp_path):
+    run = _run(tmp_path, FLAT_TASK, _history_and_fixed_offset)
+    card = policy_card(run, FLAT_TASK, {}, 3 * OBS_DIM, 29)
+    assert card["checks"]["observation"] == "ok"
+    assert [(t["name"], t["size"], t["history"]) for t in card["observation"]["terms"]] == [
+        (name, 3 * n, 3) for name, n in OBS_TERMS
+    ]
+    assert {j["offset"] for j in card["joints"]} == {0.1}

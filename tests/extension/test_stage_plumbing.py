@@ -638,6 +638,18 @@ def test_evaluation_sizes_follow_the_device_and_the_training_never_the_candidate
     assert all(f"{named[o]} {v}" in why for o, v in given.items()), why
 
 
+def test_sizes_changed_through_replace_are_used_and_named_as_given():
+    sized, why = replace(StageConfig(), num_envs=32, envs_per_checkpoint=8).sized_for(None)
+    assert (sized.num_envs, sized.envs_per_checkpoint, why) == (
+        32,
+        8,
+        "given --num_envs 32, --envs-per-checkpoint 8",
+    )
+    sized, why = replace(StageConfig(device="cuda:0"), num_envs=2048).sized_for(4096)
+    assert (sized.num_envs, why) == (2048, "sized for cuda:0; given --num_envs 2048")
+    assert StageConfig() == StageConfig(num_envs=64, envs_per_checkpoint=16)  # the same sizes, however given
+
+
 def test_a_gpu_config_checks_what_it_can_at_once_and_waits_for_the_training_for_the_rest():
     config = StageConfig(device="cuda:0", checkpoints_per_job=40)
     assert (config.num_envs, config.envs_per_checkpoint, config.sized) == (None, 256, False)

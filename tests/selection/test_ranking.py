@@ -145,15 +145,17 @@ def test_bad_reference_inputs_are_named(shape, reference, message):
         share_beating(np.zeros(shape), reference)
 
 
-def test_tensor_samples_labels_and_weights_resample_as_their_numpy_arrays():
-    # samples made on a GPU arrive as tensors; their labels and weights are read on the host
+@pytest.mark.parametrize("method", ["exact", "grouped"])
+def test_tensor_samples_labels_and_weights_resample_as_their_numpy_arrays(method):
+    # samples made on a GPU arrive as tensors, their labels and weights read on the host (on
+    # the CPU here: no GPU to test a CUDA tensor on)
     import torch
 
     rng = np.random.default_rng(4)
     psi = rng.normal(size=(3, 120))
     groups = np.repeat(np.arange(12), 10)
     weights = rng.uniform(0.5, 1.5, size=(3, 120))
-    kwargs = {"k": [1.0, 2.0], "n_boot": 40, "seed": 3, "method": "exact"}
+    kwargs = {"k": [1.0, 2.0], "n_boot": 40, "seed": 3, "method": method}
     as_arrays = bootstrap(psi, groups, weights=weights, **kwargs)
     as_tensors = bootstrap(
         torch.as_tensor(psi), torch.as_tensor(groups), weights=torch.as_tensor(weights), **kwargs

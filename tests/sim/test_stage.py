@@ -185,7 +185,7 @@ def test_the_review_holds_charts_a_report_the_exported_policy_and_an_offline_wan
     np.testing.assert_allclose(session.run(None, {"obs": obs.numpy()})[0], actor(obs).numpy(), atol=1e-5)
     # ...and its card accounts for every input and output, from the run's own params
     card = json.loads((report / f"{chosen}_policy.json").read_text())
-    assert card["checks"] == {"observation": "ok", "joints": "ok"}
+    assert card["checks"] == {"observation": "ok", "action_term": "ok", "joints": "ok"}
     assert (card["checkpoint"], card["files"]["onnx"]) == (chosen, f"{chosen}_policy.onnx")
     assert sum(t["size"] for t in card["observation"]["terms"]) == actor.obs_dim
     # the W&B run, offline (no credentials in tests), read back by wandb's own reader
