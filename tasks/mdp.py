@@ -13,6 +13,7 @@ so mjlab's ray cast under the foot reduces to the site's height.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -176,13 +177,18 @@ def angular_momentum_penalty(env, asset_cfg: SceneEntityCfg = ROBOT) -> torch.Te
     return torch.sum(torch.square(angular_momentum(env, asset_cfg)), dim=1)
 
 
+@functools.cache
+def _site_offset(device: torch.device) -> torch.Tensor:
+    """:data:`FOOT_SITE_OFFSET` on ``device``, made once: a host-to-device copy per reward term and
+    step would cost a GPU training three small transfers a step."""
+    return torch.tensor(FOOT_SITE_OFFSET, device=device)
+
+
 def _foot_sites(asset, body_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, F, 3) positions and linear velocities (world) of the feet's sites."""
     pose = asset.data.body_link_pose_w.torch[:, body_ids]  # (N, F, 7)
     vel = asset.data.body_link_vel_w.torch[:, body_ids]  # (N, F, 6)
-    offset = quat_apply(
-        pose[..., 3:7], torch.tensor(FOOT_SITE_OFFSET, device=pose.device).expand_as(pose[..., :3])
-    )
+    offset = quat_apply(pose[..., 3:7], _site_offset(pose.device).expand_as(pose[..., :3]))
     return pose[..., :3] + offset, vel[..., :3] + torch.cross(vel[..., 3:6], offset, dim=-1)
 
 
