@@ -110,8 +110,12 @@ class BestK:
     loo_choice: np.ndarray
     """(B,) the k chosen when checkpoint i is left out (NaN where the rest all tie)."""
     stability: float
-    """Share of the informative folds that chose ``k``."""
+    """Share of the informative folds that chose ``k`` (a fold whose best radii tie gives each an
+    equal part of its vote)."""
     metric: str
+    tied: bool = False
+    """Every radius scores alike on all checkpoints: none predicts better than another (``k`` is
+    then only the first of them)."""
 
 
 def best_k(values, real, ks, metric: str = "spearman") -> BestK:
@@ -158,8 +162,12 @@ def best_k(values, real, ks, metric: str = "spearman") -> BestK:
             "the real outcomes do not vary enough to compare radii; record more distinct outcomes"
         )
     choice = folds.argmax(axis=1)
-    votes = np.bincount(choice[informative], minlength=ks.size)
+    # ties split the fold's vote: with few checkpoints every radius often ranks alike, and a
+    # vote for the first of them would report a stability nobody measured
+    top = (folds == folds.max(axis=1, keepdims=True)) & informative[:, None]
+    votes = (top / np.maximum(top.sum(axis=1, keepdims=True), 1)).sum(axis=0)
     winner = int(np.lexsort((-full, -votes))[0])
+    finite_full = full[np.isfinite(full)]
     sign = -1.0 if metric == "regret" else 1.0
     finite_folds = np.where(np.isinf(folds), np.nan, folds)
     with warnings.catch_warnings():
@@ -172,4 +180,5 @@ def best_k(values, real, ks, metric: str = "spearman") -> BestK:
         loo_choice=np.where(informative, ks[choice], np.nan),
         stability=float(votes[winner] / informative.sum()),
         metric=metric,
+        tied=bool(finite_full.size == full.size and np.ptp(finite_full) == 0),
     )

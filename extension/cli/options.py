@@ -262,7 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
         "outcomes", type=Path, help="CSV with a checkpoint column, optionally trial, and metric columns"
     )
     out.add_argument(
-        "--lower-is-better", nargs="+", default=[], metavar="METRIC", help="metrics where less is better"
+        "--lower-is-better",
+        nargs="+",
+        default=[],
+        metavar="METRIC",
+        help="metrics where less is better (put it after RUN_DIR and the CSV: it takes every name that follows)",
     )
     out.add_argument(
         "--no-wandb", dest="wandb", action="store_false", help="do not log to the selection's W&B run"

@@ -229,8 +229,8 @@ def outcome_series(
     means: dict[str, dict[str, float]], iterations: dict[str, int], source: str, prefix: str = "selection"
 ) -> list[dict]:
     """Outcomes on the same axis as the estimates: one row per checkpoint with an outcome,
-    ``<prefix>/<source>/<metric>`` its mean over trials, larger is better (a metric the user
-    named lower-is-better arrives negated, as the judgement ranks it)."""
+    ``<prefix>/<source>/<metric>`` its mean over trials, as recorded (a lower-is-better metric
+    is not flipped: the panel shows what each checkpoint really did)."""
     rows = []
     for name in sorted({c for per in means.values() for c in per if c in iterations}, key=iterations.get):
         row = {f"{prefix}/iteration": iterations[name]}

@@ -2,10 +2,12 @@
 
 The user's CSV holds one row per trial: a ``checkpoint`` column (names as in the
 selection, e.g. ``model_1450``), optionally a ``trial`` column, and one numeric column per
-metric (larger is better; name a metric in ``lower_is_better`` to flip it). Each metric is
-averaged over its trials per checkpoint, then compared with the plain simulation mean and
-with the worst case at every k of the selection: Spearman, Kendall, top-1 regret and
-regret@3, and the k that best predicts by leave-one-out (:func:`postconv.selection.best_k`).
+metric (larger is better; name a metric in ``lower_is_better`` to flip it; an empty cell is a
+trial without that metric). Each metric is averaged over its trials per checkpoint, then
+compared with the plain simulation mean and with the worst case at every k of the selection:
+Spearman, Kendall, top-1 regret and regret@3, and the k that best predicts by leave-one-out
+(:func:`postconv.selection.best_k`); and each pick (the recommended checkpoint, the worst
+case's, the mean's, the last one) is judged by what it did, where it was tried.
 """
 
 from __future__ import annotations
@@ -31,15 +33,29 @@ class Outcomes:
 
     metrics: tuple[str, ...]
     means: dict[str, dict[str, float]]
-    """metric -> checkpoint -> mean over its trials (sign flipped for lower-is-better metrics)."""
+    """metric -> checkpoint -> mean over its trials, as recorded."""
     trials: dict[str, int]
-    """checkpoint -> number of trials."""
+    """checkpoint -> its rows in the file (a metric may leave some of them empty)."""
+    lower_is_better: tuple[str, ...] = ()
+    """The metrics where less is better."""
+
+    def better(self, metric: str) -> dict[str, float]:
+        """``metric``'s means with larger better: lower-is-better metrics negated."""
+        sign = -1.0 if metric in self.lower_is_better else 1.0
+        return {c: sign * v for c, v in self.means[metric].items()}
 
 
-def read_outcomes(path: Path, checkpoints: list[str], lower_is_better: tuple[str, ...] = ()) -> Outcomes:
-    """Read and check the outcomes CSV; every bad row is named in one error."""
+def read_outcomes(
+    path: Path,
+    checkpoints: list[str],
+    lower_is_better: tuple[str, ...] = (),
+    skipped: dict[str, str] | None = None,
+) -> Outcomes:
+    """Read and check the outcomes CSV; every bad row is named in one error. ``skipped``: the
+    selection's checkpoints that could not be ranked, with the reason (named when a row has one)."""
+    skipped = skipped or {}
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is no header
     except OSError as err:
         raise FileNotFoundError(f"{path}: cannot read the outcomes file ({err})") from err
     reader = csv.DictReader(io.StringIO(text))
@@ -56,17 +72,16 @@ def read_outcomes(path: Path, checkpoints: list[str], lower_is_better: tuple[str
         raise ValueError(
             f"{path}: lower-is-better metrics {unknown} are not columns of the file ({list(metrics)})"
         )
-    known, problems, seen = set(checkpoints), [], {}
+    known, problems, seen, rows = set(checkpoints), [], {}, {}
     values: dict[str, dict[str, list[float]]] = {m: {} for m in metrics}
     for line, row in enumerate(reader, start=2):
         row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
         name = row.get("checkpoint", "")
         if name not in known:
-            problems.append(
-                f"line {line}: checkpoint {name!r} was not ranked (ranked: {', '.join(checkpoints)})"
-            )
+            why = f" ({skipped[name]})" if name in skipped else f" (ranked: {', '.join(checkpoints)})"
+            problems.append(f"line {line}: checkpoint {name!r} was not ranked{why}")
             continue
-        if "trial" in row:
+        if row.get("trial"):
             key = (name, row["trial"])
             if key in seen:
                 problems.append(
@@ -74,25 +89,36 @@ def read_outcomes(path: Path, checkpoints: list[str], lower_is_better: tuple[str
                 )
                 continue
             seen[key] = line
+        rows[name] = rows.get(name, 0) + 1
         for metric in metrics:
+            cell = row.get(metric, "")
+            if cell == "":
+                continue  # this trial has no value for the metric
             try:
-                value = float(row.get(metric, ""))
+                value = float(cell)
             except ValueError:
-                problems.append(f"line {line}: {metric} = {row.get(metric)!r} is not a number")
+                problems.append(
+                    f"line {line}: {metric} = {cell!r} is not a number (write a number, or leave the cell empty)"
+                )
                 continue
             if not math.isfinite(value):
-                problems.append(f"line {line}: {metric} = {row.get(metric)!r} is not finite")
+                problems.append(f"line {line}: {metric} = {cell!r} is not finite")
                 continue
-            values[metric].setdefault(name, []).append(-value if metric in lower_is_better else value)
+            values[metric].setdefault(name, []).append(value)
     if problems:
         raise ValueError(f"{path}: {len(problems)} bad rows:\n  " + "\n  ".join(problems))
-    means = {m: {c: float(np.mean(v)) for c, v in values[m].items()} for m in metrics}
-    trials = {c: len(v) for c, v in values[metrics[0]].items()}
-    if len(trials) < 2:
+    if len(rows) < 2:
         raise ValueError(
-            f"{path}: outcomes for {len(trials)} checkpoint(s); comparing rankings needs at least 2"
+            f"{path}: outcomes for {len(rows)} checkpoint(s); comparing rankings needs at least 2"
         )
-    return Outcomes(metrics=metrics, means=means, trials=trials)
+    few = [f"{m} ({len(values[m])})" for m in metrics if len(values[m]) < 2]
+    if few:
+        raise ValueError(
+            f"{path}: metrics with values for fewer than 2 checkpoints: {', '.join(few)}; fill them in "
+            "or leave those columns out"
+        )
+    means = {m: {c: float(np.mean(v)) for c, v in values[m].items()} for m in metrics}
+    return Outcomes(metrics=metrics, means=means, trials=rows, lower_is_better=tuple(lower_is_better))
 
 
 @dataclass(frozen=True)
@@ -112,8 +138,9 @@ def score(selection: SelectionResult, outcomes: Outcomes) -> tuple[list[Predicto
     ks = selection.config.k
     rows, best = [], {}
     for metric in outcomes.metrics:
-        have = [c for c in selection.checkpoints if c.name in outcomes.means[metric]]
-        real = np.array([outcomes.means[metric][c.name] for c in have])
+        better = outcomes.better(metric)
+        have = [c for c in selection.checkpoints if c.name in better]
+        real = np.array([better[c.name] for c in have])
         predictors = {"mean": np.array([c.mean for c in have])}
         predictors |= {f"k={k:g}": np.array([c.worst_case[j] for c in have]) for j, k in enumerate(ks)}
         if selection.sense == "cost":  # the selection's values: smaller is better; agreement wants larger
@@ -129,12 +156,48 @@ def score(selection: SelectionResult, outcomes: Outcomes) -> tuple[list[Predicto
                 choice = best_k(values, real, ks)
             except ValueError:  # no leave-one-out fold has varying outcomes
                 continue
-            best[metric] = {"k": choice.k, "stability": choice.stability, "score": choice.score.tolist()}
+            best[metric] = {"k": choice.k, "stability": choice.stability, "score": choice.score.tolist(),
+                            "tied": choice.tied}  # fmt: skip
     return rows, best
 
 
+def judge_picks(selection: SelectionResult, outcomes: Outcomes) -> dict[str, list[dict]]:
+    """Per metric, what each pick did: the recommended checkpoint, the worst case's pick (where
+    it differs), the mean's pick and the last checkpoint, each with its outcome and its regret
+    against the best checkpoint tried (in the metric's units, >= 0), or ``tried: False``."""
+    picks = selection.picks
+    out = {}
+    for metric in outcomes.metrics:
+        better, raw = outcomes.better(metric), outcomes.means[metric]
+        top = max(better.values())
+        out[metric] = [
+            {"checkpoint": p.name, "roles": list(p.roles), "tried": p.name in raw,
+             "outcome": raw.get(p.name), "regret": top - better[p.name] if p.name in better else None}
+            for p in picks
+        ]  # fmt: skip
+    return out
+
+
+def picks_lines(picks: dict[str, list[dict]]) -> list[str]:
+    """One line per metric: each pick's outcome and regret, or that it was not tried."""
+    lines = []
+    for metric, judged in picks.items():
+        parts = [
+            f"{' + '.join(p['roles'])} {p['checkpoint']}: "
+            + (f"{p['outcome']:.3g} (regret {p['regret']:.3g})" if p["tried"] else "not tried")
+            for p in judged
+        ]
+        lines.append(f"{metric}: " + "; ".join(parts))
+    return lines
+
+
 def write_outcomes(
-    out_dir: Path, rows: list[PredictorScore], best: dict, outcomes: Outcomes, stem: str = "outcomes"
+    out_dir: Path,
+    rows: list[PredictorScore],
+    best: dict,
+    outcomes: Outcomes,
+    stem: str = "outcomes",
+    picks: dict[str, list[dict]] | None = None,
 ) -> tuple[Path, Path]:
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -146,6 +209,8 @@ def write_outcomes(
         "best_k": best,
         "trials": outcomes.trials,
         "outcomes": outcomes.means,
+        "lower_is_better": list(outcomes.lower_is_better),
+        "picks": picks or {},
     }
     return (
         atomic_write_text(out_dir / f"{stem}.json", json.dumps(data, indent=2)),
@@ -181,6 +246,13 @@ class Judgement:
     best: dict[str, dict]
     outcomes: Outcomes
     paths: tuple[Path, Path]
+    picks: dict[str, list[dict]]
+    """metric -> what each pick did (:func:`judge_picks`)."""
+
+
+def values(rows: list[PredictorScore]) -> list[list]:
+    """The rows of :data:`HEADER` as numbers (None where regret@3 needs more checkpoints), for W&B."""
+    return [[r.metric, r.predictor, r.spearman, r.kendall, r.regret_1, r.regret_3] for r in rows]
 
 
 def cells(rows: list[PredictorScore]) -> list[list[str]]:
@@ -200,10 +272,13 @@ def judge(
     if not (out / "selection.json").is_file():
         raise FileNotFoundError(f"{run_dir}: no selection yet; run `postconv run {run_dir}` first")
     selection = SelectionResult.from_json((out / "selection.json").read_text())
-    real = read_outcomes(outcomes_csv, [c.name for c in selection.checkpoints], lower_is_better)
+    real = read_outcomes(
+        outcomes_csv, [c.name for c in selection.checkpoints], lower_is_better, selection.skipped
+    )
     rows, best = score(selection, real)
-    paths = write_outcomes(out, rows, best, real, stem=SOURCES[source].stem)
-    return Judgement(source, rows, best, real, paths)
+    picks = judge_picks(selection, real)
+    paths = write_outcomes(out, rows, best, real, stem=SOURCES[source].stem, picks=picks)
+    return Judgement(source, rows, best, real, paths, picks)
 
 
 def report_section(run_dir: Path) -> str:
@@ -217,10 +292,8 @@ def report_section(run_dir: Path) -> str:
         except (OSError, json.JSONDecodeError):
             continue
         rows = [PredictorScore(**r) for r in data["scores"]]
-        lines = "".join(
-            f"<li>{html.escape(m)}: k = {c['k']:g} predicts best (chosen in {c['stability']:.0%} of leave-one-out folds)</li>"
-            for m, c in data["best_k"].items()
-        )
+        lines = "".join(f"<li>{html.escape(best_k_line(m, c))}</li>" for m, c in data["best_k"].items())
+        lines += "".join(f"<li>{html.escape(line)}</li>" for line in picks_lines(data.get("picks", {})))
         parts.append(
             f"<h2>{html.escape(source.title)}</h2>" + rows_table(HEADER, cells(rows)) + f"<ul>{lines}</ul>"
         )
@@ -252,21 +325,27 @@ def publish(
     console.print(table)
     for metric, choice in judgement.best.items():
         if metrics is None or metric in metrics:
-            console.print(
-                f"{escape(metric)}: k = {choice['k']:g} predicts best (leave-one-out, chosen in {choice['stability']:.0%} of folds)"
-            )
+            console.print(escape(best_k_line(metric, choice)))
+    shown = {m: p for m, p in judgement.picks.items() if metrics is None or m in metrics}
+    for line in picks_lines(shown):
+        console.print(escape(line))
     for p in judgement.paths:
         console.print(f"wrote {p}")
     rewrite_report(run_dir)
     if wandb:
         from postconv.dashboard.log import log_outcomes
 
-        summary = {f"{source.wandb_prefix}/best_k/{m}": c["k"] for m, c in judgement.best.items()}
+        summary = {f"{source.wandb_prefix}/best_k/{m}": c["k"] for m, c in judgement.best.items() if not c["tied"]}
+        summary |= {  # what the recommended checkpoint lost against the best one tried
+            f"{source.wandb_prefix}/chosen_regret/{m}": p[0]["regret"]
+            for m, p in judgement.picks.items()
+            if p and p[0]["tried"]
+        }
         try:
             ref = log_outcomes(
                 run_dir,
                 HEADER,
-                cells(judgement.rows),
+                values(judgement.rows),
                 summary,
                 key=f"{source.wandb_prefix}/table",
                 images=images,
@@ -277,12 +356,23 @@ def publish(
                 f"[yellow]W&B logging failed[/] ({type(err).__name__}: {err}); the outcomes are on disk"
             )
             ref = None
+        if ref is None:
+            console.print(
+                "the selection has no W&B run (made with --no-wandb?): the outcomes are on disk only"
+            )
         if ref is not None and ref.training_error:
             console.print(f"[yellow]the training's own W&B run was not updated[/] ({ref.training_error})")
         if ref is not None and ref.mode == "offline":
             console.print(f"added to the offline W&B run; upload it with: wandb sync {ref.run_dir.resolve()}")
             if ref.training_dir is not None:
                 console.print(f"and to the training's run: wandb sync {ref.training_dir.resolve()}")
+
+
+def best_k_line(metric: str, choice: dict) -> str:
+    """The best radius for a metric in words, or that none predicts better than another."""
+    if choice.get("tied"):
+        return f"{metric}: no k predicts better than another (every radius ranks the tried checkpoints alike)"
+    return f"{metric}: k = {choice['k']:g} predicts best (leave-one-out, chosen in {choice['stability']:.0%} of folds)"
 
 
 def rewrite_report(run_dir: Path) -> None:

@@ -64,3 +64,14 @@ def test_best_k_ignores_folds_whose_outcomes_all_tie():
     assert choice.stability == 1.0  # both informative folds chose k = 1
     with pytest.raises(ValueError, match="do not vary enough"):
         best_k(values, [1.0, 1.0, 1.0], ks=[1.0, 4.0])
+
+
+def test_radii_that_rank_alike_split_each_folds_vote_and_are_called_tied():
+    # three checkpoints whose worst cases order alike at every k: no radius predicts better
+    values = np.array([[1.0, 1.5, 2.0], [2.0, 2.5, 3.0], [3.0, 3.5, 4.0]])
+    choice = best_k(values, [0.2, 0.5, 0.9], ks=[1.0, 2.0, 4.0])
+    assert choice.tied
+    assert choice.stability == pytest.approx(1 / 3)  # not 100% for the first radius
+    apart = best_k(np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]]), [1.0, 2.0, 3.0], ks=[1.0, 4.0])
+    assert not apart.tied
+    assert (apart.k, apart.stability) == (1.0, 1.0)
