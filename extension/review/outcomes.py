@@ -335,7 +335,9 @@ def publish(
     if wandb:
         from postconv.dashboard.log import log_outcomes
 
-        summary = {f"{source.wandb_prefix}/best_k/{m}": c["k"] for m, c in judgement.best.items() if not c["tied"]}
+        summary = {
+            f"{source.wandb_prefix}/best_k/{m}": c["k"] for m, c in judgement.best.items() if not c["tied"]
+        }
         summary |= {  # what the recommended checkpoint lost against the best one tried
             f"{source.wandb_prefix}/chosen_regret/{m}": p[0]["regret"]
             for m, p in judgement.picks.items()
