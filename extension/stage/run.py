@@ -175,7 +175,7 @@ def _evaluate(run, task: str, config: StageConfig, console: Console) -> Evaluati
             f"{report.seconds:.0f} s ({report.env_steps_per_s:,.0f} env-steps/s)"
         )
     if report.candidates and not report.sample_sets_written + report.sample_sets_reused:
-        raise RunError(nothing_evaluated(run.path, report.skipped))
+        raise RunError(nothing_evaluated(run.path, report.candidates, report.skipped))
     return report
 
 
@@ -194,11 +194,13 @@ def _readable(candidates) -> tuple[list, dict[str, str]]:
     return refs, unreadable
 
 
-def nothing_evaluated(run_dir: Path, skipped: dict[str, str]) -> str:
-    """Why a run has no samples to rank when every candidate was skipped, one line per checkpoint."""
-    reasons = "\n".join(f"  {name}: {why}" for name, why in skipped.items())
+def nothing_evaluated(run_dir: Path, candidates: list[str], skipped: dict[str, str]) -> str:
+    """Why a run has no samples to rank, one line per candidate checkpoint."""
+    reasons = "\n".join(
+        f"  {name}: {skipped.get(name, 'no samples on disk: evaluate it again')}" for name in candidates
+    )
     return (
-        f"{run_dir}: none of the {len(skipped)} candidate checkpoints could be evaluated:\n{reasons}\n"
+        f"{run_dir}: none of the {len(candidates)} candidate checkpoints could be evaluated:\n{reasons}\n"
         "each reason says what to do; then run the same command again (finished sample sets are kept)"
     )
 
@@ -336,10 +338,10 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
         index = find_samples(run_dir, {(sc, c, seed): key for sc, c, seed, key in evaluation["sample_sets"]})
     except FileNotFoundError:
         if skipped:
-            raise RunError(nothing_evaluated(run_dir, skipped)) from None
+            raise RunError(nothing_evaluated(run_dir, candidates, skipped)) from None
         raise
     if not any(c in index.iterations for c in candidates):
-        raise RunError(nothing_evaluated(run_dir, skipped))
+        raise RunError(nothing_evaluated(run_dir, candidates, skipped))
     out = run_dir / STAGE_DIR
     by_scenario = {}
     paths: list[Path] = []
