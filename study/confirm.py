@@ -370,7 +370,9 @@ def markdown(
     for t in tests:
         lo, hi = t["ci95"]
         lines.append(f"| `{t['method']}` | {t['role']} | `{t['against']}` | {t['measure']} | {t['improvement']:+.3f} "
-                     f"({lo:+.3f} to {hi:+.3f}) | {t['seeds_better']} / {t['seeds_worse']} / {t['seeds']} | {t['p']:.3f} |")  # fmt: skip
+                     f"({lo:+.3f} to {hi:+.3f}) | {t['seeds_better']} / {t['seeds_worse']} / {t['seeds']}"
+                     + (f" (without {', '.join(map(str, t['seeds_without']))})" if t["seeds_without"] else "")
+                     + f" | {t['p']:.3f} |")  # fmt: skip
     if deviations:
         lines += ["", "Deviations from the pre-registration:", ""]
         lines += [
@@ -397,6 +399,12 @@ def analyze(
     if bad := sorted(s for s in unfinished if judged(p, s)):
         raise ValueError(f"seeds {bad} are judged: a judged seed counts; leave them out of --unfinished")
     done = [s for s in p.seeds if judged(p, s)]
+    if len(done) + len(unfinished) == len(p.seeds) and 2.0 ** -len(done) >= p.alpha:
+        # the smallest sign-flip p over n seeds is 2^-n: say so before scoring them
+        raise ValueError(
+            f"{len(done)} judged seeds cannot reach p < {p.alpha:g} (the smallest sign-flip p is "
+            f"2^-{len(done)}); finish more seeds before the test"
+        )
     candidates, measures = [], []
     for seed in done:
         c, m = seed_rows(p, seed)
@@ -414,11 +422,6 @@ def analyze(
     if len(done) + len(unfinished) < len(p.seeds):
         console.print(f"{len(done)} of {len(p.seeds)} seeds judged ({done}); the test runs when all are in")
         return paths
-    if 2.0 ** -len(done) >= p.alpha:  # the smallest sign-flip p over n seeds is 2^-n
-        raise ValueError(
-            f"{len(done)} judged seeds cannot reach p < {p.alpha:g} (the smallest sign-flip p is "
-            f"2^-{len(done)}); finish more seeds before the test"
-        )
     tested = replace(p, seeds=tuple(done))
     rows, tests = summary(tested, table), compare(tested, table)
     decision = verdict(tested, tests)

@@ -38,14 +38,21 @@ def _selection_options(parser: argparse.ArgumentParser, stage: bool = False) -> 
             help="then sim2sim with each checkpoint's robustness margins too (postconv sim2sim --stress; implies --sim2sim)",
         )  # fmt: skip
     g.add_argument("--k", type=float, nargs="+", default=[1.0, 2.0, 4.0, 6.0], help="radii to report")
-    g.add_argument("--primary-k", type=float, default=2.0, help="the radius that picks the checkpoint")
-    g.add_argument("--divergence", choices=list(divergences.names()), default="kl")
+    g.add_argument(
+        "--primary-k",
+        type=float,
+        default=2.0,
+        help="the radius that ranks the checkpoints (whose best --pick weighs)",
+    )
+    g.add_argument(
+        "--divergence", choices=list(divergences.names()), default="kl", help="the ball's divergence"
+    )
     g.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (0: no intervals)")
     g.add_argument("--level", type=float, default=0.9, help="interval coverage")
     g.add_argument(
         "--pick", choices=list(PICK_RULES), default="evidence",
-        help="the checkpoint to recommend: (evidence) the last checkpoint unless the best worst case beats "
-        "it in a share --pick-p of the bootstrap replicates; the best worst case; or the last checkpoint",
+        help="the checkpoint to recommend: evidence, the last checkpoint unless the best worst case beats it "
+        "in a share --pick-p of the bootstrap replicates; worst-case, the best worst case; last, the last checkpoint",
     )  # fmt: skip
     g.add_argument(
         "--pick-p", type=float, default=0.9,

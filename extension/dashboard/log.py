@@ -374,6 +374,8 @@ def log_selection(
                 "iteration": iterations.get(pooled.chosen),
                 "k": pooled.config.primary_k,
                 "divergence": pooled.config.divergence,
+                "pick": pooled.config.pick,
+                "chosen_because": pooled.chosen_because,
                 "worst_case": chosen.worst_case[pooled.config.primary_index],
                 "mean": chosen.mean,
                 "training_run": str(run_dir.resolve()),

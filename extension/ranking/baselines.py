@@ -116,18 +116,6 @@ def baselines_of(
     )
 
 
-def picks_line(picks: list[RulePick]) -> str:
-    """The baselines' picks in one console line."""
-    said = []
-    for pick in (p for p in picks if p.key != "worst_case"):  # that one has its own line
-        if pick.checkpoint is None:
-            said.append(f"{pick.rule}: none (no training curve)")
-            continue
-        tie = f" ({pick.tied} tied, the latest)" if pick.tied > 1 else ""
-        said.append(f"{pick.rule} {pick.checkpoint}{tie}")
-    return "other rules pick: " + "; ".join(said)
-
-
 BASELINES_FILE = "baselines.csv"
 """In the report folder: the per-checkpoint rows of :meth:`Baselines.rows`."""
 

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from postconv.console import wide_console
+from postconv.ranking.baselines import RulePick
 from postconv.ranking.result import SelectionResult
 from postconv.selection import divergences
 
@@ -109,17 +110,32 @@ def against_last(result: SelectionResult) -> str | None:
 
 
 def print_summary(result: SelectionResult, paths: tuple[Path, ...], console: Console | None = None) -> None:
+    """The ranking table, the chosen checkpoint and why, what the mean would choose, the
+    checkpoints not ranked, and the files written."""
     console = console or wide_console()
     console.print(ranking_table(result))
     console.print(f"chosen checkpoint: [bold green]{result.chosen}[/] ({result.chosen_because})")
     if result.chosen_by_mean != result.chosen:
         console.print(f"the plain simulation mean would have chosen {result.chosen_by_mean}")
-    if (line := against_last(result)) is not None:
+    # --pick evidence gives P(> last) in its reason already
+    if result.config.pick != "evidence" and (line := against_last(result)) is not None:
         console.print(line)
     for name, why in result.skipped.items():
         console.print(f"[yellow]not ranked: {name}[/] ({why})")
     for p in paths:
         console.print(f"wrote {p}")
+
+
+def rules_line(picks: list[RulePick]) -> str:
+    """The other rules' picks (:mod:`postconv.ranking.baselines`) in one console line."""
+    said = []
+    for pick in (p for p in picks if p.key != "worst_case"):  # that one has its own line
+        if pick.checkpoint is None:
+            said.append(f"{pick.rule}: none (no training curve)")
+            continue
+        tie = f" ({pick.tied} tied, the latest)" if pick.tied > 1 else ""
+        said.append(f"{pick.rule} {pick.checkpoint}{tie}")
+    return "other rules pick: " + "; ".join(said)
 
 
 @contextmanager

@@ -148,6 +148,7 @@ def write_html_report(
         + (
             f"The worst case picks <b>{html.escape(pooled.chosen_by_worst_case)}</b>. "
             if pooled.chosen_by_worst_case != pooled.chosen
+            and pooled.chosen_by_worst_case not in pooled.chosen_because  # --pick evidence names it
             else ""
         )
         + f"The plain simulation mean picks <b>{html.escape(pooled.chosen_by_mean)}</b>.</p>",

@@ -178,7 +178,7 @@ def judge_picks(selection: SelectionResult, outcomes: Outcomes) -> dict[str, lis
     return out
 
 
-def picks_lines(picks: dict[str, list[dict]]) -> list[str]:
+def pick_outcome_lines(picks: dict[str, list[dict]]) -> list[str]:
     """One line per metric: each pick's outcome and regret, or that it was not tried."""
     lines = []
     for metric, judged in picks.items():
@@ -196,9 +196,11 @@ def write_outcomes(
     rows: list[PredictorScore],
     best: dict,
     outcomes: Outcomes,
+    picks: dict[str, list[dict]],
     stem: str = "outcomes",
-    picks: dict[str, list[dict]] | None = None,
 ) -> tuple[Path, Path]:
+    """``<stem>.json`` (scores, best k, trials, outcomes as recorded, what each pick did) and
+    ``<stem>.csv`` (the scores) under ``out_dir``."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["metric", "predictor", "spearman", "kendall", "regret@1", "regret@3", "checkpoints"])
@@ -210,7 +212,7 @@ def write_outcomes(
         "trials": outcomes.trials,
         "outcomes": outcomes.means,
         "lower_is_better": list(outcomes.lower_is_better),
-        "picks": picks or {},
+        "picks": picks,
     }
     return (
         atomic_write_text(out_dir / f"{stem}.json", json.dumps(data, indent=2)),
@@ -250,7 +252,7 @@ class Judgement:
     """metric -> what each pick did (:func:`judge_picks`)."""
 
 
-def values(rows: list[PredictorScore]) -> list[list]:
+def numeric_rows(rows: list[PredictorScore]) -> list[list]:
     """The rows of :data:`HEADER` as numbers (None where regret@3 needs more checkpoints), for W&B."""
     return [[r.metric, r.predictor, r.spearman, r.kendall, r.regret_1, r.regret_3] for r in rows]
 
@@ -277,7 +279,7 @@ def judge(
     )
     rows, best = score(selection, real)
     picks = judge_picks(selection, real)
-    paths = write_outcomes(out, rows, best, real, stem=SOURCES[source].stem, picks=picks)
+    paths = write_outcomes(out, rows, best, real, picks, stem=SOURCES[source].stem)
     return Judgement(source, rows, best, real, paths, picks)
 
 
@@ -293,7 +295,8 @@ def report_section(run_dir: Path) -> str:
             continue
         rows = [PredictorScore(**r) for r in data["scores"]]
         lines = "".join(f"<li>{html.escape(best_k_line(m, c))}</li>" for m, c in data["best_k"].items())
-        lines += "".join(f"<li>{html.escape(line)}</li>" for line in picks_lines(data.get("picks", {})))
+        if source is SOURCES["real"]:  # sim2sim's worlds x metrics would make it a page; its console has them
+            lines += "".join(f"<li>{html.escape(x)}</li>" for x in pick_outcome_lines(data.get("picks", {})))
         parts.append(
             f"<h2>{html.escape(source.title)}</h2>" + rows_table(HEADER, cells(rows)) + f"<ul>{lines}</ul>"
         )
@@ -327,7 +330,7 @@ def publish(
         if metrics is None or metric in metrics:
             console.print(escape(best_k_line(metric, choice)))
     shown = {m: p for m, p in judgement.picks.items() if metrics is None or m in metrics}
-    for line in picks_lines(shown):
+    for line in pick_outcome_lines(shown):
         console.print(escape(line))
     for p in judgement.paths:
         console.print(f"wrote {p}")
@@ -339,15 +342,16 @@ def publish(
             f"{source.wandb_prefix}/best_k/{m}": c["k"] for m, c in judgement.best.items() if not c["tied"]
         }
         summary |= {  # what the recommended checkpoint lost against the best one tried
-            f"{source.wandb_prefix}/chosen_regret/{m}": p[0]["regret"]
-            for m, p in judgement.picks.items()
-            if p and p[0]["tried"]
+            f"{source.wandb_prefix}/chosen_regret/{m}": chosen["regret"]
+            for m, judged in judgement.picks.items()
+            for chosen in judged
+            if "chosen" in chosen["roles"] and chosen["tried"]
         }
         try:
             ref = log_outcomes(
                 run_dir,
                 HEADER,
-                values(judgement.rows),
+                numeric_rows(judgement.rows),
                 summary,
                 key=f"{source.wandb_prefix}/table",
                 images=images,
@@ -357,7 +361,7 @@ def publish(
             console.print(
                 f"[yellow]W&B logging failed[/] ({type(err).__name__}: {err}); the outcomes are on disk"
             )
-            ref = None
+            return
         if ref is None:
             console.print(
                 "the selection has no W&B run (made with --no-wandb?): the outcomes are on disk only"

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from postconv.ranking.baselines import BASELINES_FILE, baselines_of, picks_line, write_baselines
+from postconv.ranking.baselines import BASELINES_FILE, baselines_of, write_baselines
 from postconv.ranking.result import SelectionResult
 from postconv.review import figures
+from postconv.review.console_report import rules_line
 from postconv.storage.checkpoints import open_run, training_curve
 from postconv.storage.sample_store import STAGE_DIR, SampleIndex, checkpoint_columns
 
@@ -62,7 +63,7 @@ def review(
     evaluation = read_evaluation(run_dir) or {}
     rules = baselines_of(curve, index, pooled, candidates)
     write_baselines(out / BASELINES_FILE, rules, pooled)
-    console.print(picks_line(rules.picks(pooled)))
+    console.print(rules_line(rules.picks(pooled)))
     html = write_html_report(
         out / "report.html",
         run_dir,

@@ -194,11 +194,13 @@ def _readable(candidates) -> tuple[list, dict[str, str]]:
     return refs, unreadable
 
 
+NEVER_EVALUATED = "never evaluated: run `postconv evaluate` again"
+"""Why a candidate has no samples when its evaluation gave no other reason."""
+
+
 def nothing_evaluated(run_dir: Path, candidates: list[str], skipped: dict[str, str]) -> str:
     """Why a run has no samples to rank, one line per candidate checkpoint."""
-    reasons = "\n".join(
-        f"  {name}: {skipped.get(name, 'no samples on disk: evaluate it again')}" for name in candidates
-    )
+    reasons = "\n".join(f"  {name}: {skipped.get(name, NEVER_EVALUATED)}" for name in candidates)
     return (
         f"{run_dir}: none of the {len(candidates)} candidate checkpoints could be evaluated:\n{reasons}\n"
         "each reason says what to do; then run the same command again (finished sample sets are kept)"
@@ -352,17 +354,15 @@ def _select_run(run_dir: Path, config: StageConfig, console: Console) -> StageRe
     def ranked(scenarios: list[str]) -> SelectionResult:
         result, left_out = _select_samples(index, scenarios, candidates, config, console, masks)
         # why a checkpoint is missing: its evaluation's reason first, else what is missing
-        skipped = {**left_out, **{c: r for c, r in evaluation["skipped"].items() if c in candidates}}
-        skipped.update(
-            {
-                c: "never evaluated: run `postconv evaluate` again"
-                for c in candidates
-                if c not in index.iterations and c not in skipped
-            }
-        )
+        why = {**left_out, **skipped}
+        why |= {c: NEVER_EVALUATED for c in candidates if c not in index.iterations and c not in why}
         ranked_names = {c.name for c in result.checkpoints}
-        skipped = {c: r for c, r in skipped.items() if c not in ranked_names}
-        return replace(result, skipped=skipped, scenarios=scenarios, sample=sample)
+        return replace(
+            result,
+            skipped={c: r for c, r in why.items() if c not in ranked_names},
+            scenarios=scenarios,
+            sample=sample,
+        )
 
     scenarios = [sc for sc in evaluation["scenarios"] if sc in index.scenarios]
     for scenario in sorted(set(evaluation["scenarios"]) - set(scenarios)):

@@ -14,12 +14,12 @@ from torch.utils.tensorboard import SummaryWriter
 from postconv.ranking.baselines import (
     BASELINES_FILE,
     baselines_of,
-    picks_line,
     read_baselines,
     write_baselines,
 )
 from postconv.ranking.config import SelectionConfig
 from postconv.ranking.select import select
+from postconv.review.console_report import rules_line
 from postconv.review.html_report import write_html_report
 from postconv.storage.checkpoints import open_run, training_curve
 from postconv.storage.sample_store import SampleWriter, find_samples, sample_dir, to_sample_set
@@ -84,7 +84,7 @@ def test_each_rule_picks_its_best_and_ties_go_to_the_latest(tmp_path):
     assert picks["last"].checkpoint == "model_130"
     assert picks["train_reward"].checkpoint == "model_110"  # its window (101-110) is the highest
     assert (picks["falls"].checkpoint, picks["falls"].tied) == ("model_120", 2)
-    line = picks_line(list(picks.values()))
+    line = rules_line(list(picks.values()))
     assert "fewest simulation falls model_120 (2 tied, the latest)" in line
     assert "worst case" not in line  # it has a line of its own
 
@@ -95,7 +95,7 @@ def test_without_a_training_curve_that_rule_says_so(tmp_path):
     assert baselines.train_reward is None
     picks = baselines.picks(result)
     assert next(p for p in picks if p.key == "train_reward").checkpoint is None
-    assert "training reward: none (no training curve)" in picks_line(picks)
+    assert "training reward: none (no training curve)" in rules_line(picks)
 
 
 @pytest.mark.parametrize("curve", [True, False], ids=["curve", "no-curve"])

@@ -16,7 +16,7 @@ import pytest
 from postconv.ranking.config import SelectionConfig
 from postconv.ranking.result import SelectionResult
 from postconv.ranking.select import select
-from postconv.review.outcomes import best_k_line, judge_picks, picks_lines, read_outcomes, score
+from postconv.review.outcomes import best_k_line, judge_picks, pick_outcome_lines, read_outcomes, score
 from postconv.storage.samples_file import SampleSet
 
 NAMES = ["model_10", "model_20", "model_30", "model_40"]
@@ -120,18 +120,28 @@ def test_each_pick_is_judged_by_what_it_did_or_said_to_be_untried(tmp_path, pick
                     SelectionConfig(n_boot=50, pick=pick))  # fmt: skip
     text = "checkpoint,success,falls\nmodel_10,0.2,3\nmodel_20,0.5,1\nmodel_40,0.9,0\n"  # model_30 not tried
     picks = judge_picks(chosen, read_outcomes(_csv(tmp_path, text), NAMES, lower_is_better=("falls",)))
-    first = picks["success"][0]
-    assert first["checkpoint"] == chosen.chosen
-    assert "chosen" in first["roles"]
-    if chosen.chosen == "model_40":  # the last one, tried: the best of those tried
-        assert (first["tried"], first["outcome"], first["regret"]) == (True, 0.9, 0.0)
+    # evidence: the steady model_30 beats the last in >= 0.9 of the replicates; last: model_40
+    assert chosen.chosen == {"evidence": "model_30", "last": "model_40"}[pick]
+    (first,) = [p for p in picks["success"] if "chosen" in p["roles"]]
+    if pick == "last":  # tried: the best of those tried
+        assert (first["checkpoint"], first["tried"], first["outcome"], first["regret"]) == (
+            "model_40",
+            True,
+            0.9,
+            0.0,
+        )
     else:
-        assert (first["tried"], first["outcome"], first["regret"]) == (False, None, None)
-        assert f"chosen {chosen.chosen}: not tried" in " ".join(picks_lines(picks))
+        assert (first["checkpoint"], first["tried"], first["outcome"], first["regret"]) == (
+            "model_30",
+            False,
+            None,
+            None,
+        )
+        assert "success: chosen model_30: not tried" in " ".join(pick_outcome_lines(picks))
     falls = {p["checkpoint"]: p for p in picks["falls"]}
     assert falls["model_40"]["regret"] == 0.0  # no falls is the best there is
-    if "model_20" in falls:
-        assert falls["model_20"]["regret"] == 1.0  # one fall more than the best, in falls
+    mean_pick = next(p for p in picks["falls"] if "mean's pick" in p["roles"])
+    assert mean_pick["regret"] == (0.0 if mean_pick["checkpoint"] == "model_40" else None)
 
 
 def test_radii_that_rank_the_tried_checkpoints_alike_are_not_called_a_winner():

@@ -8,6 +8,9 @@ import json
 import numpy as np
 import pytest
 
+pytest.importorskip("isaaclab", reason="the task configs need Isaac Lab (bash scripts/setup.sh installs it)")
+pytest.importorskip("mujoco", reason="the contract's G1 needs MuJoCo (bash scripts/setup.sh installs it)")
+
 from postconv.review.policy_card import policy_card, write_policy_card
 from postconv.sim2sim.contract import OBS_DIM, OBS_TERMS, TRAINING_NOISE
 from postconv.sim2sim.robot import build_g1
