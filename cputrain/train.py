@@ -75,7 +75,7 @@ def train(config: TrainConfig) -> Path:
     """Train the stand task and return the run folder."""
     from rsl_rl.runners import OnPolicyRunner
 
-    run_dir = _run_dir(config)
+    run_dir = run_folder(config)
     agent = agent_config(config.env.seed, config.iterations)
     if not config.resume:
         _write_params(run_dir, agent, config)
@@ -97,6 +97,11 @@ def train(config: TrainConfig) -> Path:
             runner.load(str(last[0]))
             runner.current_learning_iteration = last[1] + 1  # rsl_rl's load would redo iteration k
         todo = config.iterations - runner.current_learning_iteration
+        if todo <= 0:
+            print(
+                f"{run_dir} is already at iteration {runner.current_learning_iteration - 1} of {config.iterations}: "
+                "nothing to train (give more --iterations to go on)"
+            )
         if todo > 0:
             t0 = time.perf_counter()
             runner.learn(todo, init_at_random_ep_len=True)
@@ -150,7 +155,46 @@ def is_trained(run_dir: Path, iterations: int) -> bool:
         return False
 
 
-def _run_dir(config: TrainConfig) -> Path:
+TRAIN_DEFAULTS = {"iterations": 1000, "num_envs": 256, "seed": 0, "curriculum": True}
+"""What a new training runs with unless told otherwise."""
+
+
+def started_with(run_dir: Path) -> dict:
+    """What a run was started with (its ``twin.json``): iterations, num_envs, seed, curriculum."""
+    path = run_dir / TWIN_FILE
+    try:
+        twin = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise FileNotFoundError(
+            f"{path}: cannot read how this run was started ({err}); is {run_dir} a run of `postconv train-mujoco`?"
+        ) from err
+    return {"iterations": twin["iterations"], "num_envs": twin["num_envs"], "seed": twin["seed"],
+            "curriculum": twin.get("curriculum") is not None}  # fmt: skip
+
+
+def training_settings(given: dict, run_dir: Path | None, resume: bool) -> dict:
+    """The settings a training runs with: those ``given`` (None: not given), else for a resumed
+    run what it was started with, else :data:`TRAIN_DEFAULTS`. A resumed run refuses another
+    seed, env count or curriculum (its draws would change mid-run); more iterations extend it."""
+    base = dict(TRAIN_DEFAULTS)
+    if resume:
+        if run_dir is None:
+            raise ValueError("--resume needs the run folder to continue: pass it as --run-dir")
+        base = started_with(run_dir)
+        clash = [
+            f"--{key} {given[key]} (started with {base[key]})"
+            for key in ("num_envs", "seed", "curriculum")
+            if given.get(key) is not None and given[key] != base[key]
+        ]
+        if clash:
+            raise ValueError(
+                f"{run_dir} was started otherwise: {', '.join(clash)}; leave those options out to go on as it started"
+            )
+    return {key: base[key] if given.get(key) is None else given[key] for key in TRAIN_DEFAULTS}
+
+
+def run_folder(config: TrainConfig) -> Path:
+    """Where the run goes: ``run_dir``, else a new timestamped folder under ``log_root``."""
     if config.run_dir is not None:
         return config.run_dir
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from postconv.sim2sim.worlds import DEFAULT_WORLDS, POLICY_DT, parse_worlds
+from postconv.sim2sim.worlds import DEFAULT_WORLDS, POLICY_DT, no_dynamics, parse_worlds
 from postconv.tasks.scenarios import PushScenario, parse_scenario
 
 
@@ -158,7 +158,7 @@ class StressConfig:
     @property
     def push(self) -> PushScenario | None:
 
-        push = parse_scenario(self.base_push)
+        push = no_dynamics(parse_scenario(self.base_push), f"--stress-push {self.base_push}")
         return push if push.interval_s is not None else None
 
     @property

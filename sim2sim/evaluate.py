@@ -19,6 +19,8 @@ Everything lands in ``<run>/postconv/sim2sim/``:
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import io
 import json
 import math
@@ -105,9 +107,24 @@ def _key(world: World, spec: EpisodeSpec, ref: CheckpointRef, clip) -> str:
             "checkpoint": ref.sha256,
             "clip_actions": clip,
             "postconv": __version__,
+            "code": physics_code_hash(),
             "mujoco": mujoco.__version__,
         }
     )
+
+
+@functools.cache
+def physics_code_hash() -> str:
+    """A hash of what makes an episode: the batch, the robot and its MJCF, the contract, the
+    worlds and the G1's facts. The version number stays put between releases, so an edit to
+    any of these would otherwise reuse episodes the new code would not make."""
+    from postconv.sim2sim import batch, contract, robot, worlds
+    from postconv.tasks import g1
+
+    digest = hashlib.sha256()
+    for path in (*(Path(m.__file__) for m in (batch, contract, robot, worlds, g1)), robot.G1_MJCF):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _load(path: Path, key: str) -> dict[str, np.ndarray] | None:
@@ -403,10 +420,11 @@ def write_tables(root: Path, result: Sim2SimResult, iterations: dict[str, int]) 
 
 
 def write_margins(folder: Path, margins: Margins, iterations: dict[str, int]) -> dict[str, Path]:
-    """``margins.csv`` (checkpoint x kind: margin, interval, censoring) and ``margins.json`` (also
-    every magnitude tried, with its survival share, and the search's cost)."""
+    """``margins.csv`` (checkpoint x kind: margin, interval, censoring, and the magnitudes tried
+    that bracket it) and ``margins.json`` (also every magnitude tried, with its survival share,
+    and the search's cost)."""
     rows = [{"iteration": iterations.get(r["checkpoint"]), **r} for r in margins.rows()]
-    header = ["checkpoint", "iteration", "kind", "unit", "margin", "lo", "hi", "censored"]
+    header = ["checkpoint", "iteration", "kind", "unit", "margin", "lo", "hi", "censored", "survived", "fell"]
     return {
         "margins": atomic_write_text(
             folder / "margins.csv", _csv(header, [[r[h] for h in header] for r in rows])

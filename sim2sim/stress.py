@@ -57,6 +57,10 @@ class KindMargins:
     env_steps: int = 0
     """Env-steps this kind's search simulated (not read back from disk)."""
     seconds: float = 0.0
+    bracket: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    """checkpoint -> (the largest magnitude tried it survived, the smallest above that it
+    failed): the search's own resolution, which the interval (episode noise only) leaves out.
+    None where there is none (``above``: no failure tried; ``below``: no pass)."""
 
 
 @dataclass
@@ -78,7 +82,7 @@ class Margins:
     def rows(self) -> list[dict]:
         return [
             {"checkpoint": c, "kind": k.kind, "unit": k.unit, "margin": k.margin[c], "lo": k.lo[c],
-             "hi": k.hi[c], "censored": k.censored[c]}
+             "hi": k.hi[c], "censored": k.censored[c], "survived": k.bracket[c][0], "fell": k.bracket[c][1]}
             for c in self.checkpoints for k in self.kinds.values()
         ]  # fmt: skip
 
@@ -232,7 +236,18 @@ def _kind_margins(kind: StressKind, tried: dict, names: list[str], config: Stres
         out.censored[n] = {0: "", 1: "above", -1: "below"}[int(c[0])]
         out.lo[n], out.hi[n] = _interval(tried[n], config)
         out.tried[n] = [(float(x), float(s[0])) for x, s in zip(mags, shares, strict=True)]
+        out.bracket[n] = _bracket(out.tried[n], config.share)
     return out
+
+
+def _bracket(tried: list[tuple[float, float]], share: float) -> tuple[float | None, float | None]:
+    """(largest magnitude with survival >= share, the next magnitude tried above it), from
+    ``tried`` ascending; the margin lies between them whatever the interpolation says."""
+    passed = [i for i, (_, s) in enumerate(tried) if s >= share]
+    if not passed:
+        return None, tried[0][0] if tried else None
+    i = passed[-1]
+    return tried[i][0], tried[i + 1][0] if i + 1 < len(tried) else None
 
 
 def format_margin(kind: KindMargins, checkpoint: str, interval: bool = True) -> str:
@@ -253,7 +268,9 @@ def print_margins(margins: Margins, console, marks: dict[str, str] | None = None
     cfg = margins.config
     table = Table(
         title=f"Robustness margins: the largest shift at which {cfg.share:.0%} of the episodes survive "
-        f"({cfg.level:.0%} interval over the episodes; higher is better)"
+        f"({cfg.level:.0%} interval over the episodes; higher is better)",
+        caption="interpolated between the magnitudes tried; the interval is the episodes' noise only, "
+        "the search's own resolution is in margins.csv (survived, fell: the tried magnitudes around it)",
     )
     table.add_column("checkpoint")
     for k in margins.kinds.values():

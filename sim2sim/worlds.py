@@ -158,7 +158,18 @@ def _ms(text: str) -> float:
 def _push(text: str) -> PushScenario:
     from postconv.tasks.scenarios import parse_scenario
 
-    return parse_scenario(text)
+    return no_dynamics(parse_scenario(text))
+
+
+def no_dynamics(push: PushScenario, said: str = "") -> PushScenario:
+    """``push``, refused if it carries the stage's ``+dyn`` draws: a world's pushes are only
+    pushes, and its own keys shift the robot."""
+    if push.dynamics is not None:
+        raise ValueError(
+            f"{said + ': ' if said else ''}+dyn draws per-env dynamics in the stage's Isaac Lab samples, not in sim2sim's worlds; "
+            "shift the robot with a world's own keys instead (strength, mass, friction, latency, ...)"
+        )
+    return push
 
 
 SHIFTS: dict[str, tuple[str, callable]] = {

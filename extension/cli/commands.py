@@ -171,19 +171,35 @@ def _train(args: argparse.Namespace, passthrough: list[str], console: Console) -
 
 
 def _train_mujoco(args: argparse.Namespace, console: Console) -> int:
-    from postconv.cputrain.env import PushCurriculum, StandEnvConfig
-    from postconv.cputrain.train import TrainConfig, train
+    from dataclasses import replace
 
+    from postconv.cputrain.env import PushCurriculum, StandEnvConfig
+    from postconv.cputrain.train import TrainConfig, run_folder, train, training_settings
+
+    given = {key: getattr(args, key) for key in ("iterations", "num_envs", "seed", "curriculum")}
+    settings = training_settings(given, args.run_dir, args.resume)
     env = StandEnvConfig(
-        num_envs=args.num_envs,
-        seed=args.seed,
+        num_envs=settings["num_envs"],
+        seed=settings["seed"],
         threads=args.threads,
-        curriculum=PushCurriculum() if args.curriculum else None,
+        curriculum=PushCurriculum() if settings["curriculum"] else None,
     )
     config = TrainConfig(
-        iterations=args.iterations, env=env, log_root=args.log_root, run_dir=args.run_dir, resume=args.resume
+        iterations=settings["iterations"],
+        env=env,
+        log_root=args.log_root,
+        run_dir=args.run_dir,
+        resume=args.resume,
     )
-    run_dir = train(config)
+    config = replace(config, run_dir=run_folder(config))  # named now, so an interruption can name it
+    try:
+        run_dir = train(config)
+    except KeyboardInterrupt:
+        console.print(
+            f"[yellow]interrupted[/]: the checkpoints are kept; go on with: postconv train-mujoco --run-dir "
+            f"{config.run_dir} --resume"
+        )
+        return 130
     if args.stage:
         from postconv.stage.config import StageConfig
         from postconv.stage.run import run_stage

@@ -188,7 +188,7 @@ def _stress_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--stress-push", default=d.base_push, metavar="V@LOW-HIGH",
                    help="pushes in every world of the search (none, or e.g. 0.5@1-3)")  # fmt: skip
     g.add_argument("--no-video", dest="video", action="store_false",
-                   help="do not film the chosen checkpoint, the mean's pick and the last one")  # fmt: skip
+                   help="do not film the picks (chosen, worst case's, mean's, last) side by side")  # fmt: skip
 
 
 def sim2sim_config(args: argparse.Namespace):
@@ -301,17 +301,22 @@ def build_parser() -> argparse.ArgumentParser:
         "so `postconv run` evaluates it in Isaac Lab. About 3,600 env-steps/s with learning on 2 cores: "
         "1000 iterations of 256 envs take ~30 min.",
     )
-    tm.add_argument("--iterations", type=int, default=1000, help="PPO iterations (24 steps of every env)")
-    tm.add_argument("--num_envs", type=int, default=256, help="worlds stepped together")
-    tm.add_argument("--seed", type=int, default=0)
+    # None: the defaults below, or with --resume what the run was started with (twin.json)
+    tm.add_argument("--iterations", type=int, help="PPO iterations (24 steps of every env) (default: 1000)")
+    tm.add_argument("--num_envs", type=int, help="worlds stepped together (default: 256)")
+    tm.add_argument("--seed", type=int, help="training seed (default: 0)")
     tm.add_argument("--threads", type=int, help="mujoco.rollout threads (default: every core)")
     tm.add_argument("--log-root", type=Path, default=Path("logs/rsl_rl"), help="experiments folder")
     tm.add_argument("--run-dir", type=Path, help="exact run folder (with --resume: the run to continue)")
-    tm.add_argument("--resume", action="store_true", help="continue --run-dir from its last checkpoint")
+    tm.add_argument(
+        "--resume", action="store_true",
+        help="continue --run-dir from its last checkpoint, with the envs, seed and curriculum it was started with",
+    )  # fmt: skip
     tm.add_argument(
         "--no-curriculum",
         dest="curriculum",
-        action="store_false",
+        action="store_const",
+        const=False,
         help="full pushes from the first iteration",
     )
     tm.add_argument("--stage", action="store_true", help="then run the post-convergence stage (postconv run)")

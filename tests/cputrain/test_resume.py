@@ -1,12 +1,15 @@
 """What a resumed CPU training reads back: the push scale the curriculum had reached, and whether
 a run is trained to its end. (The resume itself runs in tests/sim/test_train_mujoco.py.)"""
 
+import json
+import re
+
 import pytest
 import torch
 
 pytest.importorskip("tensordict", reason="the twin is an rsl_rl VecEnv: needs the sim install (rsl-rl-lib)")
 
-from postconv.cputrain.train import _push_scale_at, is_trained
+from postconv.cputrain.train import TRAIN_DEFAULTS, _push_scale_at, is_trained, training_settings
 
 
 def _run(tmp_path, scales):
@@ -48,3 +51,44 @@ def test_a_cpu_training_logs_with_rsl_rls_own_writer_and_starts_no_stage_at_exit
     from postconv.cputrain.train import agent_config
 
     assert agent_config(seed=0, iterations=10)["logger"] == "tensorboard"
+
+
+def _started(tmp_path, **twin):
+    run = tmp_path / "stand"
+    run.mkdir()
+    (run / "twin.json").write_text(
+        json.dumps({"num_envs": 64, "seed": 7, "curriculum": None, "iterations": 2000, **twin})
+    )
+    return run
+
+
+NOTHING_GIVEN = {"iterations": None, "num_envs": None, "seed": None, "curriculum": None}
+
+
+def test_a_resume_goes_on_as_the_run_started_unless_told_to_train_longer(tmp_path):
+    run = _started(tmp_path)
+    assert training_settings(NOTHING_GIVEN, run, resume=True) == {
+        "iterations": 2000, "num_envs": 64, "seed": 7, "curriculum": False}  # fmt: skip
+    longer = training_settings({**NOTHING_GIVEN, "iterations": 3000, "seed": 7}, run, resume=True)
+    assert (longer["iterations"], longer["seed"]) == (3000, 7)
+    assert training_settings(NOTHING_GIVEN, None, resume=False) == TRAIN_DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"seed": 0}, "was started otherwise: --seed 0 (started with 7)"),
+        (
+            {"num_envs": 256, "curriculum": True},
+            "--num_envs 256 (started with 64), --curriculum True (started with False)",
+        ),
+    ],
+)
+def test_a_resume_that_would_change_the_runs_draws_is_refused(tmp_path, given, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        training_settings({**NOTHING_GIVEN, **given}, _started(tmp_path), resume=True)
+
+
+def test_a_resume_of_a_folder_that_is_no_cpu_training_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"is .* a run of `postconv train-mujoco`"):
+        training_settings(NOTHING_GIVEN, tmp_path, resume=True)

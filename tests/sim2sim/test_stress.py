@@ -168,8 +168,14 @@ def test_stress_writes_margins_that_outcomes_judge_and_a_rerun_simulates_nothing
             assert kind["censored"][c] == {0: "", 1: "above", -1: "below"}[int(censored[0])]
             assert kind["bottom"] <= kind["margin"][c] <= kind["top"]
             assert tried[0, 0] == kind["bottom"]
+            survived, fell = kind["bracket"][c]  # the tried magnitudes around the margin
+            assert (survived is None) == (kind["censored"][c] == "below")
+            assert (fell is None) == (kind["censored"][c] == "above")
+            assert (survived if survived is not None else -np.inf) <= kind["margin"][c]
+            assert kind["margin"][c] <= (fell if fell is not None else np.inf)
     rows = (out / "stress" / "margins.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 * len(NAMES)
+    assert rows[0].endswith(",censored,survived,fell")
     outcomes = read_outcomes(out / "outcomes.csv", NAMES)
     for name in ("strength", "push", "latency"):
         assert outcomes.means[f"margin[{name}]"] == pytest.approx(data["kinds"][name]["margin"])
@@ -186,3 +192,8 @@ def test_stress_writes_margins_that_outcomes_judge_and_a_rerun_simulates_nothing
         for key in ("margin", "lo", "hi", "censored", "tried"):  # the same search, read back
             assert again[name][key] == kind[key]
         assert again[name]["env_steps"] == 0
+
+
+def test_base_pushes_with_the_stages_dynamics_draws_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"--stress-push 0\.5@1-3\+dyn: \+dyn draws per-env dynamics"):
+        StressConfig(base_push="0.5@1-3+dyn")

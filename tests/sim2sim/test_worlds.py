@@ -28,6 +28,10 @@ from postconv.sim2sim.worlds import DEFAULT_WORLDS, Command, World, parse_world,
         ("command=run:2", "command 'run:2': write stand, mixed, walk:VX, side:VY or turn:WZ"),
         ("command=walk", "command 'walk': write stand, mixed"),
         ("mass=1,mass=2", "mass is given twice"),
+        (
+            "push=1@2-4+dyn",
+            "+dyn draws per-env dynamics in the stage's Isaac Lab samples, not in sim2sim's worlds",
+        ),
     ],
 )
 def test_bad_world_is_named_with_what_to_write(text, message):
