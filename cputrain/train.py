@@ -81,6 +81,7 @@ def train(config: TrainConfig) -> Path:
         _write_params(run_dir, agent, config)
     env_config, last = config.env, None
     if config.resume:
+        _extend(run_dir, config.iterations)
         last = _loadable_checkpoint(run_dir)
         start = last[1] + 1  # model_<k> holds iterations 0..k
         # go on where the curriculum was, with streams of draws the start did not use
@@ -99,7 +100,7 @@ def train(config: TrainConfig) -> Path:
         todo = config.iterations - runner.current_learning_iteration
         if todo <= 0:
             print(
-                f"{run_dir} is already at iteration {runner.current_learning_iteration - 1} of {config.iterations}: "
+                f"{run_dir} has trained {runner.current_learning_iteration} of {config.iterations} iterations: "
                 "nothing to train (give more --iterations to go on)"
             )
         if todo > 0:
@@ -113,6 +114,16 @@ def train(config: TrainConfig) -> Path:
     finally:
         env.close()
     return run_dir
+
+
+def _extend(run_dir: Path, iterations: int) -> None:
+    """Record a resume's new length in ``twin.json``, so that the next resume goes on to it."""
+    path = run_dir / TWIN_FILE
+    twin = json.loads(path.read_text())
+    if twin.get("iterations") != iterations:
+        twin.setdefault("started_iterations", twin.get("iterations"))
+        twin["iterations"] = iterations
+        path.write_text(json.dumps(twin, indent=2, default=str) + "\n")
 
 
 def _loadable_checkpoint(run_dir: Path) -> tuple[Path, int]:
@@ -164,12 +175,13 @@ def started_with(run_dir: Path) -> dict:
     path = run_dir / TWIN_FILE
     try:
         twin = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        return {"iterations": int(twin["iterations"]), "num_envs": int(twin["num_envs"]),
+                "seed": int(twin["seed"]), "curriculum": twin.get("curriculum") is not None}  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise FileNotFoundError(
-            f"{path}: cannot read how this run was started ({err}); is {run_dir} a run of `postconv train-mujoco`?"
+            f"{path}: cannot read how this run was started ({type(err).__name__}: {err}); is {run_dir} a run "
+            "of `postconv train-mujoco`?"
         ) from err
-    return {"iterations": twin["iterations"], "num_envs": twin["num_envs"], "seed": twin["seed"],
-            "curriculum": twin.get("curriculum") is not None}  # fmt: skip
 
 
 def training_settings(given: dict, run_dir: Path | None, resume: bool) -> dict:
@@ -181,8 +193,10 @@ def training_settings(given: dict, run_dir: Path | None, resume: bool) -> dict:
         if run_dir is None:
             raise ValueError("--resume needs the run folder to continue: pass it as --run-dir")
         base = started_with(run_dir)
+        said = {"curriculum": lambda on: "the curriculum" if on else "--no-curriculum"}
         clash = [
-            f"--{key} {given[key]} (started with {base[key]})"
+            f"{said[key](given[key]) if key in said else f'--{key} {given[key]}'} (started with "
+            f"{said[key](base[key]) if key in said else base[key]})"
             for key in ("num_envs", "seed", "curriculum")
             if given.get(key) is not None and given[key] != base[key]
         ]

@@ -115,14 +115,19 @@ def _key(world: World, spec: EpisodeSpec, ref: CheckpointRef, clip) -> str:
 
 @functools.cache
 def physics_code_hash() -> str:
-    """A hash of what makes an episode: the batch, the robot and its MJCF, the contract, the
-    worlds and the G1's facts. The version number stays put between releases, so an edit to
-    any of these would otherwise reuse episodes the new code would not make."""
-    from postconv.sim2sim import batch, contract, robot, worlds
-    from postconv.tasks import g1
+    """A hash of what makes an episode: the batch, the robot and its MJCF with its meshes, the
+    contract, the worlds, the episode spec, the pushes, the G1's facts and the policy's batched
+    actions. The version number stays put between releases, so an edit to any of these would
+    otherwise reuse episodes the new code would not make."""
+    from postconv.evaluation import rollout
+    from postconv.sim2sim import batch, config, contract, robot, worlds
+    from postconv.tasks import g1, scenarios
 
+    modules = (batch, config, contract, robot, worlds, g1, scenarios, rollout)
+    meshes = sorted((robot.G1_MJCF.parent / "assets").glob("*"))
     digest = hashlib.sha256()
-    for path in (*(Path(m.__file__) for m in (batch, contract, robot, worlds, g1)), robot.G1_MJCF):
+    for path in (*(Path(m.__file__) for m in modules), robot.G1_MJCF, *meshes):
+        digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

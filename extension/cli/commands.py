@@ -197,14 +197,21 @@ def _train_mujoco(args: argparse.Namespace, console: Console) -> int:
     except KeyboardInterrupt:
         console.print(
             f"[yellow]interrupted[/]: the checkpoints are kept; go on with: postconv train-mujoco --run-dir "
-            f"{config.run_dir} --resume"
+            f"{config.run_dir} --resume --iterations {config.iterations}"
         )
         return 130
     if args.stage:
         from postconv.stage.config import StageConfig
         from postconv.stage.run import run_stage
 
-        run_stage(run_dir, StageConfig(), console)
+        try:
+            run_stage(run_dir, StageConfig(), console)
+        except KeyboardInterrupt:
+            console.print(
+                f"[yellow]interrupted[/]: the training is done and finished sample sets are kept; go on with: "
+                f"postconv run {run_dir}"
+            )
+            return 130
     else:
         console.print(f"next: postconv run {run_dir}")
     return 0

@@ -80,7 +80,7 @@ def test_a_resume_goes_on_as_the_run_started_unless_told_to_train_longer(tmp_pat
         ({"seed": 0}, "was started otherwise: --seed 0 (started with 7)"),
         (
             {"num_envs": 256, "curriculum": True},
-            "--num_envs 256 (started with 64), --curriculum True (started with False)",
+            "--num_envs 256 (started with 64), the curriculum (started with --no-curriculum)",
         ),
     ],
 )
@@ -92,3 +92,15 @@ def test_a_resume_that_would_change_the_runs_draws_is_refused(tmp_path, given, m
 def test_a_resume_of_a_folder_that_is_no_cpu_training_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"is .* a run of `postconv train-mujoco`"):
         training_settings(NOTHING_GIVEN, tmp_path, resume=True)
+    (tmp_path / "twin.json").write_text("[]")  # not what train-mujoco writes
+    with pytest.raises(FileNotFoundError, match=r"TypeError: .* is .* a run of `postconv train-mujoco`"):
+        training_settings(NOTHING_GIVEN, tmp_path, resume=True)
+
+
+def test_an_extended_run_is_recorded_so_the_next_resume_goes_on_to_its_new_length(tmp_path):
+    from postconv.cputrain.train import _extend, started_with
+
+    run = _started(tmp_path)
+    _extend(run, 3000)
+    assert started_with(run)["iterations"] == 3000
+    assert json.loads((run / "twin.json").read_text())["started_iterations"] == 2000
