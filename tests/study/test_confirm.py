@@ -58,6 +58,13 @@ def _tiny(tmp_path, seeds) -> Protocol:
                    from_iter=0, every=1, kinds=("mass", "latency"), alpha=0.3)  # fmt: skip
 
 
+def _judge(protocol: Protocol, seeds) -> None:
+    """Synthetic judged runs of ``seeds``: the stage's samples (push and +dyn) and two kinds' margins."""
+    kinds = {"mass": [1, 2, 3, 4], "latency": [4, 3, 2, 1]}
+    for seed in seeds:
+        _run(protocol.run_dir(seed), seed=seed, kinds=kinds, scenarios=("push_0.5_1-3s", "push_0.5_1-3s_dyn"))
+
+
 def test_the_registered_candidates_are_one_in_two_from_1700_and_the_last():
     assert PROTOCOL.candidate_iterations == (*range(1700, 2000, 20), 1999)
     assert len(PROTOCOL.candidate_iterations) == 16
@@ -85,10 +92,8 @@ def test_a_seed_off_the_registered_design_is_refused(tmp_path, iterations, kinds
 
 
 def test_a_seed_that_cannot_finish_is_a_named_deviation_and_a_judged_one_always_counts(tmp_path):
-    kinds = {"mass": [1, 2, 3, 4], "latency": [4, 3, 2, 1]}
     protocol = _tiny(tmp_path, seeds=(0, 1, 2))
-    for seed in (0, 1):
-        _run(protocol.run_dir(seed), seed=seed, kinds=kinds, scenarios=("push_0.5_1-3s", "push_0.5_1-3s_dyn"))
+    _judge(protocol, (0, 1))
     out = tmp_path / "out"
     with pytest.raises(ValueError, match=re.escape("seeds [1] are judged: a judged seed counts")):
         analyze(protocol, out, Console(quiet=True), unfinished={1: "x"})
@@ -121,16 +126,14 @@ def test_a_seed_without_a_spearman_leaves_that_test_by_name_but_not_the_regret_t
 
 
 def test_no_comparison_before_every_seed_is_in_then_one_row_per_seed_and_checkpoint(tmp_path):
-    kinds = {"mass": [1, 2, 3, 4], "latency": [4, 3, 2, 1]}
     protocol = _tiny(tmp_path, seeds=(0, 1, 2))
-    for seed in (0, 1):
-        _run(protocol.run_dir(seed), seed=seed, kinds=kinds, scenarios=("push_0.5_1-3s", "push_0.5_1-3s_dyn"))
+    _judge(protocol, (0, 1))
     out = tmp_path / "out"
     paths = analyze(protocol, out, Console(quiet=True))
     assert "result" not in paths
     assert not (out / "result.json").exists()
     assert len((out / "candidates.csv").read_text().splitlines()) == 1 + 2 * 4
-    _run(protocol.run_dir(2), seed=2, kinds=kinds, scenarios=("push_0.5_1-3s", "push_0.5_1-3s_dyn"))
+    _judge(protocol, (2,))
     paths = analyze(protocol, out, Console(quiet=True))
     result = json.loads(paths["result"].read_text())
     tests = {(t["method"], t["against"], t["measure"]) for t in result["tests"]}
